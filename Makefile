@@ -1,0 +1,61 @@
+# avip — all set-up lives here. `make demo` and `make test` work on a fresh
+# machine: they create .venv, install the package, resolve the JVM jars with
+# Maven into .jars/, and (for tests) start the services in devstack/.
+
+SHELL := /bin/bash
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+MVN := mvn -q -B -s jvm/maven-settings.xml
+DEVSTACK := devstack/devstack.sh
+
+.PHONY: all install jars java-check demo test lint bench clean devstack-up devstack-down
+
+all: install jars
+
+$(BIN)/python:
+	command -v $(PYTHON) >/dev/null || { echo "need $(PYTHON) (Python 3.11)"; exit 1; }
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+
+$(VENV)/.installed: $(BIN)/python pyproject.toml
+	$(BIN)/pip install -q -e '.[test,bench]'
+	touch $@
+
+install: $(VENV)/.installed
+
+java-check:
+	@java -version 2>&1 | grep -qE 'version "(17|21)' || { echo "need Java 17 or 21 on PATH (Spark 4)"; exit 1; }
+	@command -v mvn >/dev/null || { echo "need Maven (mvn) to resolve the JVM jars"; exit 1; }
+
+.jars/spark/.resolved: jvm/pom.xml jvm/maven-settings.xml | java-check
+	rm -rf .jars/spark
+	$(MVN) -f jvm/pom.xml dependency:copy-dependencies -DoutputDirectory=$(CURDIR)/.jars/spark -DincludeScope=runtime
+	touch $@
+
+jars: .jars/spark/.resolved
+
+demo: install jars
+	$(BIN)/avip demo
+
+devstack-up: install jars
+	$(DEVSTACK) up
+
+devstack-down:
+	$(DEVSTACK) down
+
+test: install jars
+	$(DEVSTACK) up
+	set -a; source .devstack/env; set +a; \
+	  $(BIN)/pytest; rc=$$?; \
+	  $(DEVSTACK) down; exit $$rc
+
+lint: install
+	$(BIN)/ruff check .
+
+bench: install jars
+	$(BIN)/python benchmarks/lakehouse.py
+
+clean:
+	-$(DEVSTACK) down
+	rm -rf .data .devstack out

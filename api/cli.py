@@ -1,0 +1,21 @@
+"""The ``avip`` command line: one Typer app, one sub-app per area.
+
+Each area keeps its commands in its own module and is registered here with
+one ``add_typer`` line, so this file stays the table of contents.
+"""
+
+from __future__ import annotations
+
+import typer
+
+app = typer.Typer(
+    name="avip",
+    help="avip — a science platform for the Gaia catalogue.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+
+from api import cli_catalog  # noqa: E402
+
+app.add_typer(cli_catalog.ingest_app, name="ingest")
+cli_catalog.register(app)

@@ -1,0 +1,92 @@
+"""The platform's one settings object.
+
+Every knob of avip lives here, read from ``AVIP_*`` environment variables and
+an optional TOML file named by ``AVIP_CONFIG``. Nothing else in the code base
+reads the environment: libraries take explicit arguments and the entry points
+(CLI, API, job runner, notes) pass values from :func:`get_settings`.
+"""
+
+from __future__ import annotations
+
+import os
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+class Settings(BaseSettings):
+    """Configuration for every avip component (embedded defaults shown)."""
+
+    model_config = SettingsConfigDict(env_prefix="AVIP_", extra="forbid")
+
+    data_dir: Path = Field(
+        default=REPO_ROOT / ".data",
+        description="Root of embedded-mode state: the lakehouse, job store and user space.",
+    )
+    lakehouse_uri: str | None = Field(
+        default=None,
+        description="Where the catalogue's Delta tables live (a directory or s3a:// URI). "
+        "Defaults to <data_dir>/lakehouse.",
+    )
+    spark_master: str = Field(
+        default="local[*]", description="local[n], or spark://host:port for a standalone cluster."
+    )
+    spark_driver_memory: str = Field(default="4g", description="Driver JVM heap.")
+    spark_executor_memory: str = Field(default="2g", description="Executor heap (cluster mode).")
+    spark_shuffle_partitions: int = Field(
+        default=8, ge=1, description="spark.sql.shuffle.partitions for platform sessions."
+    )
+    jars_dir: Path = Field(
+        default=REPO_ROOT / ".jars" / "spark",
+        description="JVM jars resolved by `make jars` (Delta, hadoop-aws, Kafka connector).",
+    )
+
+    @field_validator("spark_master")
+    @classmethod
+    def _known_master(cls, value: str) -> str:
+        if not (value.startswith(("local", "spark://", "k8s://"))):
+            raise ValueError(
+                f"spark_master {value!r} is not local[n], spark://host:port or k8s://..."
+            )
+        return value
+
+    @property
+    def catalogue_root(self) -> str:
+        """The lakehouse root as a string URI or absolute path."""
+        return self.lakehouse_uri or str(self.data_dir / "lakehouse")
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        config_file = os.environ.get("AVIP_CONFIG")
+        if config_file:
+            if not Path(config_file).is_file():
+                raise FileNotFoundError(
+                    f"AVIP_CONFIG names {config_file!r}, which is not a file; "
+                    "point it at a TOML file or unset it"
+                )
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=config_file))
+        return tuple(sources)
+
+
+@lru_cache(maxsize=1)
+def get_settings(**overrides: Any) -> Settings:
+    """The process-wide settings (cached); overrides are for tests and tools."""
+    return Settings(**overrides)

@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Starts and stops the real services the test suite needs, each on loopback
+# with its own port and state under .devstack/<service>/.
+#   devstack.sh up [SERVICE...]    start (default: every service in SERVICES)
+#   devstack.sh down [SERVICE...]  stop
+#   devstack.sh status
+# Each service is devstack/services/<name>.sh with `up` and `down`; `up`
+# appends KEY=VALUE lines for the tests to .devstack/env.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+export DEVSTACK_DIR="$ROOT/.devstack"
+export VENV_BIN="$ROOT/.venv/bin"
+SERVICES=(spark)
+
+cmd=${1:-status}; shift || true
+targets=("$@"); [ ${#targets[@]} -gt 0 ] || targets=("${SERVICES[@]}")
+mkdir -p "$DEVSTACK_DIR"
+
+case "$cmd" in
+  up)
+    : > "$DEVSTACK_DIR/env"
+    for s in "${targets[@]}"; do
+      echo "devstack: starting $s"
+      bash "devstack/services/$s.sh" up
+    done ;;
+  down)
+    for s in "${targets[@]}"; do bash "devstack/services/$s.sh" down || true; done ;;
+  status)
+    for s in "${SERVICES[@]}"; do
+      if [ -f "$DEVSTACK_DIR/$s/pids" ]; then echo "$s: $(cat "$DEVSTACK_DIR/$s/pids" | tr '\n' ' ')"; else echo "$s: down"; fi
+    done ;;
+  *) echo "usage: $0 up|down|status [SERVICE...]" >&2; exit 2 ;;
+esac

@@ -1,0 +1,22 @@
+# Helpers shared by devstack/services/*.sh (sourced, not run).
+
+# wait_port HOST PORT SECONDS NAME: wait until a TCP port accepts connections.
+wait_port() {
+  local host=$1 port=$2 secs=$3 name=$4
+  for _ in $(seq 1 $((secs * 4))); do
+    if (exec 3<>"/dev/tcp/$host/$port") 2>/dev/null; then return 0; fi
+    sleep 0.25
+  done
+  echo "devstack: $name did not open $host:$port within ${secs}s; see its log in $DEVSTACK_DIR" >&2
+  return 1
+}
+
+# stop_pids DIR: stop every process listed in DIR/pids (TERM, then KILL).
+stop_pids() {
+  local dir=$1
+  [ -f "$dir/pids" ] || return 0
+  while read -r pid; do kill "$pid" 2>/dev/null || true; done < "$dir/pids"
+  sleep 1
+  while read -r pid; do kill -9 "$pid" 2>/dev/null || true; done < "$dir/pids"
+  rm -f "$dir/pids"
+}
