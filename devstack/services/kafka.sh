@@ -1,0 +1,83 @@
+#!/usr/bin/env bash
+# A single-node Apache Kafka broker in KRaft mode (broker and controller in
+# one JVM) on loopback, run from the Maven-resolved jars in .jars/kafka —
+# no Kafka download, no ZooKeeper.
+#   kafka.sh jars   resolve the broker jars (idempotent; the Makefile may call it)
+#   kafka.sh up     format $DEVSTACK_DIR/kafka on first use, start, wait for the port
+#   kafka.sh down   stop the broker
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+ROOT=$PWD
+source devstack/lib.sh
+DEVSTACK_DIR=${DEVSTACK_DIR:-$ROOT/.devstack}
+DIR="$DEVSTACK_DIR/kafka"
+JARS="$ROOT/.jars/kafka"
+POM="$ROOT/jvm/kafka/pom.xml"
+PORT=${AVIP_DEVSTACK_KAFKA_PORT:-59092}
+CONTROLLER_PORT=$((PORT + 1))
+CP="$JARS/*"
+
+jars() {
+  # Re-resolve only when the POM is newer than the last successful resolution.
+  if [ -f "$JARS/.resolved" ] && [ "$JARS/.resolved" -nt "$POM" ]; then return 0; fi
+  rm -rf "$JARS"
+  mvn -q -B -s "$ROOT/jvm/maven-settings.xml" -f "$POM" dependency:copy-dependencies \
+    -DoutputDirectory="$JARS" -DincludeScope=runtime
+  touch "$JARS/.resolved"
+}
+
+write_config() {
+  cat > "$DIR/server.properties" <<PROPS
+process.roles=broker,controller
+node.id=1
+controller.quorum.voters=1@127.0.0.1:$CONTROLLER_PORT
+listeners=PLAINTEXT://127.0.0.1:$PORT,CONTROLLER://127.0.0.1:$CONTROLLER_PORT
+advertised.listeners=PLAINTEXT://127.0.0.1:$PORT
+controller.listener.names=CONTROLLER
+inter.broker.listener.name=PLAINTEXT
+listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT
+log.dirs=$DIR/data
+num.partitions=1
+offsets.topic.replication.factor=1
+transaction.state.log.replication.factor=1
+transaction.state.log.min.isr=1
+group.initial.rebalance.delay.ms=0
+auto.create.topics.enable=true
+# Alert bursts carry light curves: allow messages up to 10 MB.
+message.max.bytes=10485760
+log.retention.hours=24
+PROPS
+  cat > "$DIR/log4j.properties" <<PROPS
+log4j.rootLogger=WARN, file
+log4j.appender.file=org.apache.log4j.FileAppender
+log4j.appender.file.File=$DIR/server.log
+log4j.appender.file.layout=org.apache.log4j.PatternLayout
+log4j.appender.file.layout.ConversionPattern=[%d] %p %m (%c)%n
+log4j.logger.kafka=INFO
+log4j.logger.org.apache.kafka=INFO
+PROPS
+}
+
+up() {
+  jars
+  mkdir -p "$DIR"
+  stop_pids "$DIR"
+  write_config
+  local log4j="-Dlog4j.configuration=file:$DIR/log4j.properties"
+  if [ ! -f "$DIR/data/meta.properties" ]; then
+    local cluster_id
+    cluster_id=$(java $log4j -cp "$CP" kafka.tools.StorageTool random-uuid)
+    java $log4j -cp "$CP" kafka.tools.StorageTool format -t "$cluster_id" \
+      -c "$DIR/server.properties" > "$DIR/format.log" 2>&1 \
+      || { echo "devstack: kafka storage format failed; see $DIR/format.log" >&2; exit 1; }
+  fi
+  nohup java -Xmx512m -Xms256m $log4j -cp "$CP" kafka.Kafka "$DIR/server.properties" \
+    > "$DIR/stdout.log" 2>&1 &
+  echo $! >> "$DIR/pids"
+  wait_port 127.0.0.1 "$PORT" 90 "kafka broker"
+  echo "AVIP_TEST_KAFKA_BOOTSTRAP=127.0.0.1:$PORT" >> "$DEVSTACK_DIR/env"
+}
+
+down() { stop_pids "$DIR"; }
+
+"$@"
