@@ -99,9 +99,7 @@ def test_fits_counts_what_the_namespace_already_runs():
     assert not fits(shape, budget, Footprint(0, 8192 - 2816 + 1, 0))
 
 
-@pytest.mark.parametrize(
-    "user", ["alice", "Alice", "a.b", "a_b", "x" * 80, "émile", "---", "7of9"]
-)
+@pytest.mark.parametrize("user", ["alice", "Alice", "a.b", "a_b", "x" * 80, "émile", "---", "7of9"])
 def test_namespace_names_are_dns_safe_and_short(user):
     ns = namespace_for(user)
     assert len(ns) <= 63 and DNS_1123.match(ns), ns
