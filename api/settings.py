@@ -51,6 +51,36 @@ class Settings(BaseSettings):
         description="JVM jars resolved by `make jars` (Delta, hadoop-aws, Kafka connector).",
     )
 
+    # --- job service (api/) ---
+    database_url: str | None = Field(
+        default=None,
+        description="SQLAlchemy URL of the job store; defaults to SQLite at <data_dir>/avip.db. "
+        "Production: postgresql+psycopg://user@host/db.",
+    )
+    api_host: str = Field(default="127.0.0.1", description="Address `avip serve` binds.")
+    api_port: int = Field(default=8765, ge=1, le=65535, description="Port `avip serve` binds.")
+    api_url: str = Field(
+        default="http://127.0.0.1:8765", description="Where the CLI and dashboards reach the API."
+    )
+    client_config: Path = Field(
+        default=Path("~/.config/avip/client.toml"),
+        description="File where `avip login` keeps the API URL and token.",
+    )
+    job_backend: str = Field(
+        default="local", description="local (local[n] per job) or standalone (spark_master)."
+    )
+    cluster_cores: int = Field(
+        default_factory=lambda: os.cpu_count() or 2, ge=1,
+        description="Cores the scheduler may hand out in total.",
+    )
+    cluster_memory_mb: int = Field(
+        default=8192, ge=256, description="Memory (MB) the scheduler may hand out in total."
+    )
+    scheduler_interval_s: float = Field(
+        default=0.5, gt=0, description="Seconds between scheduler ticks in `avip serve`."
+    )
+    token_ttl_days: int = Field(default=90, ge=1, description="Lifetime of newly issued tokens.")
+
     @field_validator("spark_master")
     @classmethod
     def _known_master(cls, value: str) -> str:
@@ -59,6 +89,16 @@ class Settings(BaseSettings):
                 f"spark_master {value!r} is not local[n], spark://host:port or k8s://..."
             )
         return value
+
+    @property
+    def store_url(self) -> str:
+        """The job store's SQLAlchemy URL (SQLite under data_dir unless configured)."""
+        return self.database_url or f"sqlite:///{self.data_dir / 'avip.db'}"
+
+    @property
+    def space_root(self) -> Path:
+        """Root of the per-user storage spaces (embedded mode: a local directory)."""
+        return self.data_dir / "space"
 
     @property
     def catalogue_root(self) -> str:

@@ -1,0 +1,48 @@
+"""The AVIs the service offers, seen through one small interface.
+
+:class:`RegistryCatalogue` reads installed plugins through
+``avi_plugins.registry`` (entry-point group ``avip.avis``) — the same path the
+job runner uses, so what the API accepts is what the runner can run. Tests
+and embedders may pass any object with the same two methods.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+from api.errors import Invalid, NotFound
+from avi_plugins.registry import AVIInfo, BrokenAVIError, UnknownAVIError, get_avi, list_avis
+from avi_plugins.sdk import AVI
+
+
+class AviCatalogue(Protocol):
+    def list(self) -> tuple[list[AVI], list[dict[str, str]]]: ...
+    def get(self, name: str, version: str | None = None) -> AVI: ...
+
+
+class RegistryCatalogue:
+    """Installed AVIs, discovered on each call (new plugins appear without a restart)."""
+
+    def list(self) -> tuple[list[AVI], list[dict[str, str]]]:
+        good: list[AVI] = []
+        broken: list[dict[str, str]] = []
+        for info in list_avis():
+            if isinstance(info, AVIInfo):
+                good.append(get_avi(info.name))
+            else:
+                broken.append({"name": info.name, "error": info.error})
+        return good, broken
+
+    def get(self, name: str, version: str | None = None) -> AVI:
+        try:
+            return get_avi(name, version)
+        except UnknownAVIError as error:
+            raise NotFound(str(error)) from None
+        except BrokenAVIError as error:
+            raise Invalid(str(error), field="avi") from None
+
+
+def describe(avi: AVI) -> dict[str, Any]:
+    m = avi.manifest
+    return {"name": m.name, "version": m.version, "title": m.title, "summary": m.summary,
+            "author": m.author, "tags": list(m.tags)}

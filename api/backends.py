@@ -1,0 +1,219 @@
+"""Where a job's Spark application runs: one ``spark-submit`` process per job.
+
+Every job is its own Spark application, never inside the API process:
+
+- ``local``: ``spark-submit --master local[n]`` with n = the granted cores and
+  the driver heap = the granted memory (driver and executors share one JVM);
+- ``standalone``: ``spark-submit --master spark://...`` with
+  ``spark.cores.max`` and executor cores/memory/instances from the grant.
+
+The driver runs the job runner (``spark_jobs/runner.py``). It is started in
+its own session (process group) under a tiny ``sh`` wrapper that writes the
+exit code to ``DIR/exit_code`` when it ends, so the outcome is known even if
+the API was down at that moment. A driver is identified by its pid *and* its
+start time from ``/proc``, so a recycled pid is never mistaken for it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+EXIT_FILE = "exit_code"
+LOG_FILE = "driver.log"
+PARAMS_FILE = "params.json"
+_WRAPPER = '"$@"; code=$?; echo $code > "$0.tmp" && mv "$0.tmp" "$0"; exit $code'
+
+
+@dataclass(frozen=True)
+class JobLaunch:
+    """Everything a backend needs to start one job."""
+
+    job_id: int
+    avi: str
+    avi_version: str
+    params: dict[str, Any]
+    output_dir: Path
+    cores: int
+    memory_mb: int
+    resources: dict[str, Any] = field(default_factory=dict)
+    pins: dict[str, int] = field(default_factory=dict)
+    catalogue_root: str | None = None
+
+
+@dataclass(frozen=True)
+class Driver:
+    pid: int
+    start: str  # /proc start time, to tell a recycled pid apart
+
+
+def spark_submit() -> str:
+    """The spark-submit that ships with this environment's pyspark."""
+    candidate = Path(sys.executable).parent / "spark-submit"
+    if candidate.exists():
+        return str(candidate)
+    import pyspark
+
+    return str(Path(pyspark.__file__).parent / "bin" / "spark-submit")
+
+
+def runner_script() -> str:
+    import spark_jobs.runner
+
+    return str(Path(spark_jobs.runner.__file__).resolve())
+
+
+class SubmitBackend:
+    """Base: builds the spark-submit command; subclasses add master and resource flags."""
+
+    name = "base"
+
+    def __init__(self, *, jars_dir: Path | None = None) -> None:
+        self.jars_dir = jars_dir
+
+    def master(self, job: JobLaunch) -> str:
+        raise NotImplementedError
+
+    def submit_flags(self, job: JobLaunch) -> list[str]:
+        raise NotImplementedError
+
+    def command(self, job: JobLaunch) -> list[str]:
+        params_file = job.output_dir / PARAMS_FILE
+        cmd = [
+            spark_submit(), "--master", self.master(job), "--name", f"avip-job-{job.job_id}",
+            "--conf", f"spark.pyspark.python={sys.executable}",
+            "--conf", f"spark.pyspark.driver.python={sys.executable}",
+            "--conf", "spark.ui.showConsoleProgress=false",
+            *self.submit_flags(job),
+            runner_script(),
+            "--avi", job.avi, "--avi-version", job.avi_version,
+            "--params", str(params_file), "--output", str(job.output_dir),
+            "--job-id", str(job.job_id), "--master", self.master(job),
+        ]
+        for table, version in sorted(job.pins.items()):
+            cmd += ["--pin", f"{table}={version}"]
+        if job.catalogue_root:
+            cmd += ["--catalogue-root", job.catalogue_root]
+        return cmd
+
+    def launch(self, job: JobLaunch) -> Driver:
+        """Start the driver detached from the API (it survives an API restart)."""
+        job.output_dir.mkdir(parents=True, exist_ok=True)
+        (job.output_dir / PARAMS_FILE).write_text(json.dumps(job.params), encoding="utf-8")
+        (job.output_dir / EXIT_FILE).unlink(missing_ok=True)
+        env = dict(os.environ, PYSPARK_PYTHON=sys.executable, PYSPARK_DRIVER_PYTHON=sys.executable)
+        with (job.output_dir / LOG_FILE).open("ab") as log:
+            process = subprocess.Popen(
+                ["/bin/sh", "-c", _WRAPPER, str(job.output_dir / EXIT_FILE), *self.command(job)],
+                stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                start_new_session=True, env=env, cwd=job.output_dir,
+            )
+        _CHILDREN[process.pid] = process
+        return Driver(pid=process.pid, start=proc_start_time(process.pid) or "")
+
+
+class LocalBackend(SubmitBackend):
+    name = "local"
+
+    def master(self, job: JobLaunch) -> str:
+        return f"local[{max(1, job.cores)}]"
+
+    def submit_flags(self, job: JobLaunch) -> list[str]:
+        return ["--driver-memory", f"{job.memory_mb}m"]
+
+
+class StandaloneBackend(SubmitBackend):
+    name = "standalone"
+
+    def __init__(self, master_url: str, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        if not master_url.startswith("spark://"):
+            raise ValueError(f"standalone backend needs a spark:// master, got {master_url!r}")
+        self.master_url = master_url
+
+    def master(self, job: JobLaunch) -> str:
+        return self.master_url
+
+    def submit_flags(self, job: JobLaunch) -> list[str]:
+        res = job.resources
+        driver_mb = int(res.get("driver_memory_mb", 1024))
+        executor_cores = int(res.get("executor_cores", 1))
+        executors = max(1, int(res.get("executors", 1)))
+        executor_mb = int(res.get("executor_memory_mb", max(512, job.memory_mb - driver_mb)))
+        return [
+            "--driver-memory", f"{driver_mb}m",
+            "--conf", f"spark.cores.max={executor_cores * executors}",
+            "--conf", f"spark.executor.cores={executor_cores}",
+            "--conf", f"spark.executor.memory={executor_mb}m",
+        ]
+
+
+def make_backend(name: str, *, spark_master: str, jars_dir: Path | None = None) -> SubmitBackend:
+    if name == "local":
+        return LocalBackend(jars_dir=jars_dir)
+    if name == "standalone":
+        return StandaloneBackend(spark_master, jars_dir=jars_dir)
+    raise ValueError(f"job_backend {name!r} is not 'local' or 'standalone'")
+
+
+# --- watching and stopping drivers ---------------------------------------------------
+
+_CHILDREN: dict[int, subprocess.Popen[bytes]] = {}
+
+
+def proc_start_time(pid: int) -> str | None:
+    """The kernel's start time of ``pid`` (field 22 of /proc/pid/stat), None if gone."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    fields = stat[stat.rfind(")") + 2 :].split()
+    if fields[0] == "Z":  # exited, not yet reaped
+        return None
+    return fields[19]
+
+
+def driver_alive(driver: Driver) -> bool:
+    child = _CHILDREN.get(driver.pid)
+    if child is not None and child.poll() is not None:
+        _CHILDREN.pop(driver.pid, None)
+        return False
+    start = proc_start_time(driver.pid)
+    return start is not None and (not driver.start or start == driver.start)
+
+
+def exit_code(output_dir: Path) -> int | None:
+    """The driver's exit code if the wrapper recorded one."""
+    try:
+        return int((output_dir / EXIT_FILE).read_text().strip())
+    except (OSError, ValueError):
+        return None
+
+
+def stop_driver(driver: Driver, grace_s: float = 5.0) -> None:
+    """SIGTERM the driver's process group, then SIGKILL whatever is left after ``grace_s``."""
+    if not driver_alive(driver):
+        return
+    try:
+        os.killpg(driver.pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return
+    deadline = time.monotonic() + grace_s
+    while time.monotonic() < deadline:
+        if not driver_alive(driver):
+            return
+        time.sleep(0.1)
+    try:
+        os.killpg(driver.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    child = _CHILDREN.pop(driver.pid, None)
+    if child is not None:
+        child.wait(timeout=5)

@@ -1,0 +1,219 @@
+"""The scheduler loop: watches running drivers, then starts what the scheduler picks.
+
+One :meth:`Dispatcher.tick` does, in order:
+
+1. for each running job — stop it if a cancel was requested; copy the
+   runner's ``progress.json`` into the job row (with an outbox event); when
+   its driver has exited, mark it succeeded or failed from the recorded exit
+   code (and ``error.txt``);
+2. ask :func:`api.scheduler.decide` which queued jobs start, flip each one
+   queued → running with a compare-and-set *before* launching it (so no two
+   dispatchers ever launch the same job), then launch its driver.
+
+:meth:`Dispatcher.recover` runs once at start-up: a running job whose driver
+is still alive is adopted (watched again, never relaunched); one whose driver
+is gone is finished from what it left behind, or failed with the reason.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+
+from api.backends import Driver, JobLaunch, SubmitBackend, driver_alive, exit_code, stop_driver
+from api.models import Job, User
+from api.pools import quota_for
+from api.scheduler import Capacity, Pool, QueuedJob, RunningJob, decide
+from api.store import jobs as job_store
+from api.store import users as user_store
+from spark_jobs.progress import read_progress
+
+log = logging.getLogger("avip.dispatcher")
+
+
+@dataclass
+class TickReport:
+    started: list[int] = field(default_factory=list)
+    finished: list[int] = field(default_factory=list)
+
+
+class Dispatcher:
+    """Owns the job lifecycle after submission; safe to call from one thread at a time."""
+
+    def __init__(
+        self,
+        *,
+        sessions: sessionmaker[Session],
+        backend: SubmitBackend,
+        capacity: Capacity,
+        catalogue_root: str | None = None,
+    ) -> None:
+        self.sessions = sessions
+        self.backend = backend
+        self.capacity = capacity
+        self.catalogue_root = catalogue_root
+        self.positions: dict[int, int] = {}
+        self._progress_seen: dict[int, str] = {}
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    # --- start-up ------------------------------------------------------------------
+
+    def recover(self) -> list[int]:
+        """Adopt live drivers and settle dead ones; returns the ids settled."""
+        settled = []
+        with self._lock, self.sessions() as session:
+            for job, user in job_store.jobs_in_state(session, state="running"):
+                if job.driver_pid is None:
+                    job_store.transition(
+                        session, job=job, to="failed",
+                        reason="the service stopped before this job's driver was started",
+                    )
+                    settled.append(job.id)
+                elif not driver_alive(Driver(job.driver_pid, job.driver_start or "")):
+                    self._settle(session, job, user, after_restart=True)
+                    settled.append(job.id)
+                else:
+                    log.info("job %s: driver pid %s still running, adopted", job.id, job.driver_pid)
+            session.commit()
+        return settled
+
+    # --- one round -----------------------------------------------------------------
+
+    def tick(self) -> TickReport:
+        report = TickReport()
+        with self._lock, self.sessions() as session:
+            for job, user in job_store.jobs_in_state(session, state="running"):
+                if self._watch(session, job, user):
+                    report.finished.append(job.id)
+            session.commit()
+            for job_id in self._schedule(session):
+                if self._start(session, job_id):
+                    report.started.append(job_id)
+        return report
+
+    def _watch(self, session: Session, job: Job, user: User) -> bool:
+        driver = Driver(job.driver_pid or -1, job.driver_start or "")
+        if job.cancel_requested:
+            stop_driver(driver)
+            job_store.transition(session, job=job, to="cancelled", reason="cancelled by its owner")
+            return True
+        self._copy_progress(session, job, user)
+        if job.driver_pid is not None and not driver_alive(driver):
+            self._settle(session, job, user, after_restart=False)
+            return True
+        return False
+
+    def _copy_progress(self, session: Session, job: Job, user: User) -> None:
+        try:
+            progress = read_progress(Path(job.output_dir) / "progress.json")
+        except (ValueError, TypeError):  # a foreign or truncated file: ignore this round
+            return
+        if progress is None or self._progress_seen.get(job.id) == progress.updated_at:
+            return
+        self._progress_seen[job.id] = progress.updated_at
+        job_store.record_progress(
+            session, job=job, owner_name=user.name, tasks_done=progress.tasks_done,
+            tasks_total=progress.tasks_total, fraction=round(progress.fraction, 4),
+            message=progress.message,
+        )
+
+    def _settle(self, session: Session, job: Job, user: User, *, after_restart: bool) -> None:
+        """Finish a job whose driver has exited, from the exit code it recorded."""
+        self._copy_progress(session, job, user)
+        self._progress_seen.pop(job.id, None)
+        folder = Path(job.output_dir)
+        code = exit_code(folder)
+        if code == 0:
+            job_store.transition(session, job=job, to="succeeded")
+            return
+        if code is None:
+            when = "while the service was down" if after_restart else "unexpectedly"
+            reason = (f"the driver (pid {job.driver_pid}) died {when} without recording an "
+                      "exit code; see the job's logs")
+        else:
+            reason = f"the runner exited with code {code}"
+            error = folder / "error.txt"
+            if error.is_file():
+                lines = [ln for ln in error.read_text(errors="replace").splitlines() if ln.strip()]
+                if lines:
+                    reason += f": {lines[-1][:500]}"
+        job_store.transition(session, job=job, to="failed", reason=reason)
+
+    def _schedule(self, session: Session) -> list[int]:
+        users = {u.id: u for u in session.scalars(select(User))}
+        overrides = user_store.overrides(session)
+        running = [
+            RunningJob(users[o].name, c, m)
+            for o, c, m in session.execute(
+                select(Job.owner_id, Job.cores, Job.memory_mb).where(Job.state == "running")
+            )
+        ]
+        queued = [
+            QueuedJob(id=i, user=users[o].name, cores=c, memory_mb=m, priority=p, seq=i)
+            for i, o, c, m, p in session.execute(
+                select(Job.id, Job.owner_id, Job.cores, Job.memory_mb, Job.priority)
+                .where(Job.state == "queued")
+            )
+        ]
+        pools: dict[str, Pool] = {
+            u.name: quota_for(u.roles, overrides.get(u.id)).pool
+            for u in users.values() if not u.disabled
+        }
+        decision = decide(capacity=self.capacity, running=running, queued=queued, pools=pools)
+        self.positions = decision.positions
+        return decision.start
+
+    def _start(self, session: Session, job_id: int) -> bool:
+        job = session.get(Job, job_id)
+        if job is None or job.state != "queued":
+            return False
+        if not job_store.transition(session, job=job, to="running", backend=self.backend.name):
+            session.rollback()
+            return False
+        session.commit()  # claimed: from here on nobody else will launch it
+        launch = JobLaunch(
+            job_id=job.id, avi=job.avi, avi_version=job.avi_version, params=job.params,
+            output_dir=Path(job.output_dir), cores=job.cores, memory_mb=job.memory_mb,
+            resources=job.resources, pins={k: int(v) for k, v in job.pins.items()},
+            catalogue_root=self.catalogue_root,
+        )
+        try:
+            driver = self.backend.launch(launch)
+        except Exception as error:  # noqa: BLE001 — any launch failure fails the job, with why
+            log.exception("job %s: launch failed", job.id)
+            job_store.transition(session, job=job, to="failed",
+                                 reason=f"could not start the driver: {error}")
+            session.commit()
+            return False
+        job.driver_pid, job.driver_start = driver.pid, driver.start
+        session.commit()
+        self.positions.pop(job.id, None)
+        return True
+
+    # --- background loop (avip serve) -----------------------------------------------
+
+    def start(self, interval_s: float) -> None:
+        self.recover()
+
+        def loop() -> None:
+            while not self._stop.wait(interval_s):
+                try:
+                    self.tick()
+                except Exception:  # noqa: BLE001 — keep scheduling; the error is logged
+                    log.exception("scheduler tick failed")
+
+        self._thread = threading.Thread(target=loop, name="avip-scheduler", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Stop the loop; running drivers keep going and are adopted on the next start."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=30)

@@ -1,0 +1,153 @@
+"""Submitting and re-running jobs: the rules between a request and a job row.
+
+Parameters are validated by the AVI's own pydantic model (the error names
+each bad field); string parameters of the form ``space://...`` are resolved
+to files the caller may read — ``space://me/PATH`` in their own space,
+``space://shared/SHARE_ID/PATH`` in something shared with them — so shared
+files can be AVI inputs without exposing anyone's storage layout. The AVI's
+resource request is checked against the caller's pool and the cluster: only
+a job that could *never* fit is refused; anything else waits in the queue.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from api.avis import AviCatalogue
+from api.errors import Invalid, NotFound, Refused
+from api.models import Job, User
+from api.scheduler import Capacity, QueuedJob, never_fits
+from api.store import jobs as job_store
+from api.store import shares as share_store
+from api.store import users as user_store
+from api.user_space import JOBS_DIR, LocalDirectoryBackend, SpaceError, normalize
+from avi_plugins.params import ParamsError
+
+SPACE_SCHEME = "space://"
+
+
+def job_dir(space_root: Path, user_name: str, job_id: int) -> Path:
+    """Where a job's params, progress, logs and results live: the owner's space."""
+    return space_root / user_name / JOBS_DIR / str(job_id)
+
+
+def resolve_space_refs(
+    session: Session, *, user: User, space_root: Path, params: dict[str, Any], trusted: bool = False
+) -> dict[str, Any]:
+    """Replace ``space://`` strings (top-level params) by checked local paths.
+
+    Absolute paths into another user's space are refused unless ``trusted``
+    (a re-run of params this service resolved itself).
+    """
+    resolved = dict(params)
+    own_space = (space_root / user.name).resolve()
+    for key, value in params.items():
+        if isinstance(value, str) and value.startswith("/") and not trusted:
+            target = Path(value).resolve()
+            outside_own = own_space not in (target, *target.parents)
+            if space_root.resolve() in target.parents and outside_own:
+                raise Invalid(
+                    f"params.{key}: {value!r} is in another user's space; "
+                    "use space://shared/SHARE_ID/PATH for files shared with you",
+                    field=f"params.{key}",
+                )
+        if not (isinstance(value, str) and value.startswith(SPACE_SCHEME)):
+            continue
+        ref = value[len(SPACE_SCHEME):]
+        try:
+            if ref.startswith("me/"):
+                backend = LocalDirectoryBackend(space_root / user.name)
+                path = backend.local_path(normalize(ref[3:]))
+            elif ref.startswith("shared/"):
+                share_id, _, rest = ref[len("shared/"):].partition("/")
+                share, owner = share_store.get_received(
+                    session, share_id=int(share_id), user=user
+                )
+                base = share.target if share.kind == "file" else f"{JOBS_DIR}/{share.target}/result"
+                inner = normalize(f"{base}/{rest}" if rest else base)
+                if not (inner == base or inner.startswith(base.rstrip("/") + "/")):
+                    raise SpaceError(f"{value!r} is outside what was shared")
+                path = LocalDirectoryBackend(space_root / owner.name).local_path(inner)
+            else:
+                raise SpaceError("use space://me/PATH or space://shared/SHARE_ID/PATH")
+        except (SpaceError, ValueError, NotFound) as error:
+            raise Invalid(f"params.{key}: {error}", field=f"params.{key}") from None
+        if not path.exists():
+            raise Invalid(f"params.{key}: {value!r} does not exist", field=f"params.{key}")
+        resolved[key] = str(path)
+    return resolved
+
+
+def submit(
+    session: Session,
+    *,
+    user: User,
+    catalogue: AviCatalogue,
+    capacity: Capacity,
+    space_root: Path,
+    avi_name: str,
+    version: str | None,
+    params: dict[str, Any],
+    priority: int = 0,
+    pins: dict[str, Any] | None = None,
+    rerun_of: int | None = None,
+) -> Job:
+    """Validate and queue one job; raises Invalid / NotFound / Refused with the reason."""
+    avi = catalogue.get(avi_name, version)
+    resolved = resolve_space_refs(session, user=user, space_root=space_root, params=params,
+                                  trusted=rerun_of is not None)
+    try:
+        parsed = avi.parse_params(resolved)
+    except ParamsError as error:
+        fields = ", ".join(p["field"] for p in error.problems)
+        raise Invalid(str(error), field=f"params.{fields}") from None
+    resources = avi.resources(parsed)
+    quota = user_store.quota_of(session, user=user)
+    probe = QueuedJob(id=0, user=user.name, cores=resources.cores, memory_mb=resources.memory_mb)
+    why = never_fits(probe, quota.pool, capacity)
+    if why:
+        raise Refused(f"{avi_name} cannot run: {why}")
+    job = job_store.create_job(
+        session, owner=user, avi=avi.manifest.name, avi_version=avi.manifest.version,
+        params=parsed.model_dump(mode="json"), cores=resources.cores,
+        memory_mb=resources.memory_mb, priority=priority, pins=pins, rerun_of=rerun_of,
+    )
+    job.resources = resources.model_dump()
+    job.output_dir = str(job_dir(space_root, user.name, job.id))
+    session.flush()
+    return job
+
+
+def rerun(
+    session: Session,
+    *,
+    user: User,
+    job: Job,
+    catalogue: AviCatalogue,
+    capacity: Capacity,
+    space_root: Path,
+) -> Job:
+    """Queue a new job with the AVI version, params and table versions of ``job``'s provenance.
+
+    Falls back to the job row when the runner wrote no provenance (e.g. it never started).
+    """
+    provenance_file = Path(job.output_dir) / "provenance.json"
+    avi_name, version, params, pins = job.avi, job.avi_version, job.params, dict(job.pins)
+    if provenance_file.is_file():
+        record = json.loads(provenance_file.read_text(encoding="utf-8"))
+        avi_info = record.get("avi") or {}
+        avi_name = avi_info.get("name", avi_name)
+        version = avi_info.get("version", version)
+        params = record.get("params", params)
+        for table, info in (record.get("tables") or {}).items():
+            if isinstance(info, dict) and "version" in info:
+                pins[table] = int(info["version"])
+    return submit(
+        session, user=user, catalogue=catalogue, capacity=capacity, space_root=space_root,
+        avi_name=avi_name, version=version, params=params, priority=job.priority, pins=pins,
+        rerun_of=job.id,
+    )

@@ -1,0 +1,65 @@
+"""The FastAPI application: ``create_app`` assembles it, nothing more.
+
+    uvicorn --factory api.main:create_app      # or: avip serve
+
+The store is migrated on start-up; with ``run_scheduler`` the dispatcher
+(scheduler loop) runs in a background thread of the same process.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from api.avis import AviCatalogue, RegistryCatalogue
+from api.backends import make_backend
+from api.db import make_engine, migrate, session_factory
+from api.dispatcher import Dispatcher
+from api.routes import avis, events, jobs, shares, space, users
+from api.scheduler import Capacity
+from api.settings import Settings, get_settings
+
+
+def create_app(
+    settings: Settings | None = None,
+    *,
+    catalogue: AviCatalogue | None = None,
+    run_scheduler: bool = False,
+) -> FastAPI:
+    settings = settings or get_settings()
+    engine = make_engine(settings.store_url)
+    migrate(engine)
+    sessions = session_factory(engine)
+    dispatcher = Dispatcher(
+        sessions=sessions,
+        backend=make_backend(settings.job_backend, spark_master=settings.spark_master),
+        capacity=Capacity(cores=settings.cluster_cores, memory_mb=settings.cluster_memory_mb),
+        catalogue_root=settings.lakehouse_uri,
+    )
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if run_scheduler:
+            dispatcher.start(settings.scheduler_interval_s)
+        yield
+        if run_scheduler:
+            dispatcher.stop()
+        engine.dispose()
+
+    app = FastAPI(
+        title="avip",
+        summary="Gaia science platform: AVI jobs with fair per-user quotas, user space, sharing.",
+        version="0.1.0",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.engine = engine
+    app.state.sessions = sessions
+    app.state.catalogue = catalogue or RegistryCatalogue()
+    app.state.dispatcher = dispatcher
+    for module in (users, avis, jobs, events, space, shares):
+        app.include_router(module.router)
+    app.include_router(users.pools_router)
+    return app

@@ -1,0 +1,28 @@
+"""The AVI gallery: installed AVIs and their parameter schemas."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from api.avis import describe
+from api.deps import CatalogueDep, CurrentUser
+from api.routes.errors import http_errors
+from api.schemas import AviDetail, AviPublic, AvisPublic
+
+router = APIRouter(prefix="/avis", tags=["avis"])
+
+
+@router.get("", response_model=AvisPublic)
+def list_avis(catalogue: CatalogueDep, _user: CurrentUser) -> AvisPublic:
+    good, broken = catalogue.list()
+    return AvisPublic(data=[AviPublic(**describe(a)) for a in good], count=len(good),
+                      broken=broken)
+
+
+@router.get("/{name}", response_model=AviDetail)
+def read_avi(catalogue: CatalogueDep, _user: CurrentUser, name: str,
+             version: str | None = None) -> AviDetail:
+    """One AVI with the JSON schema of its parameters (forms and CLI options come from it)."""
+    with http_errors():
+        avi = catalogue.get(name, version)
+    return AviDetail(**describe(avi), params_schema=avi.params_schema())

@@ -1,0 +1,170 @@
+"""Jobs: submit, list, inspect, cancel, logs, results, re-run."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Request, Response, status
+from fastapi.responses import FileResponse, PlainTextResponse
+
+from api import jobs_service, result_files
+from api.backends import LOG_FILE
+from api.deps import CapacityDep, CatalogueDep, CurrentUser, SessionDep, SettingsDep
+from api.models import Job, User
+from api.routes.errors import http_errors
+from api.schemas import (
+    JobCreate,
+    JobPublic,
+    JobsPublic,
+    JobState,
+    ProgressPublic,
+    ResultFile,
+    ResultsPublic,
+)
+from api.store import jobs as job_store
+
+router = APIRouter(prefix="/jobs", tags=["jobs"])
+JobId = Annotated[int, "job id"]
+
+
+def job_public(job: Job, owner: str, positions: dict[int, int]) -> JobPublic:
+    wait = ((job.started_at or job.finished_at) - job.submitted_at).total_seconds() \
+        if (job.started_at or job.finished_at) else None
+    run = (job.finished_at - job.started_at).total_seconds() \
+        if job.started_at and job.finished_at else None
+    return JobPublic(
+        id=job.id, owner=owner, avi=job.avi, avi_version=job.avi_version, params=job.params,
+        priority=job.priority, state=job.state, reason=job.reason, cores=job.cores,  # type: ignore[arg-type]
+        memory_mb=job.memory_mb,
+        progress=ProgressPublic(fraction=job.progress, tasks_done=job.tasks_done,
+                                tasks_total=job.tasks_total, message=job.progress_message),
+        queue_position=positions.get(job.id) if job.state == "queued" else None,
+        cancel_requested=job.cancel_requested, rerun_of=job.rerun_of, pins=job.pins,
+        submitted_at=job.submitted_at, started_at=job.started_at, finished_at=job.finished_at,
+        wait_seconds=wait, run_seconds=run,
+    )
+
+
+def _positions(request: Request) -> dict[int, int]:
+    dispatcher = getattr(request.app.state, "dispatcher", None)
+    return dispatcher.positions if dispatcher is not None else {}
+
+
+def _own_job(session: SessionDep, user: User, job_id: int) -> Job:
+    with http_errors():
+        return job_store.get_job(session, job_id=job_id, owner=user)
+
+
+@router.post("", response_model=JobPublic, status_code=status.HTTP_201_CREATED)
+def submit_job(
+    request: Request, session: SessionDep, user: CurrentUser, settings: SettingsDep,
+    catalogue: CatalogueDep, capacity: CapacityDep, body: JobCreate,
+) -> JobPublic:
+    """Queue a job. Params are checked against the AVI's schema (the error names the field);
+    a job that could never fit your pool or the cluster is refused with the reason."""
+    with http_errors():
+        job = jobs_service.submit(
+            session, user=user, catalogue=catalogue, capacity=capacity,
+            space_root=settings.space_root, avi_name=body.avi, version=body.version,
+            params=body.params, priority=body.priority,
+        )
+    session.commit()
+    return job_public(job, user.name, _positions(request))
+
+
+@router.get("", response_model=JobsPublic)
+def list_jobs(
+    request: Request, session: SessionDep, user: CurrentUser,
+    state: JobState | None = None,
+    avi: Annotated[str | None, Query(max_length=100)] = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    offset: Annotated[int, Query(ge=0, le=2**62)] = 0,
+) -> JobsPublic:
+    """Your jobs, newest first."""
+    jobs, count = job_store.list_jobs(session, owner=user, state=state, avi=avi, limit=limit,
+                                      offset=offset)
+    positions = _positions(request)
+    return JobsPublic(data=[job_public(j, user.name, positions) for j in jobs], count=count)
+
+
+@router.get("/{job_id}", response_model=JobPublic)
+def read_job(request: Request, session: SessionDep, user: CurrentUser, job_id: int) -> JobPublic:
+    return job_public(_own_job(session, user, job_id), user.name, _positions(request))
+
+
+@router.post("/{job_id}/cancel", response_model=JobPublic)
+def cancel_job(request: Request, session: SessionDep, user: CurrentUser, job_id: int) -> JobPublic:
+    """A queued job is cancelled at once; a running one when the scheduler stops its driver."""
+    job = _own_job(session, user, job_id)
+    with http_errors():
+        if job.state == "queued":
+            if not job_store.transition(session, job=job, to="cancelled",
+                                        reason="cancelled by its owner"):
+                job = _own_job(session, user, job_id)
+        if job.state == "running":
+            job.cancel_requested = True
+        elif job.state != "cancelled":
+            job_store.transition(session, job=job, to="cancelled")  # raises Conflict
+    session.commit()
+    return job_public(job, user.name, _positions(request))
+
+
+@router.get("/{job_id}/logs", response_class=PlainTextResponse,
+            responses={200: {"content": {"text/plain": {}}}})
+def job_logs(
+    session: SessionDep, user: CurrentUser, job_id: int,
+    offset: Annotated[int, Query(ge=0, le=2**62, description="Skip this many bytes.")] = 0,
+) -> PlainTextResponse:
+    """The driver's log (Spark and runner output), then the runner's error.txt if any."""
+    job = _own_job(session, user, job_id)
+    folder = Path(job.output_dir)
+    parts = []
+    for name in (LOG_FILE, "error.txt"):
+        if (folder / name).is_file():
+            parts.append((folder / name).read_bytes())
+    text = b"".join(parts)[offset:].decode("utf-8", errors="replace")
+    return PlainTextResponse(text)
+
+
+@router.get("/{job_id}/results", response_model=ResultsPublic)
+def list_results(session: SessionDep, user: CurrentUser, job_id: int) -> ResultsPublic:
+    job = _own_job(session, user, job_id)
+    rows = result_files.list_results(Path(job.output_dir) / "result")
+    return ResultsPublic(data=[ResultFile(path=p, size=s, formats=f) for p, s, f in rows],
+                         count=len(rows))
+
+
+@router.get("/{job_id}/results/{path:path}", response_class=Response,
+            responses={200: {"content": {"application/octet-stream": {}}}})
+def download_result(
+    session: SessionDep, user: CurrentUser, job_id: int, path: str,
+    format: Annotated[str | None, Query(pattern="^(parquet|csv|votable|fits)$")] = None,
+) -> Response:
+    """One result file; tables convert with ?format=parquet|csv|votable|fits."""
+    job = _own_job(session, user, job_id)
+    return serve_result(Path(job.output_dir) / "result", path, format)
+
+
+def serve_result(result_dir: Path, path: str, fmt: str | None) -> Response:
+    with http_errors():
+        target = result_files.locate(result_dir, path)
+        if fmt is None and target.is_file():
+            return FileResponse(target, filename=target.name)
+        data, media_type, name = result_files.convert(target, fmt or "parquet")
+    return Response(data, media_type=media_type,
+                    headers={"Content-Disposition": f'attachment; filename="{name}"'})
+
+
+@router.post("/{job_id}/rerun", response_model=JobPublic, status_code=status.HTTP_201_CREATED)
+def rerun_job(
+    request: Request, session: SessionDep, user: CurrentUser, settings: SettingsDep,
+    catalogue: CatalogueDep, capacity: CapacityDep, job_id: int,
+) -> JobPublic:
+    """Queue the same AVI version and params against the same table versions (provenance)."""
+    job = _own_job(session, user, job_id)
+    with http_errors():
+        new = jobs_service.rerun(session, user=user, job=job, catalogue=catalogue,
+                                 capacity=capacity, space_root=settings.space_root)
+    session.commit()
+    return job_public(new, user.name, _positions(request))

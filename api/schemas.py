@@ -1,0 +1,252 @@
+"""Request and response bodies (pydantic), one family per resource.
+
+Following the Create / Update / Public / list ``{data, count}`` pattern, so
+the OpenAPI document is the contract the typed client and dashboards use.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+Role = Literal["operator", "developer", "scientist", "outreach", "anonymous"]
+JobState = Literal["queued", "running", "succeeded", "failed", "cancelled"]
+NAME_PATTERN = r"^[a-z][a-z0-9_-]{0,63}$"
+
+
+class Message(BaseModel):
+    detail: str
+
+
+# --- users, tokens, pools ---------------------------------------------------
+
+
+class UserCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str = Field(pattern=NAME_PATTERN, description="Login name (a-z, 0-9, _ and -).")
+    roles: list[Role] = Field(min_length=1, description="Roles; the pool follows the largest.")
+    groups: list[str] = Field(default_factory=list, description="Groups for sharing.")
+
+
+class UserUpdate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    roles: list[Role] | None = Field(default=None, min_length=1)
+    groups: list[str] | None = None
+    disabled: bool | None = None
+
+
+class QuotaPublic(BaseModel):
+    cores: int = Field(ge=0, le=100_000)
+    memory_mb: int = Field(ge=0, le=100_000_000)
+    max_jobs: int = Field(ge=0, le=100_000)
+    space_bytes: int = Field(ge=0, le=2**53)
+
+
+class UserPublic(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+    name: str
+    roles: list[str]
+    groups: list[str]
+    disabled: bool
+    created_at: datetime
+
+
+class UsersPublic(BaseModel):
+    data: list[UserPublic]
+    count: int
+
+
+class MePublic(UserPublic):
+    quota: QuotaPublic
+    pool_overridden: bool
+    running_cores: int
+    running_memory_mb: int
+    running_jobs: int
+    space_used_bytes: int
+
+
+class TokenCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    label: str = Field(default="", max_length=100)
+    ttl_days: int | None = Field(default=None, ge=1, le=3650,
+                                 description="Lifetime; default from settings.")
+
+
+class TokenPublic(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+    id: int
+    label: str
+    created_at: datetime
+    expires_at: datetime | None
+    revoked_at: datetime | None
+
+
+class TokenIssued(TokenPublic):
+    token: str = Field(description="The secret; shown only once, store it now.")
+    user: str
+
+
+class TokensPublic(BaseModel):
+    data: list[TokenPublic]
+    count: int
+
+
+class PoolPublic(BaseModel):
+    user: str
+    roles: list[str]
+    quota: QuotaPublic
+    overridden: bool
+
+
+class PoolsPublic(BaseModel):
+    data: list[PoolPublic]
+    count: int
+    role_defaults: dict[str, QuotaPublic]
+    cluster_cores: int
+    cluster_memory_mb: int
+
+
+# --- AVIs -------------------------------------------------------------------
+
+
+class AviPublic(BaseModel):
+    name: str
+    version: str
+    title: str
+    summary: str
+    author: str
+    tags: list[str]
+
+
+class AviDetail(AviPublic):
+    params_schema: dict[str, Any]
+
+
+class AvisPublic(BaseModel):
+    data: list[AviPublic]
+    count: int
+    broken: list[dict[str, str]] = Field(default_factory=list)
+
+
+# --- jobs -------------------------------------------------------------------
+
+
+class JobCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    avi: str = Field(min_length=1, max_length=100, description="AVI name.")
+    version: str | None = Field(default=None, max_length=50,
+                                description="Refuse to run another version.")
+    params: dict[str, Any] = Field(default_factory=dict,
+                                   description="Validated against the AVI's Params schema.")
+    priority: int = Field(default=0, ge=-10, le=10,
+                          description="Orders your own jobs (higher first); not others'.")
+
+
+class ProgressPublic(BaseModel):
+    fraction: float
+    tasks_done: int
+    tasks_total: int
+    message: str
+
+
+class JobPublic(BaseModel):
+    id: int
+    owner: str
+    avi: str
+    avi_version: str
+    params: dict[str, Any]
+    priority: int
+    state: JobState
+    reason: str | None
+    cores: int
+    memory_mb: int
+    progress: ProgressPublic
+    queue_position: int | None = Field(description="1 = next to start; null unless queued.")
+    cancel_requested: bool
+    rerun_of: int | None
+    pins: dict[str, Any]
+    submitted_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+    wait_seconds: float | None
+    run_seconds: float | None
+
+
+class JobsPublic(BaseModel):
+    data: list[JobPublic]
+    count: int
+
+
+class ResultFile(BaseModel):
+    path: str
+    size: int
+    formats: list[str] = Field(description="Formats it can be downloaded as (?format=).")
+
+
+class ResultsPublic(BaseModel):
+    data: list[ResultFile]
+    count: int
+
+
+# --- events -----------------------------------------------------------------
+
+
+class EventPublic(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+    id: int
+    job_id: int | None
+    user: str
+    type: str
+    payload: dict[str, Any]
+    created_at: datetime
+    published_at: datetime | None
+
+
+class EventsPublic(BaseModel):
+    data: list[EventPublic]
+    count: int
+    last_id: int
+
+
+# --- user space and sharing -------------------------------------------------
+
+
+class SpaceEntry(BaseModel):
+    path: str
+    is_dir: bool
+    size: int
+    modified: float
+
+
+class SpaceListing(BaseModel):
+    data: list[SpaceEntry]
+    count: int
+    used_bytes: int
+    quota_bytes: int
+
+
+class ShareCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    path: str | None = Field(default=None, max_length=1000,
+                             description="A file or folder of your space to share...")
+    job_id: int | None = Field(default=None, ge=1, le=2**62,
+                               description="...or a job whose results to share.")
+    user: str | None = Field(default=None, pattern=NAME_PATTERN, description="Recipient user...")
+    group: str | None = Field(default=None, pattern=NAME_PATTERN, description="...or group.")
+
+
+class SharePublic(BaseModel):
+    id: int
+    owner: str
+    kind: Literal["file", "job"]
+    target: str
+    user: str | None
+    group: str | None
+    created_at: datetime
+
+
+class SharesPublic(BaseModel):
+    data: list[SharePublic]
+    count: int

@@ -1,0 +1,174 @@
+"""Jobs and their outbox events (keyword-only store functions).
+
+Every state change and progress update goes through :func:`transition` or
+:func:`record_progress`, which add the matching ``events`` row in the same
+session, so the caller's commit writes both or neither. State changes are
+compare-and-set on the current state (``UPDATE ... WHERE state = :from``):
+two schedulers racing for the same job cannot both start it.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import func, select, update
+from sqlalchemy.orm import Session
+
+from api.errors import Conflict, NotFound
+from api.models import Event, Job, User, utcnow
+
+STATES = ("queued", "running", "succeeded", "failed", "cancelled")
+FINAL = ("succeeded", "failed", "cancelled")
+ALLOWED = {
+    "queued": {"running", "cancelled", "failed"},
+    "running": {"succeeded", "failed", "cancelled"},
+}
+
+
+def add_event(
+    session: Session, *, user: str, type: str, job_id: int | None, payload: dict[str, Any]
+) -> Event:
+    event = Event(user=user, type=type, job_id=job_id, payload=payload)
+    session.add(event)
+    return event
+
+
+def create_job(
+    session: Session,
+    *,
+    owner: User,
+    avi: str,
+    avi_version: str,
+    params: dict[str, Any],
+    cores: int,
+    memory_mb: int,
+    priority: int = 0,
+    pins: dict[str, Any] | None = None,
+    rerun_of: int | None = None,
+) -> Job:
+    job = Job(
+        owner_id=owner.id, avi=avi, avi_version=avi_version, params=params, cores=cores,
+        memory_mb=memory_mb, priority=priority, pins=pins or {}, rerun_of=rerun_of,
+        state="queued", submitted_at=utcnow(),
+    )
+    session.add(job)
+    session.flush()
+    add_event(session, user=owner.name, type="job.queued", job_id=job.id,
+              payload={"avi": avi, "version": avi_version, "cores": cores, "memory_mb": memory_mb})
+    return job
+
+
+def get_job(session: Session, *, job_id: int, owner: User | None = None) -> Job:
+    """The job, if it exists and (when ``owner`` is given) belongs to them."""
+    job = session.get(Job, job_id)
+    if job is None or (owner is not None and job.owner_id != owner.id):
+        raise NotFound(f"no job {job_id}")
+    return job
+
+
+def list_jobs(
+    session: Session,
+    *,
+    owner: User | None,
+    state: str | None = None,
+    avi: str | None = None,
+    limit: int = 50,
+    offset: int = 0,
+) -> tuple[list[Job], int]:
+    """A page of jobs (newest first) and the total count matching the filters."""
+    query = select(Job)
+    if owner is not None:
+        query = query.where(Job.owner_id == owner.id)
+    if state is not None:
+        query = query.where(Job.state == state)
+    if avi is not None:
+        query = query.where(Job.avi == avi)
+    count = session.scalar(select(func.count()).select_from(query.subquery())) or 0
+    page = session.scalars(query.order_by(Job.id.desc()).limit(limit).offset(offset))
+    return list(page), count
+
+
+def transition(
+    session: Session, *, job: Job, to: str, reason: str | None = None, **fields: Any
+) -> bool:
+    """Move ``job`` to state ``to`` if it is still in the state it was read in.
+
+    Returns False (and changes nothing) when another actor changed the state
+    first; raises :class:`Conflict` for a move the state machine forbids.
+    """
+    current = job.state
+    if to not in ALLOWED.get(current, set()):
+        raise Conflict(f"job {job.id} is {current}; it cannot become {to}")
+    now = utcnow()
+    values: dict[str, Any] = {"state": to, **fields}
+    if reason is not None:
+        values["reason"] = reason
+    if to == "running":
+        values["started_at"] = now
+    if to in FINAL:
+        values["finished_at"] = now
+    result = session.execute(
+        update(Job).where(Job.id == job.id, Job.state == current).values(**values)
+        .execution_options(synchronize_session=False)
+    )
+    if result.rowcount != 1:
+        session.refresh(job)
+        return False
+    for key, value in values.items():
+        setattr(job, key, value)
+    owner = session.get(User, job.owner_id)
+    payload: dict[str, Any] = {"from": current, "to": to}
+    if reason:
+        payload["reason"] = reason
+    add_event(session, user=owner.name if owner else "?", type=f"job.{to}", job_id=job.id,
+              payload=payload)
+    return True
+
+
+def record_progress(
+    session: Session,
+    *,
+    job: Job,
+    owner_name: str,
+    tasks_done: int,
+    tasks_total: int,
+    fraction: float,
+    message: str,
+) -> None:
+    job.tasks_done, job.tasks_total = tasks_done, tasks_total
+    job.progress, job.progress_message = fraction, message
+    add_event(session, user=owner_name, type="job.progress", job_id=job.id,
+              payload={"tasks_done": tasks_done, "tasks_total": tasks_total,
+                       "fraction": fraction, "message": message})
+
+
+def jobs_in_state(session: Session, *, state: str) -> list[tuple[Job, User]]:
+    rows = session.execute(
+        select(Job, User).join(User, User.id == Job.owner_id).where(Job.state == state)
+        .order_by(Job.id)
+    )
+    return [(job, user) for job, user in rows.tuples()]
+
+
+def list_events(
+    session: Session, *, user: User | None, after: int = 0, limit: int = 100
+) -> list[Event]:
+    """Outbox events after id ``after`` (one user's, or all for ``user=None``)."""
+    query = select(Event).where(Event.id > after)
+    if user is not None:
+        query = query.where(Event.user == user.name)
+    return list(session.scalars(query.order_by(Event.id).limit(limit)))
+
+
+def unpublished_events(session: Session, *, limit: int = 500) -> list[Event]:
+    """The relay's work list: outbox rows not yet published, oldest first."""
+    query = select(Event).where(Event.published_at.is_(None)).order_by(Event.id).limit(limit)
+    return list(session.scalars(query))
+
+
+def mark_published(session: Session, *, event_ids: list[int], when: datetime | None = None) -> None:
+    session.execute(
+        update(Event).where(Event.id.in_(event_ids)).values(published_at=when or utcnow())
+        .execution_options(synchronize_session=False)
+    )
