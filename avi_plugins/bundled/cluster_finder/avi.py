@@ -1,0 +1,174 @@
+"""``cluster_finder``: open clusters from HDBSCAN over overlapping HEALPix fields.
+
+The sky is cut into overlapping fields (:mod:`.fields`); Spark ships each
+field's stars to one Python worker (``groupBy(field).applyInPandas``) which
+rescales and clusters them (:mod:`.per_field`); only the members of kept
+clusters come back to the driver, where duplicates are merged and clusters
+summarised (:mod:`.merge`). The whole sky never passes through the driver.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Literal
+
+import pandas as pd
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from avi_plugins.bundled.cluster_finder.fields import explode_into_fields
+from avi_plugins.bundled.cluster_finder.merge import merge_candidates, summarise
+from avi_plugins.bundled.cluster_finder.per_field import (
+    INPUT_COLUMNS,
+    MEMBER_SCHEMA,
+    FieldSettings,
+    cluster_field,
+)
+from avi_plugins.bundled.tables import write_parquet
+from avi_plugins.sdk import AVI, Manifest, Resources, Task, TaskContext
+
+
+class ClusterFinderParams(BaseModel):
+    """Parameters of the cluster finder (defaults after Hunt & Reffert 2021)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    field_order: int = Field(5, ge=2, le=9, description="HEALPix order of a field's own pixel.")
+    margin_levels: int = Field(
+        2, ge=1, le=4,
+        description="Margin = one pixel at field_order + margin_levels around each field.",
+    )
+    min_cluster_size: int = Field(10, ge=5, le=1000, description="HDBSCAN min_cluster_size.")
+    min_samples: int = Field(10, ge=1, le=100, description="HDBSCAN min_samples.")
+    selection_method: Literal["leaf", "eom"] = Field(
+        "leaf", description="HDBSCAN cluster_selection_method."
+    )
+    min_significance: float = Field(
+        3.0, ge=0.0, le=37.0, description="Minimum CST significance (sigma) to keep a cluster."
+    )
+    max_contrast: float = Field(
+        0.5, gt=0.0, le=1.0,
+        description="Maximum ratio of median k-NN distances, members / comparable field "
+        "stars (0.5 in 5-d is ~30x the field density).",
+    )
+    ruwe_max: float | None = Field(
+        1.4, gt=0.0, le=100.0, description="Keep stars with ruwe below this (None: no cut)."
+    )
+    g_max: float | None = Field(
+        None, ge=3.0, le=22.0, description="Keep stars brighter than this G (None: no cut)."
+    )
+    backend: Literal["hdbscan", "sklearn"] = Field(
+        "hdbscan", description="HDBSCAN implementation run inside each field."
+    )
+
+    @model_validator(mode="after")
+    def _fine_order(self) -> ClusterFinderParams:
+        if self.field_order + self.margin_levels > 12:
+            raise ValueError(
+                "field_order + margin_levels must be <= 12 (Gaia source_id holds order 12)"
+            )
+        return self
+
+    def field_settings(self) -> FieldSettings:
+        return FieldSettings(
+            field_order=self.field_order,
+            min_cluster_size=self.min_cluster_size,
+            min_samples=self.min_samples,
+            selection_method=self.selection_method,
+            min_significance=self.min_significance,
+            max_contrast=self.max_contrast,
+            backend=self.backend,
+        )
+
+
+@contextmanager
+def shuffle_for_fields(spark: Any) -> Iterator[None]:
+    """Several field groups per core and no coalescing, so slow fields balance out."""
+    keys = {
+        "spark.sql.shuffle.partitions": str(4 * spark.sparkContext.defaultParallelism),
+        "spark.sql.adaptive.coalescePartitions.enabled": "false",
+    }
+    before = {key: spark.conf.get(key, None) for key in keys}
+    for key, value in keys.items():
+        spark.conf.set(key, value)
+    try:
+        yield
+    finally:
+        for key, value in before.items():
+            if value is None:
+                spark.conf.unset(key)
+            else:
+                spark.conf.set(key, value)
+
+
+def find_members(stars: Any, params: ClusterFinderParams) -> pd.DataFrame:
+    """Members of every cluster in a Spark DataFrame of stars, merged across fields.
+
+    ``stars`` needs the columns in :data:`INPUT_COLUMNS` (plus ``ruwe`` /
+    ``phot_g_mean_mag`` when those cuts are on).
+    """
+    from pyspark.sql import functions as F
+
+    df = stars
+    if params.ruwe_max is not None and "ruwe" in df.columns:
+        df = df.where(F.col("ruwe") < params.ruwe_max)
+    if params.g_max is not None:
+        df = df.where(F.col("phot_g_mean_mag") < params.g_max)
+    df = df.select(*INPUT_COLUMNS).dropna()
+    order, margin = params.field_order, params.margin_levels
+    exploded_schema = df.schema.add("field", "long")
+
+    def explode(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
+        for batch in batches:
+            yield explode_into_fields(batch, order, margin)
+
+    settings = params.field_settings()
+
+    def per_field(frame: pd.DataFrame) -> pd.DataFrame:
+        return cluster_field(frame, settings)
+
+    with shuffle_for_fields(df.sparkSession):
+        members = (
+            df.mapInPandas(explode, schema=exploded_schema)
+            .groupBy("field")
+            .applyInPandas(per_field, schema=MEMBER_SCHEMA)
+            .toPandas()
+        )
+    return merge_candidates(members)
+
+
+def _find(ctx: TaskContext) -> None:
+    params: ClusterFinderParams = ctx.params  # type: ignore[assignment]
+    ctx.say("clustering fields")
+    members = find_members(ctx.table("gaia_source").df, params)
+    ctx.say(f"{members['cluster_id'].nunique()} clusters; writing")
+    write_parquet(members, ctx.output_dir / "members.parquet")
+    write_parquet(summarise(members), ctx.output_dir / "clusters.parquet")
+
+
+class ClusterFinder(AVI):
+    """HDBSCAN open-cluster finder over overlapping HEALPix fields."""
+
+    manifest = Manifest(
+        name="cluster_finder",
+        version="1.0.0",
+        title="Open cluster finder",
+        summary="HDBSCAN on (l, b, pmra, pmdec, parallax) rescaled per overlapping HEALPix "
+        "field (Hunt & Reffert 2021/2023), clusters merged across fields.",
+        author="avip",
+        tags=("clusters", "hdbscan", "astrometry"),
+    )
+    Params = ClusterFinderParams
+
+    def resources(self, params: BaseModel) -> Resources:
+        return Resources(driver_memory_mb=2048, executor_cores=2, executor_memory_mb=2048,
+                         executors=2)
+
+    def tasks(self) -> list[Task]:
+        return [Task("find", _find, tables=("gaia_source",), result=True)]
+
+    def view(self, result_dir: Path) -> Any:
+        from avi_plugins.bundled.cluster_finder.view import cluster_view
+
+        return cluster_view(Path(result_dir))

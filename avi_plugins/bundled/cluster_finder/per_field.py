@@ -1,0 +1,160 @@
+"""Clustering one field: the work each Spark task does (and the serial baseline repeats).
+
+Following Hunt & Reffert (A&A 646, A104, 2021; A&A 673, A114, 2023):
+the five astrometric dimensions (l, b, pmra, pmdec, parallax) are rescaled
+per field to zero median and unit inter-quartile range (``RobustScaler``), so
+no dimension dominates whatever the field's proper-motion spread; HDBSCAN
+then finds over-densities; each candidate is kept only when a Mann-Whitney U
+test shows its members' nearest-neighbour distances are smaller than those
+of comparable field stars (their cluster significance test, CST; here with
+an effect-size cut as well, since with hundreds of stars a mere mode of the
+field population is also "significant") and when its centre lies in the field's own pixel (the margin only completes it).
+Positions are projected onto the field's tangent plane first so the 0/360
+wrap in l cannot split a cluster.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from scipy.stats import mannwhitneyu, norm
+from sklearn.neighbors import NearestNeighbors
+from sklearn.preprocessing import RobustScaler
+
+from avi_plugins.bundled.cluster_finder.fields import centre_pixel, mean_direction, tangent_plane
+
+INPUT_COLUMNS = ("source_id", "ra", "dec", "l", "b", "pmra", "pmdec", "parallax")
+MEMBER_SCHEMA = (
+    "field long, label int, source_id long, ra double, dec double, l double, b double, "
+    "pmra double, pmdec double, parallax double, probability double, significance double"
+)
+MEMBER_COLUMNS = tuple(part.split()[0] for part in MEMBER_SCHEMA.split(", "))
+_MAX_SIGMA = 37.0  # norm.isf of the smallest double p-value
+
+
+@dataclass(frozen=True)
+class FieldSettings:
+    """How each field is clustered (a picklable bundle shipped to Spark workers)."""
+
+    field_order: int
+    min_cluster_size: int
+    min_samples: int
+    selection_method: str
+    min_significance: float
+    max_contrast: float = 0.5
+    backend: str = "hdbscan"
+
+
+def run_hdbscan(points: np.ndarray, settings: FieldSettings) -> tuple[np.ndarray, np.ndarray]:
+    """Labels (-1 = noise) and membership probabilities from one HDBSCAN run on one core."""
+    if settings.backend == "sklearn":
+        from sklearn.cluster import HDBSCAN
+
+        model = HDBSCAN(
+            min_cluster_size=settings.min_cluster_size,
+            min_samples=settings.min_samples,
+            cluster_selection_method=settings.selection_method,
+            n_jobs=1,
+        ).fit(points)
+    else:
+        import hdbscan
+
+        model = hdbscan.HDBSCAN(
+            min_cluster_size=settings.min_cluster_size,
+            min_samples=settings.min_samples,
+            cluster_selection_method=settings.selection_method,
+            core_dist_n_jobs=1,
+        ).fit(points)
+    return model.labels_.astype(np.int32), model.probabilities_.astype(np.float64)
+
+
+def significance(points: np.ndarray, members: np.ndarray, k: int) -> tuple[float, float]:
+    """CST: (sigma, contrast) of how much denser the members are than comparable field stars.
+
+    The comparison stars are the non-members closest to the candidate in
+    proper motion and parallax only, wherever they are in the field: for a
+    real cluster they are the field population it is seen against and are
+    spread over the field, so the members' k-th nearest-neighbour distances
+    (in the rescaled 5-d space) are much smaller; for a mere mode of the field
+    population they are not. Returns the one-sided Mann-Whitney U significance
+    in sigma and the ratio of median k-NN distances (members / field).
+    """
+    n_members = int(members.sum())
+    k = max(1, min(k, len(points) - 1))
+    n_field = min(int((~members).sum()), max(10 * n_members, 50))
+    if n_field < 5:
+        return 0.0, 1.0
+    kinematic = NearestNeighbors().fit(points[:, 2:])
+    centre = np.median(points[members, 2:], axis=0, keepdims=True)
+    _, near = kinematic.kneighbors(centre, n_neighbors=min(len(points), n_members + n_field))
+    candidates = near[0][~members[near[0]]][:n_field]
+    tree = NearestNeighbors(n_neighbors=k + 1).fit(points)
+    member_dist = tree.kneighbors(points[members])[0][:, -1]
+    field_dist = tree.kneighbors(points[candidates])[0][:, -1]
+    p_value = mannwhitneyu(member_dist, field_dist, alternative="less").pvalue
+    sigma = float(min(_MAX_SIGMA, norm.isf(max(p_value, 1e-300))))
+    contrast = float(np.median(member_dist) / max(np.median(field_dist), 1e-12))
+    return sigma, contrast
+
+
+def _candidates(
+    points: np.ndarray, settings: FieldSettings, depth: int = 0
+) -> list[tuple[np.ndarray, np.ndarray, float]]:
+    """(member indices, probabilities, sigma) of accepted clusters among ``points``.
+
+    A rejected candidate large enough is clustered once more on its own
+    (rescaled again): a compact cluster that HDBSCAN attached to a broad mode
+    of the field population then separates from it.
+    """
+    labels, probabilities = run_hdbscan(points, settings)
+    accepted = []
+    for label in np.unique(labels[labels >= 0]):
+        members = labels == label
+        sigma, contrast = significance(points, members, settings.min_samples)
+        if sigma >= settings.min_significance and contrast <= settings.max_contrast:
+            accepted.append((np.flatnonzero(members), probabilities[members], sigma))
+        elif depth == 0 and members.sum() >= 4 * settings.min_cluster_size:
+            inner = np.flatnonzero(members)
+            rescaled = RobustScaler().fit_transform(points[inner])
+            for sub, prob, sub_sigma in _candidates(rescaled, settings, depth + 1):
+                accepted.append((inner[sub], prob, sub_sigma))
+    return accepted
+
+
+def cluster_field(frame: pd.DataFrame, settings: FieldSettings) -> pd.DataFrame:
+    """Cluster one field's stars; return the members of the clusters this field keeps.
+
+    ``frame`` holds the :data:`INPUT_COLUMNS` and a constant ``field``. Rows are
+    sorted by ``source_id`` first, so the result does not depend on the order
+    Spark delivered them in.
+    """
+    empty = pd.DataFrame({name: pd.Series(dtype="float64") for name in MEMBER_COLUMNS}).astype(
+        {"field": "int64", "label": "int32", "source_id": "int64"}
+    )
+    if len(frame) < max(2 * settings.min_cluster_size, settings.min_samples + 2):
+        return empty
+    frame = frame.sort_values("source_id", kind="stable").reset_index(drop=True)
+    field = int(frame["field"].iloc[0])
+    l0, b0 = mean_direction(frame["l"].to_numpy(), frame["b"].to_numpy())
+    x, y = tangent_plane(frame["l"].to_numpy(), frame["b"].to_numpy(), l0, b0)
+    raw = np.column_stack(
+        [x, y, frame["pmra"].to_numpy(), frame["pmdec"].to_numpy(), frame["parallax"].to_numpy()]
+    )
+    points = RobustScaler().fit_transform(raw)
+    kept = []
+    ra, dec = frame["ra"].to_numpy(), frame["dec"].to_numpy()
+    for label, (index, probability, sigma) in enumerate(_candidates(points, settings)):
+        ra_c, dec_c = mean_direction(ra[index], dec[index])
+        if centre_pixel(ra_c, dec_c, settings.field_order) != field:
+            continue  # another field holds its centre and keeps it whole
+        part = frame.loc[index, list(INPUT_COLUMNS)].copy()
+        part.insert(0, "label", np.int32(label))
+        part.insert(0, "field", np.int64(field))
+        part["probability"] = probability
+        part["significance"] = sigma
+        kept.append(part)
+    if not kept:
+        return empty
+    return pd.concat(kept, ignore_index=True)[list(MEMBER_COLUMNS)]

@@ -1,0 +1,102 @@
+"""``crossmatch``: a user's table (CSV, VOTable or FITS) against Gaia within a radius.
+
+The user table is read with astropy (format from the file suffix), shipped to
+Spark, and matched with the lakehouse's ``Catalog.crossmatch`` (HEALPix
+buckets with margins, every pair within the radius). The task's address
+includes a digest of the file's bytes, so a changed upload is matched anew.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from avi_plugins.bundled.tables import gaia_units, write_formats
+from avi_plugins.outputs import file_digest
+from avi_plugins.sdk import AVI, Manifest, Task, TaskContext
+
+SUFFIX_FORMAT = {".csv": "ascii.csv", ".vot": "votable", ".xml": "votable",
+                 ".votable": "votable", ".fits": "fits", ".fit": "fits"}
+
+
+class CrossmatchParams(BaseModel):
+    """The user table, its coordinate columns, and the match radius."""
+
+    model_config = ConfigDict(extra="forbid")
+    table_path: str = Field(description="User table: .csv, .vot/.xml or .fits file.")
+    ra_column: str = Field("ra", min_length=1, description="RA column of the user table [deg].")
+    dec_column: str = Field("dec", min_length=1, description="Dec column of the user table [deg].")
+    radius_arcsec: float = Field(1.0, gt=0.0, le=60.0, description="Match radius [arcsec].")
+    gaia_columns: list[str] = Field(
+        default_factory=lambda: ["source_id", "ra", "dec", "parallax", "pmra", "pmdec",
+                                 "phot_g_mean_mag", "bp_rp"],
+        min_length=1, description="Gaia columns to keep.")
+
+    @field_validator("table_path")
+    @classmethod
+    def _readable(cls, value: str) -> str:
+        path = Path(value)
+        if path.suffix.lower() not in SUFFIX_FORMAT:
+            raise ValueError(f"unsupported suffix {path.suffix!r}; use {sorted(SUFFIX_FORMAT)}")
+        if not path.is_file():
+            raise ValueError(f"no such file: {value}")
+        return str(path.resolve())
+
+
+def read_user_table(p: CrossmatchParams) -> pd.DataFrame:
+    """The user table as pandas with ``ra``/``dec`` columns and a ``row`` index."""
+    from astropy.table import Table
+
+    table = Table.read(p.table_path, format=SUFFIX_FORMAT[Path(p.table_path).suffix.lower()])
+    missing = [c for c in (p.ra_column, p.dec_column) if c not in table.colnames]
+    if missing:
+        raise ValueError(f"user table has no column(s) {missing}; it has {table.colnames}")
+    frame = table.to_pandas()
+    frame = frame.rename(columns={p.ra_column: "ra", p.dec_column: "dec"})
+    frame["ra"], frame["dec"] = frame["ra"].astype(float), frame["dec"].astype(float)
+    frame.insert(0, "row", np.arange(len(frame), dtype=np.int64))
+    return frame
+
+
+def match(ctx: TaskContext) -> pd.DataFrame:
+    """All Gaia × user pairs within the radius, sorted by user row then separation."""
+    p: CrossmatchParams = ctx.params  # type: ignore[assignment]
+    user = ctx.spark.createDataFrame(read_user_table(p))
+    gaia = ctx.table("gaia_source").select(*p.gaia_columns)
+    pairs = gaia.crossmatch(user, p.radius_arcsec).toPandas()
+    return pairs.sort_values(["right_row", "sep_arcsec", "source_id"], kind="stable")
+
+
+def _match(ctx: TaskContext) -> None:
+    pairs = match(ctx)
+    write_formats(pairs, ctx.output_dir / "matches", ("parquet", "csv"), gaia_units())
+    ctx.say(f"{len(pairs)} pairs")
+
+
+class Crossmatch(AVI):
+    """User table × Gaia within a radius."""
+
+    manifest = Manifest(
+        name="crossmatch", version="1.0.0", title="Cross-match a table with Gaia",
+        summary="Every Gaia source within a radius of each row of your CSV, VOTable or FITS table.",
+        author="avip", tags=("crossmatch",),
+    )
+    Params = CrossmatchParams
+
+    def tasks(self) -> list[Task]:
+        return [Task("match", _match, tables=("gaia_source",),
+                     key=lambda p: {"table_sha256": file_digest(p.table_path)}, result=True)]
+
+    def view(self, result_dir: Path) -> Any:
+        import panel as pn
+
+        from avi_plugins.bundled.views import table_pane
+
+        pairs = pd.read_parquet(Path(result_dir) / "matches.parquet")
+        return pn.Column(f"## Cross-match: {len(pairs)} pairs, "
+                         f"{pairs['right_row'].nunique() if len(pairs) else 0} rows matched",
+                         table_pane(pairs, "Pairs"))
