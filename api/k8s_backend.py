@@ -87,6 +87,27 @@ class K8sJob:
     avi_version: str | None = None
     pins: Mapping[str, int] = field(default_factory=dict)
 
+    @classmethod
+    def from_launch(cls, launch: Any, user: str) -> K8sJob:
+        """From the dispatcher's ``api.backends.JobLaunch`` (grant in ``resources``)."""
+        res = launch.resources
+        shape = SparkShape(
+            driver_cores=float(res.get("driver_cores", 1)),
+            driver_memory_mb=int(res.get("driver_memory_mb", 1024)),
+            executor_cores=float(res.get("executor_cores", 1)),
+            executor_memory_mb=int(res.get("executor_memory_mb", 1024)),
+            executors=int(res.get("executors", 1)),
+        )
+        return cls(
+            job_id=launch.job_id,
+            user=user,
+            avi=launch.avi,
+            avi_version=launch.avi_version,
+            params=launch.params,
+            shape=shape,
+            pins=dict(launch.pins),
+        )
+
     @property
     def name(self) -> str:
         return f"avip-job-{self.job_id}"
@@ -106,6 +127,8 @@ class K8sJob:
 
     def runner_args(self) -> list[str]:
         args = ["--avi", self.avi]
+        if self.avi_version:
+            args += ["--avi-version", self.avi_version]
         args += ["--params", f"{JOB_MOUNT}/params.json"]
         args += ["--output", f"{SPACE_MOUNT}/jobs/{self.job_id}", "--job-id", str(self.job_id)]
         for table, version in sorted(self.pins.items()):

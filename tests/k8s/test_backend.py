@@ -79,6 +79,22 @@ def test_application_carries_the_grant_labels_and_queue():
     ]  # fmt: skip
 
 
+def test_job_from_the_dispatchers_launch_record(tmp_path):
+    from api.backends import JobLaunch
+
+    launch = JobLaunch(
+        job_id=7, avi="cluster_finder", avi_version="1.2.0", params={"ra": 1.0},
+        output_dir=tmp_path, cores=5, memory_mb=10240,
+        resources={"driver_cores": 1, "driver_memory_mb": 2048, "executor_cores": 2,
+                   "executor_memory_mb": 4096, "executors": 2},
+        pins={"gaia_source": 1},
+    )  # fmt: skip
+    job = K8sJob.from_launch(launch, user="alice")
+    assert job.shape == SparkShape(1, 2048, 2, 4096, executors=2)
+    assert job.runner_args()[:4] == ["--avi", "cluster_finder", "--avi-version", "1.2.0"]
+    validate_spark_application(render_application(job, BUDGET, CONFIG))
+
+
 def test_small_grants_are_not_raised_to_the_cap():
     spec = render_application(make_job(executors=2), BUDGET, CONFIG)["spec"]
     assert spec["dynamicAllocation"]["maxExecutors"] == 2
