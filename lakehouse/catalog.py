@@ -1,0 +1,165 @@
+"""The Spark face of the catalogue: :class:`Catalog`.
+
+A ``Catalog`` is an immutable, lazily evaluated view of one Delta table at one
+pinned version: ``open_catalog().cone(266.4, -29.0, 0.5).where("parallax > 1")``
+builds a plan; ``.df`` gives the Spark DataFrame. Region searches turn into a
+partition filter, ``source_id`` range predicates (pushed down to Delta file
+skipping and Parquet row-group skipping) and then the exact geometry.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+
+from pyspark.sql import Column, DataFrame, SparkSession
+from pyspark.sql import functions as F
+
+from lakehouse import healpix
+from lakehouse.crossmatch import crossmatch as _crossmatch
+from lakehouse.filters import filter_sql
+from lakehouse.layout import TableInfo, table_info
+from lakehouse.regions import BoxSearch, ConeSearch, PixelSearch, PolygonSearch, Region
+from lakehouse.schema import PARTITION_COLUMN
+
+
+def region_prefilter(region: Region, info: TableInfo) -> Column | None:
+    """Partition + source_id-range predicate that keeps every row the region can match.
+
+    Returns None when the table has no HEALPix layout (then only the exact
+    filter applies).
+    """
+    if info.partition_order is None:
+        return None
+    ranges = region.coverage()
+    if not getattr(region, "by_source_id", False):
+        ranges = healpix.dilate(ranges, info.margin_deg)
+    ranges = healpix.coarsen_ranges(ranges)
+    if len(ranges) == 0:
+        return F.lit(False)
+    parts = healpix.partitions_of(ranges, info.partition_order)
+    sid = F.col("source_id")
+    in_ranges = None
+    for lo, hi in healpix.to_source_id_ranges(ranges):
+        term = (sid >= int(lo)) & (sid < int(hi))
+        in_ranges = term if in_ranges is None else in_ranges | term
+    return F.col(PARTITION_COLUMN).isin([int(p) for p in parts]) & in_ranges
+
+
+@dataclass(frozen=True)
+class Catalog:
+    """A pinned, filtered view of a catalogue table (see module docstring)."""
+
+    spark: SparkSession
+    info: TableInfo
+    regions: tuple[Region, ...] = ()
+    predicates: tuple[str, ...] = ()
+    columns: tuple[str, ...] | None = None
+    _all_columns: tuple[str, ...] = field(default=(), repr=False)
+
+    # -- what it is -------------------------------------------------------
+    @property
+    def path(self) -> str:
+        return self.info.path
+
+    @property
+    def version(self) -> int:
+        """The Delta version every read of this view uses."""
+        return self.info.version
+
+    @property
+    def available_columns(self) -> tuple[str, ...]:
+        return self._all_columns
+
+    # -- building the view ------------------------------------------------
+    def search(self, region: Region) -> Catalog:
+        """Restrict to a sky region (regions combine with AND)."""
+        return replace(self, regions=(*self.regions, region))
+
+    def cone(self, ra: float, dec: float, radius: float) -> Catalog:
+        """Rows within ``radius`` degrees of (``ra``, ``dec``) degrees."""
+        return self.search(ConeSearch(ra, dec, radius))
+
+    def box(self, ra_min: float, ra_max: float, dec_min: float, dec_max: float) -> Catalog:
+        """Rows in an RA/Dec box in degrees; ``ra_min > ra_max`` wraps through RA 0."""
+        return self.search(BoxSearch(ra_min, ra_max, dec_min, dec_max))
+
+    def polygon(self, vertices: list[tuple[float, float]]) -> Catalog:
+        """Rows inside a spherical polygon of (ra, dec) vertices in degrees."""
+        return self.search(PolygonSearch(tuple((float(a), float(b)) for a, b in vertices)))
+
+    def pixels(self, order: int, pixels: list[int]) -> Catalog:
+        """Rows whose source_id lies in the given HEALPix cells."""
+        return self.search(PixelSearch(order, tuple(int(p) for p in pixels)))
+
+    def where(self, sql: str) -> Catalog:
+        """Add a SQL condition over the table's columns (checked before it runs)."""
+        return replace(self, predicates=(*self.predicates, filter_sql(sql, self._all_columns)))
+
+    def select(self, *columns: str) -> Catalog:
+        """Keep only these columns (in this order)."""
+        unknown = [c for c in columns if c not in self._all_columns]
+        if unknown:
+            raise ValueError(
+                f"unknown column(s) {unknown}; available: {', '.join(self._all_columns)}"
+            )
+        return replace(self, columns=tuple(columns))
+
+    def as_of(self, version: int) -> Catalog:
+        """The same view over an earlier (or later) version of the table."""
+        info = table_info(self.info.path, version)
+        return replace(self, info=info)
+
+    # -- running it -------------------------------------------------------
+    @property
+    def df(self) -> DataFrame:
+        """The Spark DataFrame of this view."""
+        df = (
+            self.spark.read.format("delta")
+            .option("versionAsOf", self.info.version)
+            .load(self.info.path)
+        )
+        for region in self.regions:
+            prefilter = region_prefilter(region, self.info)
+            if prefilter is not None:
+                df = df.where(prefilter)
+            df = df.where(region.spark_filter())
+        for predicate in self.predicates:
+            df = df.where(predicate)
+        return df.select(*(self.columns or self._all_columns))
+
+    def count(self) -> int:
+        return self.df.count()
+
+    def crossmatch(self, other: Catalog | DataFrame, radius_arcsec: float) -> DataFrame:
+        """Pairs with ``other`` within ``radius_arcsec``: this view's columns,
+        ``other``'s prefixed ``right_``, and ``sep_arcsec``."""
+        right = other.df if isinstance(other, Catalog) else other
+        return _crossmatch(self.df, right, radius_arcsec)
+
+
+def open_catalog(
+    root: str | None = None,
+    table: str = "gaia_source",
+    spark: SparkSession | None = None,
+    version: int | None = None,
+) -> Catalog:
+    """Open a catalogue table (latest version unless ``version`` is given).
+
+    ``root`` defaults to the settings' lakehouse; ``spark`` to the platform
+    session from :func:`spark_jobs.session.get_spark`.
+    """
+    if root is None:
+        from api.settings import get_settings
+
+        root = get_settings().catalogue_root
+    if spark is None:
+        from spark_jobs.session import get_spark
+
+        spark = get_spark()
+    path = f"{root.rstrip('/')}/{table}"
+    info = table_info(path, version)
+    columns = tuple(
+        c for c in spark.read.format("delta").option("versionAsOf", info.version).load(path).columns
+        if c != PARTITION_COLUMN
+    )
+    return Catalog(spark=spark, info=info, _all_columns=columns)
