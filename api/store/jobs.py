@@ -148,7 +148,7 @@ def jobs_in_state(session: Session, *, state: str) -> list[tuple[Job, User]]:
         select(Job, User).join(User, User.id == Job.owner_id).where(Job.state == state)
         .order_by(Job.id)
     )
-    return [(job, user) for job, user in rows.tuples()]
+    return [(job, user) for job, user in rows]
 
 
 def list_events(

@@ -53,7 +53,7 @@ def shared_with(session: Session, *, user: User) -> list[tuple[Share, User]]:
         select(Share, User).join(User, User.id == Share.owner_id).where(or_(*conditions))
         .order_by(Share.id)
     )
-    return list(rows.tuples())
+    return [(share, owner) for share, owner in rows]
 
 
 def shares_by(session: Session, *, owner: User) -> list[Share]:

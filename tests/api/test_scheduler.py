@@ -1,3 +1,4 @@
+# ruff: noqa: E501
 """The pure scheduling decision: DRF between users, priority then FIFO within one,
 pools and cluster capacity."""
 
