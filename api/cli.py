@@ -19,3 +19,7 @@ from api import cli_catalog  # noqa: E402
 
 app.add_typer(cli_catalog.ingest_app, name="ingest")
 cli_catalog.register(app)
+
+from api import cli_k8s  # noqa: E402
+
+app.add_typer(cli_k8s.k8s_app, name="k8s")

@@ -16,6 +16,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import kubernetes_validate
+import pytest
 from kubeflow_spark_api.models.spark_v1beta2_spark_application import (
     SparkV1beta2SparkApplication,
 )
@@ -155,3 +156,148 @@ def _status(code: int, message: str) -> dict[str, Any]:
         "code": code,
         "message": message,
     }
+
+
+# --- rendering and the invariants every rendered manifest set must satisfy ------------
+
+WORKLOADS = {"Deployment", "StatefulSet", "DaemonSet", "Job", "CronJob", "Pod"}
+
+
+def kustomize_command() -> list[str] | None:
+    """The devstack's kustomize (AVIP_TEST_KUSTOMIZE), else `kubectl kustomize`, else None."""
+    import os
+    import shutil
+
+    path = os.environ.get("AVIP_TEST_KUSTOMIZE")
+    if path and os.access(path, os.X_OK):
+        return [path, "build"]
+    if shutil.which("kubectl"):
+        return ["kubectl", "kustomize"]
+    return None
+
+
+def render(directory: str) -> list[dict[str, Any]]:
+    import subprocess
+
+    import yaml
+
+    command = kustomize_command()
+    if command is None:
+        pytest.skip(
+            "no kustomize: run `devstack/devstack.sh up k8stools` (sets AVIP_TEST_KUSTOMIZE)"
+        )
+    out = subprocess.run([*command, directory], check=True, capture_output=True, text=True)
+    return [doc for doc in yaml.safe_load_all(out.stdout) if doc]
+
+
+def pod_spec(obj: dict[str, Any]) -> dict[str, Any] | None:
+    kind = obj["kind"]
+    if kind == "Pod":
+        return obj["spec"]
+    if kind == "CronJob":
+        return obj["spec"]["jobTemplate"]["spec"]["template"]["spec"]
+    if kind in WORKLOADS:
+        return obj["spec"]["template"]["spec"]
+    return None
+
+
+def workload_problems(objects: list[dict[str, Any]]) -> list[str]:
+    """Containers without cpu+memory requests and limits, or main containers without probes."""
+    problems = []
+    for obj in objects:
+        spec = pod_spec(obj)
+        if spec is None:
+            continue
+        where = f"{obj['kind']}/{obj['metadata']['name']}"
+        for group in ("initContainers", "containers"):
+            for c in spec.get(group, []):
+                res = c.get("resources", {})
+                for part in ("requests", "limits"):
+                    missing = {"cpu", "memory"} - set(res.get(part, {}))
+                    if missing:
+                        problems.append(f"{where} {c['name']}: no {part} for {sorted(missing)}")
+                if group == "containers":
+                    for probe in ("readinessProbe", "livenessProbe"):
+                        if probe not in c:
+                            problems.append(f"{where} {c['name']}: no {probe}")
+        template_meta = obj["spec"].get("template", {}).get("metadata", {})
+        if "prometheus.io/scrape" not in template_meta.get("annotations", {}):
+            problems.append(f"{where}: no prometheus.io/scrape annotation")
+    return problems
+
+
+def user_namespaces(objects: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    return {
+        o["metadata"]["name"]: o
+        for o in objects
+        if o["kind"] == "Namespace"
+        and o["metadata"].get("labels", {}).get("avip.io/user-namespace") == "true"
+    }
+
+
+def namespace_problems(objects: list[dict[str, Any]]) -> list[str]:
+    """User namespaces lacking a ResourceQuota (cpu+memory), a LimitRange or a default deny."""
+    problems = []
+    for ns in user_namespaces(objects):
+        inside = [o for o in objects if o["metadata"].get("namespace") == ns]
+        quotas = [o for o in inside if o["kind"] == "ResourceQuota"]
+        hard = {k for q in quotas for k in q["spec"].get("hard", {})}
+        need = {"limits.cpu", "limits.memory", "requests.cpu", "requests.memory"}
+        if need - hard:
+            problems.append(f"namespace {ns}: quota lacks {sorted(need - hard)}")
+        if not any(o["kind"] == "LimitRange" for o in inside):
+            problems.append(f"namespace {ns}: no LimitRange")
+        denies = [
+            o
+            for o in inside
+            if o["kind"] == "NetworkPolicy"
+            and o["spec"].get("podSelector") == {}
+            and "Ingress" in o["spec"].get("policyTypes", [])
+            and not o["spec"].get("ingress")
+        ]
+        if not denies:
+            problems.append(f"namespace {ns}: no default-deny NetworkPolicy")
+    return problems
+
+
+def _selects(selector: dict[str, Any], labels: dict[str, str]) -> bool:
+    """A label selector (matchLabels and In/NotIn/Exists/DoesNotExist) applied to labels."""
+    for key, value in selector.get("matchLabels", {}).items():
+        if labels.get(key) != value:
+            return False
+    for expr in selector.get("matchExpressions", []):
+        key, op, values = expr["key"], expr["operator"], expr.get("values", [])
+        if op == "In" and labels.get(key) not in values:
+            return False
+        if op == "NotIn" and labels.get(key) in values:
+            return False
+        if op == "Exists" and key not in labels:
+            return False
+        if op == "DoesNotExist" and key in labels:
+            return False
+    return True
+
+
+def ingress_admits(
+    objects: list[dict[str, Any]], target_ns: str, source_labels: dict[str, str]
+) -> bool:
+    """Whether any NetworkPolicy in ``target_ns`` lets pods of another namespace in.
+
+    Ingress is allowed if a rule has a peer that matches the source namespace
+    (namespaceSelector on its labels), or an ipBlock (pod IPs of any namespace),
+    or no ``from`` at all (everyone).
+    """
+    for policy in objects:
+        if policy["kind"] != "NetworkPolicy" or policy["metadata"].get("namespace") != target_ns:
+            continue
+        for rule in policy["spec"].get("ingress", []):
+            peers = rule.get("from")
+            if not peers:
+                return True
+            for peer in peers:
+                if "ipBlock" in peer:
+                    return True
+                ns_sel = peer.get("namespaceSelector")
+                if ns_sel is not None and _selects(ns_sel, source_labels):
+                    return True
+    return False
