@@ -23,3 +23,11 @@ cli_catalog.register(app)
 from api import cli_k8s  # noqa: E402
 
 app.add_typer(cli_k8s.k8s_app, name="k8s")
+
+from api import cli_admin, cli_jobs, cli_space  # noqa: E402
+
+cli_jobs.register(app)
+app.add_typer(cli_space.space_app, name="space")
+app.add_typer(cli_admin.users_app, name="users")
+app.add_typer(cli_admin.tokens_app, name="tokens")
+app.add_typer(cli_admin.pools_app, name="pools")
