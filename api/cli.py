@@ -20,6 +20,10 @@ from api import cli_catalog  # noqa: E402
 app.add_typer(cli_catalog.ingest_app, name="ingest")
 cli_catalog.register(app)
 
+from api import cli_avi  # noqa: E402
+
+app.add_typer(cli_avi.avi_app, name="avi")
+
 from api import cli_k8s  # noqa: E402
 
 app.add_typer(cli_k8s.k8s_app, name="k8s")

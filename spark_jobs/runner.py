@@ -254,7 +254,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         spark = get_spark(args.master, app_name=f"avip-{avi.manifest.name}", conf=conf)
 
         def open_table(name: str) -> Any:
-            from lakehouse import open_catalog
+            from lakehouse.catalog import open_catalog
 
             return open_catalog(root, table=name, spark=spark)
 
