@@ -259,7 +259,7 @@ def encode_visit(sim: RubinSimulator, plan: VisitPlan) -> list[tuple[bytes, byte
 def gaia_stars_from_lakehouse(n_max: int = 200_000, seed: int = 0, spark=None,
                               root: str | None = None) -> pd.DataFrame:
     """Up to ``n_max`` catalogue stars (source_id, ra, dec, phot_g_mean_mag) from the lakehouse."""
-    from lakehouse import open_catalog
+    from lakehouse.catalog import open_catalog
 
     cat = open_catalog(root=root, spark=spark).select("source_id", "ra", "dec", "phot_g_mean_mag")
     df = cat.df.where("phot_g_mean_mag IS NOT NULL")

@@ -270,7 +270,7 @@ def main(argv: list[str] | None = None) -> int:
     spark = get_spark(args.master, app_name="avip-alerts")
     catalog = None
     if not args.no_gaia:
-        from lakehouse import open_catalog
+        from lakehouse.catalog import open_catalog
 
         catalog = open_catalog(args.lakehouse, spark=spark)
     if args.filters_json:
