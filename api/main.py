@@ -18,6 +18,7 @@ from api.backends import make_backend
 from api.db import make_engine, migrate, session_factory
 from api.dispatcher import Dispatcher
 from api.routes import avis, events, jobs, shares, space, users
+from api.routes import alert_filters
 from api.scheduler import Capacity
 from api.settings import Settings, get_settings
 
@@ -36,7 +37,8 @@ def create_app(
         sessions=sessions,
         backend=make_backend(settings.job_backend, spark_master=settings.spark_master),
         capacity=Capacity(cores=settings.cluster_cores, memory_mb=settings.cluster_memory_mb),
-        catalogue_root=settings.lakehouse_uri,
+        catalogue_root=settings.catalogue_root,
+        cache_dir=settings.data_dir / "avi-cache",
     )
 
     @asynccontextmanager
@@ -62,4 +64,5 @@ def create_app(
     for module in (users, avis, jobs, events, space, shares):
         app.include_router(module.router)
     app.include_router(users.pools_router)
+    app.include_router(alert_filters.router)
     return app

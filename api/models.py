@@ -154,3 +154,21 @@ class Share(Base):
     )
     grantee_group: Mapped[str | None] = mapped_column(String(64), index=True, default=None)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class AlertFilterRow(Base):
+    """A user's alert filter: a checked SQL condition and its own output topic."""
+
+    __tablename__ = "alert_filters"
+    __table_args__ = (UniqueConstraint("owner_id", "name"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    owner_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(64))
+    where_sql: Mapped[str] = mapped_column(Text)
+    spark_sql: Mapped[str] = mapped_column(Text)
+    topic: Mapped[str] = mapped_column(String(249))
+    output_format: Mapped[str] = mapped_column(String(8), default="json")
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)

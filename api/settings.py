@@ -13,7 +13,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from pydantic import Field, field_validator
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -80,6 +80,28 @@ class Settings(BaseSettings):
         default=0.5, gt=0, description="Seconds between scheduler ticks in `avip serve`."
     )
     token_ttl_days: int = Field(default=90, ge=1, description="Lifetime of newly issued tokens.")
+
+    # --- S3-compatible object storage (lakehouse on s3a://, user space) ---
+    s3_endpoint: str | None = Field(
+        default=None,
+        description="S3 endpoint URL (MinIO, Ceph...: http://host:9000); unset for AWS S3.",
+    )
+    s3_access_key: str | None = Field(default=None, description="S3 access key id.")
+    s3_secret_key: SecretStr | None = Field(default=None, description="S3 secret access key.")
+    s3_region: str = Field(default="us-east-1", description="S3 region (signing scope).")
+    s3_bucket: str | None = Field(
+        default=None, description="Bucket of the lakehouse (s3a://<bucket>/...) and user spaces."
+    )
+
+    # --- Kafka: job events and alert streams ---
+    kafka_bootstrap: str | None = Field(
+        default=None, description="Kafka bootstrap servers (host:port); unset = embedded (outbox only)."
+    )
+    events_topic: str = Field(default="avip.job-events", description="Topic the event relay publishes to.")
+    alerts_raw_topic: str = Field(default="avip.alerts.raw", description="Raw alert topic.")
+    alerts_filter_topic_prefix: str = Field(
+        default="avip.alerts.filter", description="Filter output topics: <prefix>.<user>.<filter>."
+    )
 
     @field_validator("spark_master")
     @classmethod

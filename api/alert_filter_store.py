@@ -1,0 +1,98 @@
+"""Alert filters in the job store (keyword-only functions), and the stream job's view of them.
+
+Every lookup is scoped to an owner: another user's filter is ``NotFound``,
+exactly like one that does not exist, so filters cannot even be probed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from api.errors import Conflict, Invalid, NotFound
+from api.models import AlertFilterRow, User, utcnow
+from spark_jobs.alerts.filters import AlertFilter, FilterError, check_where, make_filter
+
+
+def create_filter(session: Session, *, owner: User, name: str, where: str, output_format: str,
+                  topic_prefix: str, enabled: bool = True) -> AlertFilterRow:
+    try:
+        checked = make_filter(filter_id=0, owner=owner.name, name=name, where=where,
+                              topic_prefix=topic_prefix, output_format=output_format)
+    except FilterError as err:
+        raise Invalid(str(err), field="where" if "name" not in str(err)[:12] else "name") from None
+    row = AlertFilterRow(owner_id=owner.id, name=name, where_sql=where, spark_sql=checked.spark_sql,
+                         topic=checked.topic, output_format=output_format, enabled=enabled)
+    session.add(row)
+    try:
+        session.flush()
+    except IntegrityError:
+        session.rollback()
+        raise Conflict(f"you already have a filter named {name!r}; pick another name") from None
+    return row
+
+
+def get_filter(session: Session, *, owner: User, ref: str | int) -> AlertFilterRow:
+    """One of ``owner``'s filters by id or by name."""
+    query = select(AlertFilterRow).where(AlertFilterRow.owner_id == owner.id)
+    if isinstance(ref, int) or str(ref).isdigit():
+        query = query.where(AlertFilterRow.id == int(ref))
+    else:
+        query = query.where(AlertFilterRow.name == str(ref))
+    row = session.scalars(query).first()
+    if row is None:
+        raise NotFound(f"you have no alert filter {ref!r}")
+    return row
+
+
+def list_filters(session: Session, *, owner: User) -> list[AlertFilterRow]:
+    return list(session.scalars(
+        select(AlertFilterRow).where(AlertFilterRow.owner_id == owner.id).order_by(AlertFilterRow.id)))
+
+
+def update_filter(session: Session, *, row: AlertFilterRow, where: str | None = None,
+                  enabled: bool | None = None) -> AlertFilterRow:
+    if where is not None:
+        try:
+            row.spark_sql = check_where(where)
+        except FilterError as err:
+            raise Invalid(str(err), field="where") from None
+        row.where_sql = where
+    if enabled is not None:
+        row.enabled = enabled
+    row.updated_at = utcnow()
+    return row
+
+
+def delete_filter(session: Session, *, row: AlertFilterRow) -> None:
+    session.delete(row)
+
+
+def enabled_filters(session: Session) -> list[AlertFilter]:
+    """Every user's enabled filters, as the streaming job evaluates them."""
+    rows = session.execute(
+        select(AlertFilterRow, User.name).join(User, User.id == AlertFilterRow.owner_id)
+        .where(AlertFilterRow.enabled.is_(True), User.disabled.is_(False))
+    ).all()
+    return [AlertFilter(filter_id=r.id, owner=owner, name=r.name, where=r.where_sql,
+                        spark_sql=r.spark_sql, topic=r.topic, output_format=r.output_format)
+            for r, owner in rows]
+
+
+def enabled_filters_source(url: str | None = None) -> Callable[[], list[AlertFilter]]:
+    """A callable the streaming job re-reads each micro-batch (new filters apply at once)."""
+    from api.db import make_engine, session_factory
+    from api.settings import get_settings
+
+    settings = get_settings()
+    engine = make_engine(url or settings.store_url)
+    sessions = session_factory(engine)
+
+    def load() -> list[AlertFilter]:
+        with sessions() as session:
+            return enabled_filters(session)
+
+    return load
