@@ -179,4 +179,9 @@ def open_interactive(root: str | None = None, table: str = "gaia_source", versio
         from api.settings import get_settings
 
         root = get_settings().catalogue_root
+    if storage_options is None and root.startswith(("s3a://", "s3://")):
+        from api.s3 import storage_options as s3_options
+        from api.settings import get_settings
+
+        storage_options = s3_options(get_settings())
     return InteractiveCatalog(f"{root.rstrip('/')}/{table}", version, storage_options)

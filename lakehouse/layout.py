@@ -87,6 +87,11 @@ def table_info(path: str, version: int | None = None, storage_options: dict | No
     """Read version and layout properties from the Delta log (no Spark needed)."""
     from deltalake import DeltaTable
 
+    if storage_options is None and path.startswith(("s3a://", "s3://")):
+        from api.s3 import storage_options as s3_options
+        from api.settings import get_settings
+
+        storage_options = s3_options(get_settings())
     try:
         table = DeltaTable(path, version=version, storage_options=storage_options)
     except Exception as exc:  # delta-rs raises several types for a missing table/version

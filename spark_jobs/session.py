@@ -13,10 +13,14 @@ import re
 import sys
 from collections.abc import Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pyspark.sql import SparkSession
 
 import pyspark
+
+if TYPE_CHECKING:
+    from api.settings import Settings
 
 _VERSIONED_JAR = re.compile(r"^(?P<artifact>.+?)-\d[\w.\-]*\.jar$")
 
@@ -84,6 +88,23 @@ def with_catalogue_layout(builder: SparkSession.Builder) -> SparkSession.Builder
     return builder.config("spark.hadoop.parquet.block.size", str(ROW_GROUP_BYTES))
 
 
+def with_s3(builder: SparkSession.Builder, settings: Settings) -> SparkSession.Builder:
+    """Let Spark read and write ``s3a://`` (hadoop-aws) with the settings' S3 credentials.
+
+    A no-op unless S3 is configured (``s3_bucket`` or an ``s3a://`` lakehouse).
+    The credentials are checked first with one signed request, so a wrong
+    setting fails here, naming itself, instead of inside a Spark task.
+    """
+    from api.s3 import check_s3, hadoop_conf, is_s3
+
+    if not (settings.s3_bucket or is_s3(settings.catalogue_root)):
+        return builder
+    check_s3(settings)
+    for key, value in hadoop_conf(settings).items():
+        builder = builder.config(f"spark.hadoop.{key}", value)
+    return builder
+
+
 def get_spark(
     master: str | None = None,
     app_name: str = "avip",
@@ -107,6 +128,7 @@ def get_spark(
     builder = SparkSession.builder.master(master).appName(app_name)
     builder = with_catalogue_layout(with_quiet_defaults(builder, settings.spark_shuffle_partitions))
     builder = with_delta(with_jars(with_python(builder), platform_jars(settings.jars_dir)))
+    builder = with_s3(builder, settings)
     builder = (
         builder.config("spark.driver.memory", settings.spark_driver_memory)
         .config("spark.driver.host", "127.0.0.1")
