@@ -17,15 +17,36 @@ from api.models import AlertFilterRow, User, utcnow
 from spark_jobs.alerts.filters import AlertFilter, FilterError, check_where, make_filter
 
 
-def create_filter(session: Session, *, owner: User, name: str, where: str, output_format: str,
-                  topic_prefix: str, enabled: bool = True) -> AlertFilterRow:
+def create_filter(
+    session: Session,
+    *,
+    owner: User,
+    name: str,
+    where: str,
+    output_format: str,
+    topic_prefix: str,
+    enabled: bool = True,
+) -> AlertFilterRow:
     try:
-        checked = make_filter(filter_id=0, owner=owner.name, name=name, where=where,
-                              topic_prefix=topic_prefix, output_format=output_format)
+        checked = make_filter(
+            filter_id=0,
+            owner=owner.name,
+            name=name,
+            where=where,
+            topic_prefix=topic_prefix,
+            output_format=output_format,
+        )
     except FilterError as err:
         raise Invalid(str(err), field="where" if "name" not in str(err)[:12] else "name") from None
-    row = AlertFilterRow(owner_id=owner.id, name=name, where_sql=where, spark_sql=checked.spark_sql,
-                         topic=checked.topic, output_format=output_format, enabled=enabled)
+    row = AlertFilterRow(
+        owner_id=owner.id,
+        name=name,
+        where_sql=where,
+        spark_sql=checked.spark_sql,
+        topic=checked.topic,
+        output_format=output_format,
+        enabled=enabled,
+    )
     session.add(row)
     try:
         session.flush()
@@ -49,12 +70,18 @@ def get_filter(session: Session, *, owner: User, ref: str | int) -> AlertFilterR
 
 
 def list_filters(session: Session, *, owner: User) -> list[AlertFilterRow]:
-    return list(session.scalars(
-        select(AlertFilterRow).where(AlertFilterRow.owner_id == owner.id).order_by(AlertFilterRow.id)))
+    return list(
+        session.scalars(
+            select(AlertFilterRow)
+            .where(AlertFilterRow.owner_id == owner.id)
+            .order_by(AlertFilterRow.id)
+        )
+    )
 
 
-def update_filter(session: Session, *, row: AlertFilterRow, where: str | None = None,
-                  enabled: bool | None = None) -> AlertFilterRow:
+def update_filter(
+    session: Session, *, row: AlertFilterRow, where: str | None = None, enabled: bool | None = None
+) -> AlertFilterRow:
     if where is not None:
         try:
             row.spark_sql = check_where(where)
@@ -74,12 +101,22 @@ def delete_filter(session: Session, *, row: AlertFilterRow) -> None:
 def enabled_filters(session: Session) -> list[AlertFilter]:
     """Every user's enabled filters, as the streaming job evaluates them."""
     rows = session.execute(
-        select(AlertFilterRow, User.name).join(User, User.id == AlertFilterRow.owner_id)
+        select(AlertFilterRow, User.name)
+        .join(User, User.id == AlertFilterRow.owner_id)
         .where(AlertFilterRow.enabled.is_(True), User.disabled.is_(False))
     ).all()
-    return [AlertFilter(filter_id=r.id, owner=owner, name=r.name, where=r.where_sql,
-                        spark_sql=r.spark_sql, topic=r.topic, output_format=r.output_format)
-            for r, owner in rows]
+    return [
+        AlertFilter(
+            filter_id=r.id,
+            owner=owner,
+            name=r.name,
+            where=r.where_sql,
+            spark_sql=r.spark_sql,
+            topic=r.topic,
+            output_format=r.output_format,
+        )
+        for r, owner in rows
+    ]
 
 
 def enabled_filters_source(url: str | None = None) -> Callable[[], list[AlertFilter]]:

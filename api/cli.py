@@ -35,3 +35,8 @@ app.add_typer(cli_space.space_app, name="space")
 app.add_typer(cli_admin.users_app, name="users")
 app.add_typer(cli_admin.tokens_app, name="tokens")
 app.add_typer(cli_admin.pools_app, name="pools")
+
+from api import cli_alerts  # noqa: E402
+
+app.add_typer(cli_alerts.alerts_app, name="alerts")
+app.add_typer(cli_alerts.events_app, name="events")

@@ -31,26 +31,40 @@ log = logging.getLogger(__name__)
 def event_message(event: Event) -> tuple[bytes, bytes]:
     """(key, value) of one event: key = job id (or 'user:<name>' without a job)."""
     key = str(event.job_id) if event.job_id is not None else f"user:{event.user}"
-    value = {"id": event.id, "job_id": event.job_id, "user": event.user, "type": event.type,
-             "payload": event.payload, "created_at": event.created_at.isoformat()}
+    value = {
+        "id": event.id,
+        "job_id": event.job_id,
+        "user": event.user,
+        "type": event.type,
+        "payload": event.payload,
+        "created_at": event.created_at.isoformat(),
+    }
     return key.encode(), json.dumps(value, sort_keys=True).encode()
 
 
 class EventRelay:
     """Publishes outbox rows; call :meth:`run_once` in a loop or :meth:`run`."""
 
-    def __init__(self, sessions: Callable[[], Session], bootstrap: str, topic: str,
-                 batch_size: int = 500, delivery_timeout_s: float = 10.0):
+    def __init__(
+        self,
+        sessions: Callable[[], Session],
+        bootstrap: str,
+        topic: str,
+        batch_size: int = 500,
+        delivery_timeout_s: float = 10.0,
+    ):
         self.sessions = sessions
         self.topic = topic
         self.batch_size = batch_size
         self.delivery_timeout_s = delivery_timeout_s
-        self.producer = Producer({
-            "bootstrap.servers": bootstrap,
-            "enable.idempotence": True,  # no broker-side duplicates or reordering on retry
-            "message.timeout.ms": int(delivery_timeout_s * 1000),
-            "linger.ms": 5,
-        })
+        self.producer = Producer(
+            {
+                "bootstrap.servers": bootstrap,
+                "enable.idempotence": True,  # no broker-side duplicates or reordering on retry
+                "message.timeout.ms": int(delivery_timeout_s * 1000),
+                "linger.ms": 5,
+            }
+        )
 
     def run_once(self) -> int:
         """One pass: publish up to ``batch_size`` events; return how many were marked."""
@@ -67,9 +81,13 @@ class EventRelay:
 
             for event in events:
                 key, value = event_message(event)
-                self.producer.produce(self.topic, key=key, value=value,
-                                      headers=[("avip-event-id", str(event.id).encode())],
-                                      on_delivery=lambda e, m, i=event.id: on_delivery(e, m, i))
+                self.producer.produce(
+                    self.topic,
+                    key=key,
+                    value=value,
+                    headers=[("avip-event-id", str(event.id).encode())],
+                    on_delivery=lambda e, m, i=event.id: on_delivery(e, m, i),
+                )
             self.producer.flush(self.delivery_timeout_s + 5)
             # Mark the longest prefix that was delivered: keeps per-job order on a retry.
             done = []
@@ -93,12 +111,18 @@ class EventRelay:
                 time.sleep(interval_s)
 
 
-def tail(bootstrap: str, topic: str, *, from_beginning: bool = False,
-         idle_timeout_s: float | None = None) -> Iterator[dict[str, Any]]:
+def tail(
+    bootstrap: str, topic: str, *, from_beginning: bool = False, idle_timeout_s: float | None = None
+) -> Iterator[dict[str, Any]]:
     """Yield job events from the topic, dropping redeliveries by event id."""
-    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"avip-tail-{time.time_ns()}",
-                         "auto.offset.reset": "earliest" if from_beginning else "latest",
-                         "enable.auto.commit": False})
+    consumer = Consumer(
+        {
+            "bootstrap.servers": bootstrap,
+            "group.id": f"avip-tail-{time.time_ns()}",
+            "auto.offset.reset": "earliest" if from_beginning else "latest",
+            "enable.auto.commit": False,
+        }
+    )
     consumer.subscribe([topic])
     seen: set[int] = set()
     last = time.monotonic()

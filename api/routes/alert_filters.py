@@ -59,12 +59,19 @@ def list_columns() -> dict[str, str]:
 
 
 @router.post("", response_model=AlertFilterPublic, status_code=status.HTTP_201_CREATED)
-def create(body: AlertFilterCreate, session: SessionDep, user: CurrentUser,
-           settings: SettingsDep) -> AlertFilterPublic:
+def create(
+    body: AlertFilterCreate, session: SessionDep, user: CurrentUser, settings: SettingsDep
+) -> AlertFilterPublic:
     with http_errors():
-        row = store.create_filter(session, owner=user, name=body.name, where=body.where,
-                                  output_format=body.output_format, enabled=body.enabled,
-                                  topic_prefix=settings.alerts_filter_topic_prefix)
+        row = store.create_filter(
+            session,
+            owner=user,
+            name=body.name,
+            where=body.where,
+            output_format=body.output_format,
+            enabled=body.enabled,
+            topic_prefix=settings.alerts_filter_topic_prefix,
+        )
         session.commit()
         return _public(row)
 
@@ -82,8 +89,9 @@ def get_one(ref: str, session: SessionDep, user: CurrentUser) -> AlertFilterPubl
 
 
 @router.patch("/{ref}", response_model=AlertFilterPublic)
-def update(ref: str, body: AlertFilterUpdate, session: SessionDep,
-           user: CurrentUser) -> AlertFilterPublic:
+def update(
+    ref: str, body: AlertFilterUpdate, session: SessionDep, user: CurrentUser
+) -> AlertFilterPublic:
     with http_errors():
         row = store.get_filter(session, owner=user, ref=ref)
         store.update_filter(session, row=row, where=body.where, enabled=body.enabled)

@@ -26,7 +26,9 @@ GAIA_SOURCE_COLUMNS = ("source_id", "ra", "dec", "phot_g_mean_mag", "bp_rp", "pa
 MAX_RADIUS_ARCSEC = 60.0
 
 
-def cells_around(ra_deg: np.ndarray, dec_deg: np.ndarray, order: int = ANNOTATION_ORDER) -> list[int]:
+def cells_around(
+    ra_deg: np.ndarray, dec_deg: np.ndarray, order: int = ANNOTATION_ORDER
+) -> list[int]:
     """Sorted unique cells holding the positions, plus every neighbour of each."""
     import cdshealpix.nested as hp
 
@@ -40,8 +42,12 @@ def cells_around(ra_deg: np.ndarray, dec_deg: np.ndarray, order: int = ANNOTATIO
 
 def gaia_near_empty() -> pd.DataFrame:
     """No stars (annotation switched off): every alert gets null gaia_* columns."""
-    return pd.DataFrame({c: pd.Series([], dtype="int64" if c == "source_id" else float)
-                         for c in GAIA_SOURCE_COLUMNS})
+    return pd.DataFrame(
+        {
+            c: pd.Series([], dtype="int64" if c == "source_id" else float)
+            for c in GAIA_SOURCE_COLUMNS
+        }
+    )
 
 
 def gaia_near(catalog: Any, ra_deg: np.ndarray, dec_deg: np.ndarray) -> pd.DataFrame:
@@ -91,9 +97,7 @@ def star_arrays(stars: pd.DataFrame) -> dict[str, np.ndarray]:
     return out
 
 
-def annotate_batches(
-    stars: dict[str, np.ndarray], radius_arcsec: float, schema: pa.Schema
-) -> Any:
+def annotate_batches(stars: dict[str, np.ndarray], radius_arcsec: float, schema: pa.Schema) -> Any:
     """A mapInArrow function appending gaia_* columns to record batches with ra/dec."""
 
     def run(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
@@ -105,8 +109,8 @@ def annotate_batches(
             safe = np.where(hit, idx, 0)
 
             def pick(name: str, dtype: Any) -> pa.Array:
-                values = stars[name][safe] if len(stars[name]) else np.zeros(len(idx))
-                missing = ~hit if name == "source_id" else (~hit | np.isnan(values))
+                values = stars[name][safe] if len(stars[name]) else np.zeros(len(idx))  # noqa: B023
+                missing = ~hit if name == "source_id" else (~hit | np.isnan(values))  # noqa: B023
                 return pa.array(values, type=dtype, mask=missing)
 
             extra = [

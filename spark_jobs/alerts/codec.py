@@ -62,7 +62,9 @@ def rubin_schema(version: str | None = None) -> RubinSchema:
         try:
             major, minor = (int(p) for p in version.split("."))
         except ValueError:
-            raise ValueError(f"Rubin schema version must look like '11.1', got {version!r}") from None
+            raise ValueError(
+                f"Rubin schema version must look like '11.1', got {version!r}"
+            ) from None
     path = f"{get_schema_path(major, minor)}/lsst.v{major}_{minor}.alert.avsc"
     if not os.path.isfile(path):
         raise ValueError(
@@ -96,7 +98,9 @@ def decode_rubin(payload: bytes) -> tuple[RubinSchema, dict[str, Any]]:
         raise MalformedAlert(f"packet of {len(payload)} bytes is shorter than the 5-byte header")
     magic, schema_id = WIRE_HEADER.unpack_from(payload)
     if magic != MAGIC_BYTE:
-        raise MalformedAlert(f"magic byte is {magic}, expected {MAGIC_BYTE} (Confluent wire format)")
+        raise MalformedAlert(
+            f"magic byte is {magic}, expected {MAGIC_BYTE} (Confluent wire format)"
+        )
     schema = rubin_schema_for_id(schema_id)
     body = io.BytesIO(payload)
     body.seek(WIRE_HEADER.size)
@@ -158,25 +162,35 @@ ZTF_SCHEMA: dict[str, Any] = fastavro.parse_schema(
                     "type": "record",
                     "name": "candidate",
                     "fields": [
-                        {"name": n, "type": t if n in {"jd", "candid", "ra", "dec"} else _nullable(t),
-                         "doc": d, **({} if n in {"jd", "candid", "ra", "dec"} else {"default": None})}
+                        {
+                            "name": n,
+                            "type": t if n in {"jd", "candid", "ra", "dec"} else _nullable(t),
+                            "doc": d,
+                            **({} if n in {"jd", "candid", "ra", "dec"} else {"default": None}),
+                        }
                         for n, t, d in _ZTF_CANDIDATE_FIELDS
                     ],
                 },
             },
             {
                 "name": "prv_candidates",
-                "type": ["null", {"type": "array", "items": {
-                    "type": "record",
-                    "name": "prv_candidate",
-                    "fields": [
-                        {"name": "jd", "type": "double"},
-                        {"name": "fid", "type": "int"},
-                        {"name": "magpsf", "type": ["null", "float"], "default": None},
-                        {"name": "sigmapsf", "type": ["null", "float"], "default": None},
-                        {"name": "diffmaglim", "type": ["null", "float"], "default": None},
-                    ],
-                }}],
+                "type": [
+                    "null",
+                    {
+                        "type": "array",
+                        "items": {
+                            "type": "record",
+                            "name": "prv_candidate",
+                            "fields": [
+                                {"name": "jd", "type": "double"},
+                                {"name": "fid", "type": "int"},
+                                {"name": "magpsf", "type": ["null", "float"], "default": None},
+                                {"name": "sigmapsf", "type": ["null", "float"], "default": None},
+                                {"name": "diffmaglim", "type": ["null", "float"], "default": None},
+                            ],
+                        },
+                    },
+                ],
                 "default": None,
             },
         ],

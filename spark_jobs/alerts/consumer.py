@@ -40,20 +40,27 @@ def _parse(raw: bytes, headers: dict[str, str]) -> dict[str, Any]:
 
 
 def consume(
-    bootstrap: str, topic: str, *, group_id: str | None = None, from_beginning: bool = True,
-    max_messages: int | None = None, idle_timeout_s: float | None = 10.0,
+    bootstrap: str,
+    topic: str,
+    *,
+    group_id: str | None = None,
+    from_beginning: bool = True,
+    max_messages: int | None = None,
+    idle_timeout_s: float | None = 10.0,
 ) -> Iterator[Received]:
     """Yield messages of ``topic`` until ``max_messages`` or ``idle_timeout_s`` without any.
 
     ``group_id`` keeps a position between runs; without it each call reads anew.
     """
-    consumer = Consumer({
-        "bootstrap.servers": bootstrap,
-        "group.id": group_id or f"avip-reader-{uuid.uuid4().hex[:12]}",
-        "auto.offset.reset": "earliest" if from_beginning else "latest",
-        "isolation.level": "read_committed",
-        "enable.auto.commit": group_id is not None,
-    })
+    consumer = Consumer(
+        {
+            "bootstrap.servers": bootstrap,
+            "group.id": group_id or f"avip-reader-{uuid.uuid4().hex[:12]}",
+            "auto.offset.reset": "earliest" if from_beginning else "latest",
+            "isolation.level": "read_committed",
+            "enable.auto.commit": group_id is not None,
+        }
+    )
     consumer.subscribe([topic])
     n, last = 0, time.monotonic()
     try:
@@ -66,7 +73,8 @@ def consume(
             last = time.monotonic()
             headers = {k: (v or b"").decode("utf-8", "replace") for k, v in (msg.headers() or [])}
             n += 1
-            yield Received(msg.topic(), msg.key(), _parse(msg.value(), headers), headers,
-                           msg.timestamp()[1])
+            yield Received(
+                msg.topic(), msg.key(), _parse(msg.value(), headers), headers, msg.timestamp()[1]
+            )
     finally:
         consumer.close()

@@ -27,22 +27,74 @@ NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 FORMATS = ("json", "avro")
 
 PREDICATES: tuple[type[exp.Expression], ...] = (
-    exp.And, exp.Or, exp.Not, exp.Paren, exp.EQ, exp.NEQ, exp.GT, exp.GTE, exp.LT, exp.LTE,
-    exp.Is, exp.In, exp.Between, exp.Like, exp.ILike, exp.Boolean,
+    exp.And,
+    exp.Or,
+    exp.Not,
+    exp.Paren,
+    exp.EQ,
+    exp.NEQ,
+    exp.GT,
+    exp.GTE,
+    exp.LT,
+    exp.LTE,
+    exp.Is,
+    exp.In,
+    exp.Between,
+    exp.Like,
+    exp.ILike,
+    exp.Boolean,
 )
 OPERANDS: tuple[type[exp.Expression], ...] = (
-    exp.Add, exp.Sub, exp.Mul, exp.Div, exp.Mod, exp.Neg,
-    exp.Column, exp.Identifier, exp.Literal, exp.Null, exp.Case, exp.If,
+    exp.Add,
+    exp.Sub,
+    exp.Mul,
+    exp.Div,
+    exp.Mod,
+    exp.Neg,
+    exp.Column,
+    exp.Identifier,
+    exp.Literal,
+    exp.Null,
+    exp.Case,
+    exp.If,
 )
 FUNCTIONS: dict[type[exp.Expression], str] = {
-    exp.Abs: "abs", exp.Sqrt: "sqrt", exp.Log: "log10/log", exp.Ln: "ln", exp.Exp: "exp",
-    exp.Pow: "power", exp.Least: "least", exp.Greatest: "greatest", exp.Coalesce: "coalesce",
-    exp.Round: "round", exp.Floor: "floor", exp.Ceil: "ceil", exp.Sin: "sin", exp.Cos: "cos",
-    exp.Tan: "tan", exp.Asin: "asin", exp.Acos: "acos", exp.Atan: "atan", exp.Atan2: "atan2",
-    exp.Radians: "radians", exp.Degrees: "degrees", exp.Nullif: "nullif",
+    exp.Abs: "abs",
+    exp.Sqrt: "sqrt",
+    exp.Log: "log10/log",
+    exp.Ln: "ln",
+    exp.Exp: "exp",
+    exp.Pow: "power",
+    exp.Least: "least",
+    exp.Greatest: "greatest",
+    exp.Coalesce: "coalesce",
+    exp.Round: "round",
+    exp.Floor: "floor",
+    exp.Ceil: "ceil",
+    exp.Sin: "sin",
+    exp.Cos: "cos",
+    exp.Tan: "tan",
+    exp.Asin: "asin",
+    exp.Acos: "acos",
+    exp.Atan: "atan",
+    exp.Atan2: "atan2",
+    exp.Radians: "radians",
+    exp.Degrees: "degrees",
+    exp.Nullif: "nullif",
 }
-_STATEMENTS = (exp.Create, exp.Drop, exp.Alter, exp.Insert, exp.Update, exp.Delete,
-               exp.Merge, exp.Command, exp.Use, exp.Set, exp.TruncateTable)
+_STATEMENTS = (
+    exp.Create,
+    exp.Drop,
+    exp.Alter,
+    exp.Insert,
+    exp.Update,
+    exp.Delete,
+    exp.Merge,
+    exp.Command,
+    exp.Use,
+    exp.Set,
+    exp.TruncateTable,
+)
 
 
 class FilterError(ValueError):
@@ -71,7 +123,9 @@ def check_where(where: str, columns: dict[str, object] | None = None) -> str:
     allowed = columns if columns is not None else filter_columns()
     text = (where or "").strip().rstrip(";").strip() if where else ""
     if not text:
-        raise FilterError("the filter is empty: write a condition such as 'diaSource.psfFlux > 1000'")
+        raise FilterError(
+            "the filter is empty: write a condition such as 'diaSource.psfFlux > 1000'"
+        )
     if len(text) > MAX_FILTER_CHARS:
         raise FilterError(f"the filter has {len(text)} characters; the limit is {MAX_FILTER_CHARS}")
     try:
@@ -88,10 +142,13 @@ def check_where(where: str, columns: dict[str, object] | None = None) -> str:
     tree = statements[0]
     if isinstance(tree, _STATEMENTS):
         raise FilterError(
-            f"{tree.key.upper()} statements (DDL/DML) are not allowed: a filter is a WHERE condition"
+            f"{tree.key.upper()} statements (DDL/DML) are not allowed: "
+            "a filter is a WHERE condition"
         )
     if isinstance(tree, (exp.Select, exp.Union, exp.Query)):
-        raise FilterError("a filter is a WHERE condition, not a query: drop SELECT ... FROM ... WHERE")
+        raise FilterError(
+            "a filter is a WHERE condition, not a query: drop SELECT ... FROM ... WHERE"
+        )
     for node in tree.walk():
         _check_node(node, allowed)
     if not isinstance(tree, PREDICATES):
@@ -113,8 +170,11 @@ def _check_node(node: exp.Expression, allowed: dict[str, object]) -> None:
         name = _column_name(node)
         if name not in allowed:
             close = difflib.get_close_matches(name, list(allowed), n=3, cutoff=0.6)
-            hint = f"; did you mean {', '.join(close)}?" if close else (
-                "; see `avip alerts filters columns` for the list")
+            hint = (
+                f"; did you mean {', '.join(close)}?"
+                if close
+                else ("; see `avip alerts filters columns` for the list")
+            )
             raise FilterError(f"unknown column {name!r}{hint}")
         return
     if isinstance(node, exp.AggFunc):
@@ -157,8 +217,14 @@ def topic_for(prefix: str, owner: str, name: str) -> str:
 
 
 def make_filter(
-    *, filter_id: int, owner: str, name: str, where: str, topic_prefix: str = "avip.alerts.filter",
-    output_format: str = "json", enabled: bool = True,
+    *,
+    filter_id: int,
+    owner: str,
+    name: str,
+    where: str,
+    topic_prefix: str = "avip.alerts.filter",
+    output_format: str = "json",
+    enabled: bool = True,
 ) -> AlertFilter:
     """Check name, format and condition; build the filter (raises FilterError)."""
     if not NAME_PATTERN.match(name or ""):
@@ -169,6 +235,12 @@ def make_filter(
     if output_format not in FORMATS:
         raise FilterError(f"output format {output_format!r} must be one of {', '.join(FORMATS)}")
     return AlertFilter(
-        filter_id=filter_id, owner=owner, name=name, where=where, spark_sql=check_where(where),
-        topic=topic_for(topic_prefix, owner, name), output_format=output_format, enabled=enabled,
+        filter_id=filter_id,
+        owner=owner,
+        name=name,
+        where=where,
+        spark_sql=check_where(where),
+        topic=topic_for(topic_prefix, owner, name),
+        output_format=output_format,
+        enabled=enabled,
     )

@@ -78,7 +78,9 @@ def _scalar_fields(record: dict[str, Any]) -> list[tuple[str, T.DataType]]:
 
 
 @lru_cache(maxsize=4)
-def struct_fields(rubin_version: str | None = None) -> dict[str, tuple[tuple[str, T.DataType], ...]]:
+def struct_fields(
+    rubin_version: str | None = None,
+) -> dict[str, tuple[tuple[str, T.DataType], ...]]:
     """Scalar fields of diaSource, diaObject (Rubin schema) and candidate (ZTF)."""
     records: dict[str, dict[str, Any]] = {}
     _named_records(codec.rubin_schema(rubin_version).parsed, records)

@@ -80,7 +80,9 @@ def _random_in_field(rng: np.random.Generator, ra0: float, dec0: float, n: int) 
     theta = rng.uniform(0, 2 * np.pi, n)
     d0, a0 = np.radians(dec0), np.radians(ra0)
     dec = np.arcsin(np.sin(d0) * np.cos(r) + np.cos(d0) * np.sin(r) * np.cos(theta))
-    ra = a0 + np.arctan2(np.sin(theta) * np.sin(r) * np.cos(d0), np.cos(r) - np.sin(d0) * np.sin(dec))
+    ra = a0 + np.arctan2(
+        np.sin(theta) * np.sin(r) * np.cos(d0), np.cos(r) - np.sin(d0) * np.sin(dec)
+    )
     return np.degrees(ra) % 360.0, np.degrees(dec)
 
 
@@ -103,22 +105,54 @@ class RubinSimulator:
         if self.stars is not None:
             missing = {"source_id", "ra", "dec", "phot_g_mean_mag"} - set(self.stars.columns)
             if missing:
-                raise ValueError(f"stars need columns source_id, ra, dec, phot_g_mean_mag; missing {missing}")
+                raise ValueError(
+                    f"stars need columns source_id, ra, dec, phot_g_mean_mag; missing {missing}"
+                )
 
     # -- one alert -----------------------------------------------------------
-    def _source(self, *, source_id: int, object_id: int, visit: int, mjd: float, band: str,
-                ra: float, dec: float, flux: float, err: float, template_flux: float) -> dict:
+    def _source(
+        self,
+        *,
+        source_id: int,
+        object_id: int,
+        visit: int,
+        mjd: float,
+        band: str,
+        ra: float,
+        dec: float,
+        flux: float,
+        err: float,
+        template_flux: float,
+    ) -> dict:
         s = dict(self._src)
         s.update(
-            diaSourceId=source_id, visit=visit, detector=int(self.rng.integers(0, 189)),
-            diaObjectId=object_id, midpointMjdTai=mjd, exposureTime=30.0, ra=ra, dec=dec,
-            raErr=1e-5, decErr=1e-5, x=float(self.rng.uniform(0, 4000)),
-            y=float(self.rng.uniform(0, 4000)), psfFlux=flux, psfFluxErr=err,
-            apFlux=flux * 0.97, apFluxErr=err * 1.1, snr=abs(flux) / err, psfNdata=441,
-            scienceFlux=template_flux + flux, scienceFluxErr=err, templateFlux=template_flux,
-            templateFluxErr=err * 0.5, isNegative=flux < 0, band=band,
+            diaSourceId=source_id,
+            visit=visit,
+            detector=int(self.rng.integers(0, 189)),
+            diaObjectId=object_id,
+            midpointMjdTai=mjd,
+            exposureTime=30.0,
+            ra=ra,
+            dec=dec,
+            raErr=1e-5,
+            decErr=1e-5,
+            x=float(self.rng.uniform(0, 4000)),
+            y=float(self.rng.uniform(0, 4000)),
+            psfFlux=flux,
+            psfFluxErr=err,
+            apFlux=flux * 0.97,
+            apFluxErr=err * 1.1,
+            snr=abs(flux) / err,
+            psfNdata=441,
+            scienceFlux=template_flux + flux,
+            scienceFluxErr=err,
+            templateFlux=template_flux,
+            templateFluxErr=err * 0.5,
+            isNegative=flux < 0,
+            band=band,
             extendedness=float(self.rng.uniform(0, 0.3)),
-            reliability=float(self.rng.beta(8, 2)), timeProcessedMjdTai=mjd + 0.0005,
+            reliability=float(self.rng.beta(8, 2)),
+            timeProcessedMjdTai=mjd + 0.0005,
             bboxSize=21,
         )
         return s
@@ -128,8 +162,13 @@ class RubinSimulator:
         rng = self.rng
         n = plan.n_alerts
         kinds = rng.choice(
-            ["star", "transient", "bogus"], size=n,
-            p=[plan.star_fraction, 1 - plan.star_fraction - plan.bogus_fraction, plan.bogus_fraction],
+            ["star", "transient", "bogus"],
+            size=n,
+            p=[
+                plan.star_fraction,
+                1 - plan.star_fraction - plan.bogus_fraction,
+                plan.bogus_fraction,
+            ],
         )
         ra, dec = _random_in_field(rng, plan.ra_deg, plan.dec_deg, n)
         base_mag = rng.uniform(18, 24, n)
@@ -139,15 +178,24 @@ class RubinSimulator:
             on_star = np.flatnonzero(kinds == "star")
             pick = rng.integers(0, len(stars), len(on_star))
             noise = rng.normal(0, 0.1 / 3600, (len(on_star), 2))  # 0.1 arcsec astrometry
-            ra[on_star] = (stars["ra"].to_numpy()[pick] + noise[:, 0] / np.cos(np.radians(
-                stars["dec"].to_numpy()[pick]))) % 360
+            ra[on_star] = (
+                stars["ra"].to_numpy()[pick]
+                + noise[:, 0] / np.cos(np.radians(stars["dec"].to_numpy()[pick]))
+            ) % 360
             dec[on_star] = stars["dec"].to_numpy()[pick] + noise[:, 1]
             base_mag[on_star] = stars["phot_g_mean_mag"].to_numpy()[pick]
             # A star's object id is stable from visit to visit.
             object_ids[on_star] = stars["source_id"].to_numpy()[pick] % (2**62)
         for i in range(n):
-            yield self._alert_record(plan, i, kinds[i], float(ra[i]), float(dec[i]),
-                                     float(base_mag[i]), int(object_ids[i]))
+            yield self._alert_record(
+                plan,
+                i,
+                kinds[i],
+                float(ra[i]),
+                float(dec[i]),
+                float(base_mag[i]),
+                int(object_ids[i]),
+            )
 
     def _stars_in_field(self, plan: VisitPlan) -> pd.DataFrame | None:
         if self.stars is None:
@@ -157,8 +205,9 @@ class RubinSimulator:
         sep = angular_distance_deg(self.stars["ra"], self.stars["dec"], plan.ra_deg, plan.dec_deg)
         return self.stars[np.asarray(sep) <= FIELD_RADIUS_DEG]
 
-    def _lightcurve(self, kind: str, base_mag: float, t: np.ndarray, phase: float,
-                    period: float) -> tuple[np.ndarray, float]:
+    def _lightcurve(
+        self, kind: str, base_mag: float, t: np.ndarray, phase: float, period: float
+    ) -> tuple[np.ndarray, float]:
         """Difference fluxes at times ``t`` (days relative to now) and the template flux."""
         template = float(mag_to_njy(base_mag))
         if kind == "star":
@@ -171,8 +220,16 @@ class RubinSimulator:
             return peak * rise * np.exp(-np.clip(age - 15, 0, None) / 30.0), 0.0
         return self.rng.normal(0, 400, t.shape) * self.rng.choice([-1, 1]), 0.0
 
-    def _alert_record(self, plan: VisitPlan, i: int, kind: str, ra: float, dec: float,
-                      base_mag: float, object_id: int) -> dict[str, Any]:
+    def _alert_record(
+        self,
+        plan: VisitPlan,
+        i: int,
+        kind: str,
+        ra: float,
+        dec: float,
+        base_mag: float,
+        object_id: int,
+    ) -> dict[str, Any]:
         rng = self.rng
         n_prv = 0 if kind == "bogus" else int(min(rng.geometric(0.15) - 1, plan.max_history))
         t = np.concatenate([-np.sort(rng.uniform(0.5, 60, n_prv))[::-1], [0.0]])
@@ -182,30 +239,56 @@ class RubinSimulator:
             flux = np.sign(flux) * np.maximum(np.abs(flux), 5.5 * err)
         source_id = plan.visit * 1_000_000 + i
         srcs = [
-            self._source(source_id=source_id - (k + 1) * 10_000_000_000_000 if k < n_prv else source_id,
-                         object_id=object_id, visit=plan.visit - (n_prv - k) if k < n_prv else plan.visit,
-                         mjd=plan.mjd + float(t[k]), band=plan.band if k == n_prv else BANDS[k % 6],
-                         ra=ra, dec=dec, flux=float(flux[k]), err=float(err[k]), template_flux=template)
+            self._source(
+                source_id=source_id - (k + 1) * 10_000_000_000_000 if k < n_prv else source_id,
+                object_id=object_id,
+                visit=plan.visit - (n_prv - k) if k < n_prv else plan.visit,
+                mjd=plan.mjd + float(t[k]),
+                band=plan.band if k == n_prv else BANDS[k % 6],
+                ra=ra,
+                dec=dec,
+                flux=float(flux[k]),
+                err=float(err[k]),
+                template_flux=template,
+            )
             for k in range(n_prv + 1)
         ]
         alert = dict(self._alert)
-        alert.update(diaSourceId=source_id, diaSource=srcs[-1],
-                     observation_reason="wfd", target_name=f"field_{plan.visit % 5000}")
+        alert.update(
+            diaSourceId=source_id,
+            diaSource=srcs[-1],
+            observation_reason="wfd",
+            target_name=f"field_{plan.visit % 5000}",
+        )
         if n_prv:
             alert["prvDiaSources"] = srcs[:-1]
             forced = []
             for k in range(min(n_prv, 12)):
                 fs = dict(self._forced)
-                fs.update(diaForcedSourceId=source_id * 100 + k, diaObjectId=object_id, ra=ra,
-                          dec=dec, visit=srcs[k]["visit"], detector=srcs[k]["detector"],
-                          psfFlux=srcs[k]["psfFlux"], psfFluxErr=srcs[k]["psfFluxErr"],
-                          midpointMjdTai=srcs[k]["midpointMjdTai"], band=srcs[k]["band"],
-                          timeProcessedMjdTai=srcs[k]["timeProcessedMjdTai"])
+                fs.update(
+                    diaForcedSourceId=source_id * 100 + k,
+                    diaObjectId=object_id,
+                    ra=ra,
+                    dec=dec,
+                    visit=srcs[k]["visit"],
+                    detector=srcs[k]["detector"],
+                    psfFlux=srcs[k]["psfFlux"],
+                    psfFluxErr=srcs[k]["psfFluxErr"],
+                    midpointMjdTai=srcs[k]["midpointMjdTai"],
+                    band=srcs[k]["band"],
+                    timeProcessedMjdTai=srcs[k]["timeProcessedMjdTai"],
+                )
                 forced.append(fs)
             alert["prvDiaForcedSources"] = forced
             obj = dict(self._obj)
-            obj.update(diaObjectId=object_id, validityStartMjdTai=plan.mjd + float(t[0]), ra=ra,
-                       dec=dec, raErr=1e-5, decErr=1e-5)
+            obj.update(
+                diaObjectId=object_id,
+                validityStartMjdTai=plan.mjd + float(t[0]),
+                ra=ra,
+                dec=dec,
+                raErr=1e-5,
+                decErr=1e-5,
+            )
             obj[f"{plan.band}_psfFluxMean"] = float(np.mean(flux))
             obj[f"{plan.band}_psfFluxSigma"] = float(np.std(flux))
             alert["diaObject"] = obj
@@ -213,8 +296,12 @@ class RubinSimulator:
 
 
 def plan_night(
-    n_visits: int, pointings: list[tuple[float, float]], n_alerts: int = 10_000,
-    seed: int = 0, first_visit: int = 1, star_fraction: float = 0.3,
+    n_visits: int,
+    pointings: list[tuple[float, float]],
+    n_alerts: int = 10_000,
+    seed: int = 0,
+    first_visit: int = 1,
+    star_fraction: float = 0.3,
 ) -> list[VisitPlan]:
     """Visits cycling over ``pointings`` (ra, dec deg), 40 s apart, bands rotating."""
     if not pointings:
@@ -222,30 +309,69 @@ def plan_night(
     rng = np.random.default_rng(seed)
     return [
         VisitPlan(
-            visit=first_visit + k, ra_deg=pointings[k % len(pointings)][0],
-            dec_deg=pointings[k % len(pointings)][1], mjd=NIGHT_START_MJD + k * 40 / 86400,
-            band=BANDS[int(rng.integers(1, 5))], n_alerts=n_alerts, star_fraction=star_fraction,
+            visit=first_visit + k,
+            ra_deg=pointings[k % len(pointings)][0],
+            dec_deg=pointings[k % len(pointings)][1],
+            mjd=NIGHT_START_MJD + k * 40 / 86400,
+            band=BANDS[int(rng.integers(1, 5))],
+            n_alerts=n_alerts,
+            star_fraction=star_fraction,
         )
         for k in range(n_visits)
     ]
 
 
-def ztf_alert(rng: np.random.Generator, candid: int, ra: float, dec: float, mjd: float,
-              mag: float, n_prv: int = 5) -> dict[str, Any]:
+def ztf_alert(
+    rng: np.random.Generator,
+    candid: int,
+    ra: float,
+    dec: float,
+    mjd: float,
+    mag: float,
+    n_prv: int = 5,
+) -> dict[str, Any]:
     """One ZTF-style alert record (see :data:`codec.ZTF_SCHEMA`)."""
     jd = mjd + JD_MJD_OFFSET
     cand = {
-        "jd": jd, "fid": int(rng.integers(1, 3)), "pid": candid // 1000, "candid": candid,
-        "isdiffpos": "t", "ra": ra, "dec": dec, "magpsf": mag, "sigmapsf": 0.05 + 0.02 * (mag - 16),
-        "diffmaglim": 20.5, "rb": float(rng.beta(8, 2)), "drb": float(rng.beta(8, 2)), "fwhm": 2.1,
-        "elong": 1.05, "ssdistnr": -999.0, "sgscore1": float(rng.uniform()),
-        "distpsnr1": float(rng.uniform(0, 5)), "ndethist": n_prv + 1, "jdstarthist": jd - 30,
+        "jd": jd,
+        "fid": int(rng.integers(1, 3)),
+        "pid": candid // 1000,
+        "candid": candid,
+        "isdiffpos": "t",
+        "ra": ra,
+        "dec": dec,
+        "magpsf": mag,
+        "sigmapsf": 0.05 + 0.02 * (mag - 16),
+        "diffmaglim": 20.5,
+        "rb": float(rng.beta(8, 2)),
+        "drb": float(rng.beta(8, 2)),
+        "fwhm": 2.1,
+        "elong": 1.05,
+        "ssdistnr": -999.0,
+        "sgscore1": float(rng.uniform()),
+        "distpsnr1": float(rng.uniform(0, 5)),
+        "ndethist": n_prv + 1,
+        "jdstarthist": jd - 30,
     }
-    prv = [{"jd": jd - 3 * (k + 1), "fid": 1 + k % 2, "magpsf": mag + 0.1 * k, "sigmapsf": 0.1,
-            "diffmaglim": 20.5} for k in range(n_prv)]
+    prv = [
+        {
+            "jd": jd - 3 * (k + 1),
+            "fid": 1 + k % 2,
+            "magpsf": mag + 0.1 * k,
+            "sigmapsf": 0.1,
+            "diffmaglim": 20.5,
+        }
+        for k in range(n_prv)
+    ]
     name = "ZTF" + "".join(chr(97 + int(c)) for c in rng.integers(0, 26, 7))
-    return {"schemavsn": "3.3", "publisher": "avip-simulator", "objectId": name, "candid": candid,
-            "candidate": cand, "prv_candidates": prv or None}
+    return {
+        "schemavsn": "3.3",
+        "publisher": "avip-simulator",
+        "objectId": name,
+        "candid": candid,
+        "candidate": cand,
+        "prv_candidates": prv or None,
+    }
 
 
 def encode_visit(sim: RubinSimulator, plan: VisitPlan) -> list[tuple[bytes, bytes]]:
@@ -256,8 +382,9 @@ def encode_visit(sim: RubinSimulator, plan: VisitPlan) -> list[tuple[bytes, byte
     ]
 
 
-def gaia_stars_from_lakehouse(n_max: int = 200_000, seed: int = 0, spark=None,
-                              root: str | None = None) -> pd.DataFrame:
+def gaia_stars_from_lakehouse(
+    n_max: int = 200_000, seed: int = 0, spark=None, root: str | None = None
+) -> pd.DataFrame:
     """Up to ``n_max`` catalogue stars (source_id, ra, dec, phot_g_mean_mag) from the lakehouse."""
     from lakehouse.catalog import open_catalog
 
@@ -282,5 +409,14 @@ def copy_alert(alert: dict[str, Any]) -> dict[str, Any]:
     return copy.deepcopy(alert)
 
 
-__all__ = ["RubinSimulator", "VisitPlan", "plan_night", "encode_visit", "ztf_alert",
-           "gaia_stars_from_lakehouse", "pointings_on", "mag_to_njy", "math"]
+__all__ = [
+    "RubinSimulator",
+    "VisitPlan",
+    "plan_night",
+    "encode_visit",
+    "ztf_alert",
+    "gaia_stars_from_lakehouse",
+    "pointings_on",
+    "mag_to_njy",
+    "math",
+]

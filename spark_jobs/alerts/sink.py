@@ -29,13 +29,21 @@ Message = tuple[str, bytes | None, bytes, Sequence[tuple[str, bytes]]]  # topic,
 MAX_MESSAGE_BYTES = 10 * 1024 * 1024
 
 
-def ensure_topics(bootstrap: str, topics: Iterable[str], partitions: int = 1,
-                  config: dict[str, str] | None = None, timeout_s: float = 30.0) -> None:
+def ensure_topics(
+    bootstrap: str,
+    topics: Iterable[str],
+    partitions: int = 1,
+    config: dict[str, str] | None = None,
+    timeout_s: float = 30.0,
+) -> None:
     """Create the topics that do not exist yet (existing ones are left alone)."""
     admin = AdminClient({"bootstrap.servers": bootstrap})
     existing = set(admin.list_topics(timeout=timeout_s).topics)
-    new = [NewTopic(t, num_partitions=partitions, replication_factor=1, config=config or {})
-           for t in sorted(set(topics)) if t not in existing]
+    new = [
+        NewTopic(t, num_partitions=partitions, replication_factor=1, config=config or {})
+        for t in sorted(set(topics))
+        if t not in existing
+    ]
     if not new:
         return
     for topic, future in admin.create_topics(new, operation_timeout=timeout_s).items():
@@ -55,23 +63,29 @@ class TransactionalSink:
         self.commit_topic = commit_topic
         self.marker_key = f"{job_name}:{digest}"
         ensure_topics(bootstrap, [commit_topic], config={"cleanup.policy": "compact"})
-        self.producer = Producer({
-            "bootstrap.servers": bootstrap,
-            "transactional.id": f"avip-{self.marker_key}",
-            "linger.ms": 5,
-            "message.max.bytes": MAX_MESSAGE_BYTES,
-            "queue.buffering.max.messages": 1_000_000,
-        })
+        self.producer = Producer(
+            {
+                "bootstrap.servers": bootstrap,
+                "transactional.id": f"avip-{self.marker_key}",
+                "linger.ms": 5,
+                "message.max.bytes": MAX_MESSAGE_BYTES,
+                "queue.buffering.max.messages": 1_000_000,
+            }
+        )
         # Fences any earlier incarnation and aborts its unfinished transaction.
         self.producer.init_transactions(60)
         self.last_batch_id = self._read_last_marker()
         log.info("alert sink %s resumes after batch %s", self.marker_key, self.last_batch_id)
 
     def _read_last_marker(self, timeout_s: float = 30.0) -> int:
-        consumer = Consumer({
-            "bootstrap.servers": self.bootstrap, "group.id": f"avip-marker-{time.time_ns()}",
-            "enable.auto.commit": False, "isolation.level": "read_committed",
-        })
+        consumer = Consumer(
+            {
+                "bootstrap.servers": self.bootstrap,
+                "group.id": f"avip-marker-{time.time_ns()}",
+                "enable.auto.commit": False,
+                "isolation.level": "read_committed",
+            }
+        )
         try:
             _, high = consumer.get_watermark_offsets(TopicPartition(self.commit_topic, 0), 30)
             last = -1
@@ -81,7 +95,11 @@ class TransactionalSink:
             deadline = time.monotonic() + timeout_s
             while time.monotonic() < deadline:
                 msg = consumer.poll(0.5)
-                if msg is not None and msg.error() is None and msg.key() == self.marker_key.encode():
+                if (
+                    msg is not None
+                    and msg.error() is None
+                    and msg.key() == self.marker_key.encode()
+                ):
                     last = max(last, int(json.loads(msg.value())["batch_id"]))
                 pos = consumer.position([TopicPartition(self.commit_topic, 0)])[0].offset
                 if pos >= high:

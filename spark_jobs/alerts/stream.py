@@ -46,7 +46,8 @@ KAFKA_FIELDS = [
     T.StructField("raw_timestamp_ms", T.LongType(), True),
 ]
 DECODED = T.StructType(
-    rows.alert_schema(with_gaia=False).fields + KAFKA_FIELDS
+    rows.alert_schema(with_gaia=False).fields
+    + KAFKA_FIELDS
     + [T.StructField("error", T.StringType(), True)]
 )
 ANNOTATED = T.StructType(
@@ -74,7 +75,8 @@ class StreamConfig:
     def __post_init__(self) -> None:
         if not 0 < self.radius_arcsec <= annotate.MAX_RADIUS_ARCSEC:
             raise ValueError(
-                f"radius_arcsec must be in (0, {annotate.MAX_RADIUS_ARCSEC}], got {self.radius_arcsec}"
+                f"radius_arcsec must be in (0, {annotate.MAX_RADIUS_ARCSEC}], "
+                f"got {self.radius_arcsec}"
             )
         if self.max_offsets_per_trigger < 1:
             raise ValueError("max_offsets_per_trigger must be at least 1")
@@ -87,15 +89,24 @@ def decode_batches(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch
     for batch in batches:
         out = []
         for rec in batch.to_pylist():
-            kafka = {"key": rec["key"], "value": rec["value"], "kafka_partition": rec["partition"],
-                     "kafka_offset": rec["offset"], "raw_timestamp_ms": rec["raw_timestamp_ms"]}
+            kafka = {
+                "key": rec["key"],
+                "value": rec["value"],
+                "kafka_partition": rec["partition"],
+                "kafka_offset": rec["offset"],
+                "raw_timestamp_ms": rec["raw_timestamp_ms"],
+            }
             try:
                 row = rows.normalise(codec.decode(rec["value"]))
                 row.update(kafka, error=None)
             except codec.MalformedAlert as err:
                 row = {**empty, **kafka, "error": str(err)}
             except (KeyError, TypeError, ValueError) as err:  # decodable but not an alert
-                row = {**empty, **kafka, "error": f"not a usable alert: {type(err).__name__}: {err}"}
+                row = {
+                    **empty,
+                    **kafka,
+                    "error": f"not a usable alert: {type(err).__name__}: {err}",
+                }
             out.append(row)
         yield pa.RecordBatch.from_pylist(out, schema=schema)
 
@@ -103,8 +114,14 @@ def decode_batches(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch
 class AlertStream:
     """One running instance of the alert job (see module docstring)."""
 
-    def __init__(self, spark: SparkSession, config: StreamConfig, filters: FilterSource,
-                 catalog: Any | None = None, fault: Callable[[int, str], None] | None = None):
+    def __init__(
+        self,
+        spark: SparkSession,
+        config: StreamConfig,
+        filters: FilterSource,
+        catalog: Any | None = None,
+        fault: Callable[[int, str], None] | None = None,
+    ):
         # Own SQL settings: non-ANSI so a filter comparing mixed types yields NULL, not a crash.
         self.spark = spark.newSession()
         self.spark.conf.set("spark.sql.ansi.enabled", "false")
@@ -113,8 +130,9 @@ class AlertStream:
         self.catalog = catalog
         self.fault = fault
         ensure_topics(config.bootstrap, [config.raw_topic, config.dead_letter_topic])
-        self.sink = TransactionalSink(config.bootstrap, config.commit_topic, config.job_name,
-                                      config.checkpoint_dir)
+        self.sink = TransactionalSink(
+            config.bootstrap, config.commit_topic, config.job_name, config.checkpoint_dir
+        )
         self._empty = self.spark.createDataFrame([], ANNOTATED)
         self._checked: dict[str, bool] = {}
         self.stats: list[dict[str, int]] = []
@@ -143,8 +161,13 @@ class AlertStream:
             log.info("batch %d was written before a restart; skipping", batch_id)
             return
         decoded = (
-            batch.select("key", "value", "partition", "offset",
-                         F.unix_millis("timestamp").alias("raw_timestamp_ms"))
+            batch.select(
+                "key",
+                "value",
+                "partition",
+                "offset",
+                F.unix_millis("timestamp").alias("raw_timestamp_ms"),
+            )
             .mapInArrow(decode_batches, DECODED)
             .persist()
         )
@@ -152,7 +175,9 @@ class AlertStream:
             good = decoded.where(F.col("error").isNull())
             stars = self._stars_for(good)
             annotated = good.mapInArrow(
-                annotate.annotate_batches(stars, self.config.radius_arcsec, to_arrow_schema(ANNOTATED)),
+                annotate.annotate_batches(
+                    stars, self.config.radius_arcsec, to_arrow_schema(ANNOTATED)
+                ),
                 ANNOTATED,
             )
             filters = self.usable_filters()
@@ -160,9 +185,13 @@ class AlertStream:
             messages = list(self._matches(annotated, filters)) + list(self._dead_letters(decoded))
             if self.fault:
                 self.fault(batch_id, "before_write")
-            n = self.sink.write(batch_id, messages,
-                                before_commit=(lambda: self.fault(batch_id, "before_commit"))
-                                if self.fault else None)
+            n = self.sink.write(
+                batch_id,
+                messages,
+                before_commit=(lambda: self.fault(batch_id, "before_commit"))
+                if self.fault
+                else None,
+            )
             self.stats.append({"batch_id": batch_id, "messages": n})
             if self.fault:
                 self.fault(batch_id, "after_commit")
@@ -188,28 +217,45 @@ class AlertStream:
         out = (
             annotated.select(F.explode(hits).alias("fi"), "key", "value", *PAYLOAD_COLUMNS)
             .select(
-                "fi", "key", "value",
-                F.to_json(F.struct(F.element_at(names, F.col("fi") + 1).alias("filter"),
-                                   *PAYLOAD_COLUMNS)).alias("json"),
+                "fi",
+                "key",
+                "value",
+                F.to_json(
+                    F.struct(F.element_at(names, F.col("fi") + 1).alias("filter"), *PAYLOAD_COLUMNS)
+                ).alias("json"),
                 F.to_json(F.struct(*rows.GAIA_COLUMNS)).alias("gaia"),
             )
             .toArrow()
         )
         for rec in out.to_pylist():
             f = filters[rec["fi"]]
-            headers = [("avip-filter", f"{f.owner}/{f.name}".encode()),
-                       ("avip-gaia", rec["gaia"].encode())]
+            headers = [
+                ("avip-filter", f"{f.owner}/{f.name}".encode()),
+                ("avip-gaia", rec["gaia"].encode()),
+            ]
             value = rec["json"].encode() if f.output_format == "json" else rec["value"]
             yield f.topic, rec["key"], value, headers
 
     def _dead_letters(self, decoded: DataFrame) -> Iterator[Message]:
-        bad = decoded.where(F.col("error").isNotNull()).select(
-            "key", "value", "error", "kafka_partition", "kafka_offset").toArrow()
+        bad = (
+            decoded.where(F.col("error").isNotNull())
+            .select("key", "value", "error", "kafka_partition", "kafka_offset")
+            .toArrow()
+        )
         for rec in bad.to_pylist():
-            headers = [("avip-error", rec["error"].encode()),
-                       ("avip-source", json.dumps({"topic": self.config.raw_topic,
-                                                   "partition": rec["kafka_partition"],
-                                                   "offset": rec["kafka_offset"]}).encode())]
+            headers = [
+                ("avip-error", rec["error"].encode()),
+                (
+                    "avip-source",
+                    json.dumps(
+                        {
+                            "topic": self.config.raw_topic,
+                            "partition": rec["kafka_partition"],
+                            "offset": rec["kafka_offset"],
+                        }
+                    ).encode(),
+                ),
+            ]
             yield self.config.dead_letter_topic, rec["key"], rec["value"] or b"", headers
 
     # -- the query ------------------------------------------------------------
@@ -224,8 +270,11 @@ class AlertStream:
             .option("failOnDataLoss", "false")
             .load()
         )
-        writer = source.writeStream.foreachBatch(self.process_batch).option(
-            "checkpointLocation", c.checkpoint_dir).queryName(f"avip-{c.job_name}")
+        writer = (
+            source.writeStream.foreachBatch(self.process_batch)
+            .option("checkpointLocation", c.checkpoint_dir)
+            .queryName(f"avip-{c.job_name}")
+        )
         if available_now:
             writer = writer.trigger(availableNow=True)
         else:
@@ -237,15 +286,25 @@ class AlertStream:
 
 
 def filters_from_json(path: str) -> FilterSource:
-    """Filters from a JSON list of {owner, name, where, output_format?, enabled?} (re-read per batch)."""
+    """Filters from a JSON list of {owner, name, where, output_format?, enabled?}.
+
+    Re-read every micro-batch."""
     from spark_jobs.alerts.filters import make_filter
 
     def load() -> list[AlertFilter]:
         with open(path) as fh:
             items = json.load(fh)
-        return [make_filter(filter_id=i, owner=d["owner"], name=d["name"], where=d["where"],
-                            output_format=d.get("output_format", "json"),
-                            enabled=d.get("enabled", True)) for i, d in enumerate(items)]
+        return [
+            make_filter(
+                filter_id=i,
+                owner=d["owner"],
+                name=d["name"],
+                where=d["where"],
+                output_format=d.get("output_format", "json"),
+                enabled=d.get("enabled", True),
+            )
+            for i, d in enumerate(items)
+        ]
 
     return load
 
@@ -279,9 +338,14 @@ def main(argv: list[str] | None = None) -> int:
         from api.alert_filter_store import enabled_filters_source
 
         source = enabled_filters_source()
-    config = StreamConfig(bootstrap=args.bootstrap, checkpoint_dir=args.checkpoint,
-                          raw_topic=args.raw_topic, dead_letter_topic=args.dead_letter_topic,
-                          radius_arcsec=args.radius_arcsec, max_offsets_per_trigger=args.max_offsets)
+    config = StreamConfig(
+        bootstrap=args.bootstrap,
+        checkpoint_dir=args.checkpoint,
+        raw_topic=args.raw_topic,
+        dead_letter_topic=args.dead_letter_topic,
+        radius_arcsec=args.radius_arcsec,
+        max_offsets_per_trigger=args.max_offsets,
+    )
     job = AlertStream(spark, config, source, catalog)
     query = job.start(available_now=args.once)
     try:

@@ -13,8 +13,10 @@ import pytest
 def kafka_bootstrap() -> str:
     bootstrap = os.environ.get("AVIP_TEST_KAFKA_BOOTSTRAP")
     if not bootstrap:
-        pytest.skip("no Kafka broker: AVIP_TEST_KAFKA_BOOTSTRAP is unset (run through `make test`, "
-                    "whose devstack starts one)")
+        pytest.skip(
+            "no Kafka broker: AVIP_TEST_KAFKA_BOOTSTRAP is unset (run through `make test`, "
+            "whose devstack starts one)"
+        )
     return bootstrap
 
 
@@ -31,8 +33,12 @@ def gaia_lakehouse(spark, tmp_path_factory) -> tuple[str, pd.DataFrame, tuple[fl
 
     root = str(tmp_path_factory.mktemp("lakehouse"))
     ingest_synthetic(spark, root, rows=20_000, seed=3)
-    stars = (spark.read.format("delta").load(f"{root}/gaia_source")
-             .select("source_id", "ra", "dec", "phot_g_mean_mag", "bp_rp", "parallax").toPandas())
+    stars = (
+        spark.read.format("delta")
+        .load(f"{root}/gaia_source")
+        .select("source_id", "ra", "dec", "phot_g_mean_mag", "bp_rp", "parallax")
+        .toPandas()
+    )
     clusters = spark.read.format("delta").load(f"{root}/synthetic_clusters").toPandas()
     best = clusters.sort_values("n_members", ascending=False).iloc[0]
     return root, stars, (float(best["ra"]), float(best["dec"]))

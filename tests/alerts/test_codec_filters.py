@@ -87,7 +87,10 @@ def test_filter_accepts_the_issue_example_and_quotes_identifiers():
 @pytest.mark.parametrize(
     ("where", "message"),
     [
-        ("diaSource.psfflux > 1", "unknown column 'diaSource.psfflux'; did you mean diaSource.psfFlux"),
+        (
+            "diaSource.psfflux > 1",
+            "unknown column 'diaSource.psfflux'; did you mean diaSource.psfFlux",
+        ),
         ("secret_column = 1", "unknown column 'secret_column'"),
         ("ra IN (SELECT ra FROM gaia_source)", "subqueries are not allowed"),
         ("EXISTS (SELECT 1)", "subqueries are not allowed"),

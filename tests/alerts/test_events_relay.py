@@ -19,10 +19,17 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 def _broker(cmd: str) -> None:
-    env = {**os.environ, "DEVSTACK_DIR": os.environ.get("AVIP_TEST_DEVSTACK_DIR",
-                                                        str(REPO / ".devstack"))}
-    subprocess.run(["bash", str(REPO / "devstack/services/kafka.sh"), cmd], check=True, env=env,
-                   capture_output=True, timeout=180)
+    env = {
+        **os.environ,
+        "DEVSTACK_DIR": os.environ.get("AVIP_TEST_DEVSTACK_DIR", str(REPO / ".devstack")),
+    }
+    subprocess.run(
+        ["bash", str(REPO / "devstack/services/kafka.sh"), cmd],
+        check=True,
+        env=env,
+        capture_output=True,
+        timeout=180,
+    )
 
 
 @pytest.mark.slow
@@ -37,8 +44,9 @@ def test_events_survive_a_broker_outage_in_order(kafka_bootstrap, run_id, tmp_pa
     def emit(job_ids: range, step: int) -> None:
         with sessions() as s:
             for j in job_ids:
-                job_store.add_event(s, user="alice", type="job.progress", job_id=j,
-                                    payload={"step": step})
+                job_store.add_event(
+                    s, user="alice", type="job.progress", job_id=j, payload={"step": step}
+                )
             s.commit()
 
     emit(range(1, 6), 0)

@@ -28,8 +28,12 @@ def headers(client: TestClient):  # type: ignore[no-untyped-def]
     operator = {"Authorization": f"Bearer {token}"}
 
     def make(name: str) -> dict[str, str]:
-        assert client.post("/users", headers=operator,
-                           json={"name": name, "roles": ["scientist"]}).status_code == 201
+        assert (
+            client.post(
+                "/users", headers=operator, json={"name": name, "roles": ["scientist"]}
+            ).status_code
+            == 201
+        )
         r = client.post(f"/users/{name}/tokens", headers=operator, json={"label": "t"})
         return {"Authorization": f"Bearer {r.json()['token']}"}
 
@@ -38,8 +42,10 @@ def headers(client: TestClient):  # type: ignore[no-untyped-def]
 
 def test_filter_lifecycle_and_isolation(client, headers):
     alice, bob = headers("alice"), headers("bob")
-    body = {"name": "bright-on-gaia",
-            "where": "diaSource.psfFlux > 1000 AND gaia_sep_arcsec < 1 AND gaia_g_mag < 16"}
+    body = {
+        "name": "bright-on-gaia",
+        "where": "diaSource.psfFlux > 1000 AND gaia_sep_arcsec < 1 AND gaia_g_mag < 16",
+    }
     r = client.post("/alert-filters", headers=alice, json=body)
     assert r.status_code == 201, r.text
     created = r.json()
@@ -50,7 +56,10 @@ def test_filter_lifecycle_and_isolation(client, headers):
     assert client.get("/alert-filters", headers=bob).json() == {"data": [], "count": 0}
     fid = created["id"]
     assert client.get(f"/alert-filters/{fid}", headers=bob).status_code == 404
-    assert client.patch(f"/alert-filters/{fid}", headers=bob, json={"enabled": False}).status_code == 404
+    assert (
+        client.patch(f"/alert-filters/{fid}", headers=bob, json={"enabled": False}).status_code
+        == 404
+    )
     assert client.delete(f"/alert-filters/{fid}", headers=bob).status_code == 404
 
     r = client.patch("/alert-filters/bright-on-gaia", headers=alice, json={"enabled": False})
@@ -62,7 +71,11 @@ def test_filter_lifecycle_and_isolation(client, headers):
     client.patch(f"/alert-filters/{fid}", headers=alice, json={"enabled": True})
     with client.app.state.sessions() as session:
         (f,) = enabled_filters(session)
-    assert (f.owner, f.name, f.spark_sql.startswith("`diaSource`")) == ("alice", "bright-on-gaia", True)
+    assert (f.owner, f.name, f.spark_sql.startswith("`diaSource`")) == (
+        "alice",
+        "bright-on-gaia",
+        True,
+    )
 
     assert client.delete(f"/alert-filters/{fid}", headers=alice).status_code == 204
     assert client.get("/alert-filters", headers=alice).json()["count"] == 0
@@ -71,9 +84,13 @@ def test_filter_lifecycle_and_isolation(client, headers):
 
 @pytest.mark.parametrize(
     ("where", "needle"),
-    [("nosuch > 1", "unknown column 'nosuch'"), ("ra IN (SELECT 1)", "subqueries"),
-     ("evil(ra) > 0", "unknown function evil()"), ("DROP TABLE users", "DDL"),
-     ("ra > 1; DELETE FROM users", "2 statements")],
+    [
+        ("nosuch > 1", "unknown column 'nosuch'"),
+        ("ra IN (SELECT 1)", "subqueries"),
+        ("evil(ra) > 0", "unknown function evil()"),
+        ("DROP TABLE users", "DDL"),
+        ("ra > 1; DELETE FROM users", "2 statements"),
+    ],
 )
 def test_bad_filters_are_refused_with_the_reason(client, headers, where, needle):
     alice = headers("alice")

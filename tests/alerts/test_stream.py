@@ -23,8 +23,14 @@ RADIUS = 5.0
 
 
 def _consume_all(bootstrap: str, topics: list[str], idle_s: float = 8.0) -> list:
-    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"t-{time.time_ns()}",
-                        "auto.offset.reset": "earliest", "isolation.level": "read_committed"})
+    consumer = Consumer(
+        {
+            "bootstrap.servers": bootstrap,
+            "group.id": f"t-{time.time_ns()}",
+            "auto.offset.reset": "earliest",
+            "isolation.level": "read_committed",
+        }
+    )
     consumer.subscribe(topics)
     out, last = [], time.monotonic()
     while time.monotonic() - last < idle_s:
@@ -51,8 +57,10 @@ def test_stream_annotates_filters_dead_letters_and_survives_restart(
     plan = simulate.plan_night(1, [centre], n_alerts=600, star_fraction=0.5)[0]
     alerts = list(sim.alerts_for_visit(plan))
     rng = np.random.default_rng(2)
-    ztf = [simulate.ztf_alert(rng, 900_000 + i, centre[0], centre[1], 61000.0, 16.0 + 0.2 * i)
-           for i in range(20)]
+    ztf = [
+        simulate.ztf_alert(rng, 900_000 + i, centre[0], centre[1], 61000.0, 16.0 + 0.2 * i)
+        for i in range(20)
+    ]
     raw = f"raw-{run_id}"
     producer = Producer({"bootstrap.servers": kafka_bootstrap})
     for a in alerts:
@@ -65,19 +73,45 @@ def test_stream_annotates_filters_dead_letters_and_survives_restart(
 
     prefix = f"out-{run_id}"
     filters = [
-        make_filter(filter_id=1, owner="alice", name="on-gaia", topic_prefix=prefix,
-                    where="gaia_sep_arcsec < 1 AND diaSource.psfFlux > 0"),
-        make_filter(filter_id=2, owner="bob", name="no-star", topic_prefix=prefix,
-                    where="gaia_source_id IS NULL AND survey = 'rubin'"),
-        make_filter(filter_id=3, owner="bob", name="bright-ztf", topic_prefix=prefix,
-                    where="candidate.magpsf < 18", output_format="avro"),
-        make_filter(filter_id=4, owner="carol", name="off", topic_prefix=prefix,
-                    where="ra > -1", enabled=False),
+        make_filter(
+            filter_id=1,
+            owner="alice",
+            name="on-gaia",
+            topic_prefix=prefix,
+            where="gaia_sep_arcsec < 1 AND diaSource.psfFlux > 0",
+        ),
+        make_filter(
+            filter_id=2,
+            owner="bob",
+            name="no-star",
+            topic_prefix=prefix,
+            where="gaia_source_id IS NULL AND survey = 'rubin'",
+        ),
+        make_filter(
+            filter_id=3,
+            owner="bob",
+            name="bright-ztf",
+            topic_prefix=prefix,
+            where="candidate.magpsf < 18",
+            output_format="avro",
+        ),
+        make_filter(
+            filter_id=4,
+            owner="carol",
+            name="off",
+            topic_prefix=prefix,
+            where="ra > -1",
+            enabled=False,
+        ),
     ]
     config = stream.StreamConfig(
-        bootstrap=kafka_bootstrap, checkpoint_dir=str(tmp_path / "ck"), raw_topic=raw,
-        dead_letter_topic=f"dlq-{run_id}", commit_topic=f"commits-{run_id}",
-        radius_arcsec=RADIUS, max_offsets_per_trigger=200,
+        bootstrap=kafka_bootstrap,
+        checkpoint_dir=str(tmp_path / "ck"),
+        raw_topic=raw,
+        dead_letter_topic=f"dlq-{run_id}",
+        commit_topic=f"commits-{run_id}",
+        radius_arcsec=RADIUS,
+        max_offsets_per_trigger=200,
     )
     catalog = open_catalog(root, spark=spark)
 
@@ -85,7 +119,9 @@ def test_stream_annotates_filters_dead_letters_and_survives_restart(
         if batch_id == 1 and stage == "after_commit":
             raise Crash("simulated driver crash after the Kafka commit")
 
-    first = stream.AlertStream(spark, config, lambda: filters, catalog, fault=crash_after_second_commit)
+    first = stream.AlertStream(
+        spark, config, lambda: filters, catalog, fault=crash_after_second_commit
+    )
     query = first.start(available_now=True)
     with pytest.raises(Exception, match="simulated driver crash"):
         query.awaitTermination()
@@ -109,12 +145,16 @@ def test_stream_annotates_filters_dead_letters_and_survives_restart(
     assert len(want_on_gaia) > 50 and len(want_no_star) > 50  # the test has teeth
 
     by_topic: dict[str, list] = {}
-    for msg in _consume_all(kafka_bootstrap, [f.topic for f in filters] + [config.dead_letter_topic]):
+    for msg in _consume_all(
+        kafka_bootstrap, [f.topic for f in filters] + [config.dead_letter_topic]
+    ):
         by_topic.setdefault(msg.topic(), []).append(msg)
 
     on_gaia = [json.loads(m.value()) for m in by_topic[filters[0].topic]]
     assert sorted(r["alert_id"] for r in on_gaia) == sorted(want_on_gaia)  # none lost, none twice
-    expected_star = {int(i): (int(stars["source_id"].iloc[j]), s) for i, j, s in zip(ids, idx, sep)}
+    expected_star = {
+        int(i): (int(stars["source_id"].iloc[j]), s) for i, j, s in zip(ids, idx, sep, strict=True)
+    }
     for r in on_gaia:
         source_id, s = expected_star[r["alert_id"]]
         assert r["gaia_source_id"] == source_id
