@@ -116,7 +116,8 @@ def main() -> int:
     print(f"sustained: {len(lat) / elapsed:,.0f} alerts/s over {elapsed:.1f}s")
     if len(lat):
         print(
-            f"latency produce→consume: p50 {np.percentile(lat, 50):.2f}s  p99 {np.percentile(lat, 99):.2f}s"
+            f"latency produce→consume: p50 {np.percentile(lat, 50):.2f}s  "
+            f"p99 {np.percentile(lat, 99):.2f}s"
         )
     print(f"(codec check: schema {codec.rubin_schema().version})")
     return 0
