@@ -61,7 +61,11 @@ class ParagraphFailed(ZeppelinError):
 
 
 def _results(msgs: list[dict[str, Any]] | None) -> list[Result]:
-    return [Result(m.get("type", "TEXT"), m.get("data", "")) for m in msgs or [] if m.get("data", "").strip()]
+    return [
+        Result(m.get("type", "TEXT"), m.get("data", ""))
+        for m in msgs or []
+        if m.get("data", "").strip()
+    ]
 
 
 def paragraph_run(paragraph: dict[str, Any]) -> ParagraphRun:
@@ -125,7 +129,9 @@ class ZeppelinClient:
         except requests.ConnectionError as exc:
             raise ZeppelinError(f"cannot reach Zeppelin at {self.base_url}: {exc}") from exc
         if response.status_code == 403:
-            raise AuthenticationError(f"Zeppelin refused the login of {user!r}: wrong user or password")
+            raise AuthenticationError(
+                f"Zeppelin refused the login of {user!r}: wrong user or password"
+            )
         if response.status_code != 200:
             raise ZeppelinError(f"login of {user!r} failed with HTTP {response.status_code}")
         self.user = user
@@ -190,7 +196,8 @@ class ZeppelinClient:
         run = self.paragraph(note_id, paragraph_id)
         run.seconds = time.monotonic() - started
         if body and body.get("code") == "ERROR" and run.status != "ERROR":
-            run.status, run.error = "ERROR", "\n".join(m.get("data", "") for m in body.get("msg", []))
+            run.status = "ERROR"
+            run.error = "\n".join(m.get("data", "") for m in body.get("msg", []))
         if check and not run.ok:
             raise ParagraphFailed(note_id, run)
         return run

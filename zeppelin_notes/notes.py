@@ -97,7 +97,8 @@ def paragraphs(note: dict[str, Any]) -> list[Paragraph]:
     for index, raw in enumerate(note["paragraphs"]):
         interpreter, body = split_interpreter(raw.get("text", ""))
         if body.strip():
-            out.append(Paragraph(raw.get("id") or f"p{index}", raw.get("title", ""), interpreter, body))
+            pid = raw.get("id") or f"p{index}"
+            out.append(Paragraph(pid, raw.get("title", ""), interpreter, body))
     return out
 
 

@@ -64,9 +64,10 @@ def run_note(note: dict[str, Any], stop_on_error: bool = True) -> list[Paragraph
         started = time.monotonic()
         try:
             with contextlib.redirect_stdout(out):
-                exec(compile(paragraph.body, f"<{paragraph.title or paragraph.id}>", "exec"), namespace)
+                code = compile(paragraph.body, f"<{paragraph.title or paragraph.id}>", "exec")
+                exec(code, namespace)
             run.status = "FINISHED"
-        except Exception:  # noqa: BLE001 - a note's error is reported, like Zeppelin does
+        except Exception:  # a note's error is reported, as Zeppelin does
             run.status, run.error = "ERROR", traceback.format_exc()
             failed = True
         run.seconds = time.monotonic() - started
@@ -91,7 +92,7 @@ def _summary(path: Path, runs: list[ParagraphRun]) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("notes", nargs="*", type=Path, help="note files (default: every shipped note)")
+    parser.add_argument("notes", nargs="*", type=Path, help="note files (default: shipped notes)")
     parser.add_argument("--out", type=Path, help="write each note's results as JSON into DIR")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")

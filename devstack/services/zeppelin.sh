@@ -149,6 +149,7 @@ up() {
   # putting the venv's site-packages first makes both its REPL and pyspark use the venv's py4j.
   PYTHONPATH=$("$VENV_BIN/python" -c 'import os, py4j; print(os.path.dirname(os.path.dirname(py4j.__file__)))')
   export PYTHONPATH
+  export AVIP_LAKEHOUSE_URI=${AVIP_ZEPPELIN_LAKEHOUSE:-$DIR/lakehouse}
   export AVIP_SPARK_MASTER=${AVIP_ZEPPELIN_SPARK_MASTER:-local[2]}
   export AVIP_SPARK_DRIVER_MEMORY=${AVIP_ZEPPELIN_DRIVER_MEMORY:-768m}
   # Without ZEPPELIN_IDENT_STRING the server treats stdin EOF as "stop" (an IDE convenience).
@@ -170,6 +171,7 @@ up() {
     || { echo "devstack: zeppelin REST API not answering; see $HOME_DIR/logs/server.log" >&2; exit 1; }
   {
     echo "AVIP_TEST_ZEPPELIN_URL=http://127.0.0.1:$PORT"
+    echo "AVIP_TEST_ZEPPELIN_LAKEHOUSE=$AVIP_LAKEHOUSE_URI"
     echo "AVIP_TEST_ZEPPELIN_USER=user1"
     echo "AVIP_TEST_ZEPPELIN_PASSWORD=$(password_of user1)"
     echo "AVIP_TEST_ZEPPELIN_USERS=$(for u in $USERS; do printf '%s:%s,' "$u" "$(password_of "$u")"; done | sed 's/,$//')"
