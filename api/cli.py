@@ -40,3 +40,7 @@ from api import cli_alerts  # noqa: E402
 
 app.add_typer(cli_alerts.alerts_app, name="alerts")
 app.add_typer(cli_alerts.events_app, name="events")
+
+from api import cli_zeppelin  # noqa: E402
+
+app.add_typer(cli_zeppelin.zeppelin_app, name="zeppelin")

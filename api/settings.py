@@ -102,6 +102,11 @@ class Settings(BaseSettings):
     alerts_filter_topic_prefix: str = Field(
         default="avip.alerts.filter", description="Filter output topics: <prefix>.<user>.<filter>."
     )
+    zeppelin_url: str | None = Field(
+        default=None, description="Zeppelin server for `avip zeppelin` (e.g. http://127.0.0.1:18490)."
+    )
+    zeppelin_user: str | None = Field(default=None, description="Zeppelin (Shiro) user name.")
+    zeppelin_password: str | None = Field(default=None, description="Zeppelin (Shiro) password.")
 
     @field_validator("spark_master")
     @classmethod
