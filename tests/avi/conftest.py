@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -10,6 +11,11 @@ import pandas as pd
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
+# PySpark's SparkContext takes the worker interpreter from PYSPARK_PYTHON only
+# (spark.pyspark.python is read by spark-submit, not by an in-process context);
+# without it pandas UDF workers start a bare python3. Until the session factory
+# sets it, the AVI tests do.
+os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
 from skygen import make_sky  # noqa: E402
 
 

@@ -117,7 +117,9 @@ def find_members(stars: Any, params: ClusterFinderParams) -> pd.DataFrame:
         df = df.where(F.col("phot_g_mean_mag") < params.g_max)
     df = df.select(*INPUT_COLUMNS).dropna()
     order, margin = params.field_order, params.margin_levels
-    exploded_schema = df.schema.add("field", "long")
+    from pyspark.sql.types import LongType, StructField, StructType
+
+    exploded_schema = StructType([*df.schema.fields, StructField("field", LongType(), False)])
 
     def explode(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
         for batch in batches:
