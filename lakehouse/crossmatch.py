@@ -9,7 +9,6 @@ the pairs come from a KD-tree on unit vectors (scipy), then the exact
 great-circle separation.
 """
 
-from __future__ import annotations
 
 import math
 from dataclasses import dataclass

@@ -134,17 +134,18 @@ def zone_ranges(ra_min: float, ra_max: float, dec_min: float, dec_max: float) ->
             )
         )
     extent = max(ra_max - ra_min, dec_max - dec_min)
-    # zone_search excludes points on the upper edges; the box filter includes
-    # them, so the coverage is asked for a hair wider.
-    eps = 1e-7
+    order = _search_order(extent)
     ipix, depth, _ = hp.zone_search(
         Longitude(ra_min * u.deg),
         Latitude(dec_min * u.deg),
-        Longitude(min(ra_max + eps, 360.0) * u.deg, wrap_angle=361 * u.deg),
-        Latitude(min(dec_max + eps, 90.0) * u.deg),
-        _search_order(extent),
+        Longitude(ra_max * u.deg, wrap_angle=361 * u.deg),
+        Latitude(dec_max * u.deg),
+        order,
     )
-    return _moc_to_ranges(ipix, depth)
+    # zone_search leaves out points on the upper edges, and (cdshealpix 0.9)
+    # can miss a cell along lon_min = 0; one ring of neighbouring cells makes
+    # the coverage a safe superset again.
+    return dilate(_moc_to_ranges(ipix, depth), pixel_size_deg(order) / 2)
 
 
 def polygon_ranges(ra_deg: np.ndarray, dec_deg: np.ndarray) -> np.ndarray:

@@ -9,7 +9,6 @@ Long steps report progress through a ``progress(done, total, what)`` callback
 from __future__ import annotations
 
 import gzip
-import io
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -57,9 +56,10 @@ def read_gaia_file(path: Path) -> pa.Table:
         raise IngestError(f"{path}:1: not an ECSV file (ESA bulk files start with '# %ECSV')")
     header_lines = sum(1 for line in text.splitlines() if line.startswith("#"))
     try:
-        table = astro_ascii.read(io.StringIO(text), format="ecsv", fill_values=[("null", "0")])
+        table = astro_ascii.read(text, format="ecsv", fill_values=[("null", "0"), ("", "0")])
     except (InconsistentTableError, ValueError) as exc:
-        raise IngestError(f"{path}:{_bad_line(text, header_lines)}: malformed row ({exc})") from exc
+        reason = str(exc).splitlines()[0]
+        raise IngestError(f"{path}:{_bad_line(text, header_lines)}: malformed row ({reason})") from exc
     missing = {"source_id", "ra", "dec"} - set(table.colnames)
     if missing:
         raise IngestError(f"{path}:{header_lines + 1}: header lacks required columns {sorted(missing)}")
@@ -78,13 +78,24 @@ def read_gaia_file(path: Path) -> pa.Table:
 
 
 def _bad_line(text: str, header_lines: int) -> int:
-    """1-based line number of the first data row whose field count differs from the header's."""
+    """1-based number of the first data line with the wrong field count or a
+    value that is not a number in a numeric column."""
+    import csv
+    import re
+
     lines = text.splitlines()
-    data = [line for line in lines[header_lines:]]
-    width = data[0].count(",") if data else 0
-    for i, line in enumerate(data[1:], start=header_lines + 2):
-        if line.count(",") != width:
-            return i
+    types = re.findall(r"name: (\w+), datatype: (\w+)", "\n".join(lines[:header_lines]))
+    numeric = [dtype != "string" for _, dtype in types]
+    rows = csv.reader(lines[header_lines + 1 :])
+    for number, fields in enumerate(rows, start=header_lines + 2):
+        if len(fields) != len(types):
+            return number
+        for value, is_number in zip(fields, numeric, strict=True):
+            if is_number and value not in ("null", ""):
+                try:
+                    float(value)
+                except ValueError:
+                    return number
     return header_lines + 1
 
 

@@ -117,13 +117,15 @@ def write_catalog(
     mode: str = "append",
     margin_deg: float = 0.0,
     n_rows: int | None = None,
+    partition_order: int | None = None,
 ) -> int:
     """Write ``gaia_source`` rows in the partitioned, sorted layout; return the new version.
 
     The rows land in a single Delta commit, so a failed ingest leaves the
     table as it was. ``mode="append"`` creates the table on first use (with
     its layout properties) and keeps its partition order afterwards;
-    ``mode="overwrite"`` replaces it. The margin property is raised *before*
+    ``mode="overwrite"`` replaces it; ``partition_order`` overrides the
+    size-based choice for a new table. The margin property is raised *before*
     rows that need it are committed, so every version reads correctly.
     """
     from delta.tables import DeltaTable as SparkDeltaTable
@@ -141,7 +143,9 @@ def write_catalog(
                 f"ALTER TABLE delta.`{path}` SET TBLPROPERTIES ('{MARGIN_PROPERTY}' = '{margin_deg!r}')"
             )
     else:
-        order = choose_partition_order(n_rows if n_rows is not None else df.count())
+        order = partition_order if partition_order is not None else choose_partition_order(
+            n_rows if n_rows is not None else df.count()
+        )
         builder = SparkDeltaTable.createOrReplace(spark) if mode == "overwrite" else (
             SparkDeltaTable.createIfNotExists(spark)
         )

@@ -6,7 +6,6 @@ range skipping); ``mask`` (numpy) and ``spark_filter`` (Spark column) apply
 the exact geometry to the rows that survive. Angles are degrees throughout.
 """
 
-from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field

@@ -9,6 +9,7 @@ for ``local[n]`` and for a ``spark://`` standalone cluster.
 
 from __future__ import annotations
 
+import os
 import re
 import sys
 from collections.abc import Mapping
@@ -62,7 +63,13 @@ def with_jars(builder: SparkSession.Builder, jars: list[Path]) -> SparkSession.B
 
 
 def with_python(builder: SparkSession.Builder) -> SparkSession.Builder:
-    """Run Python workers with this interpreter, so executors see the same packages."""
+    """Run Python workers with this interpreter, so executors see the same packages.
+
+    ``local[n]`` workers are forked by the driver's JVM, which takes the
+    interpreter from the PYSPARK_PYTHON variable it inherits, not from the
+    Spark conf; the conf covers cluster executors.
+    """
+    os.environ["PYSPARK_PYTHON"] = sys.executable
     return builder.config("spark.pyspark.python", sys.executable).config(
         "spark.pyspark.driver.python", sys.executable
     )
