@@ -67,12 +67,12 @@ def storage_options(settings: Settings) -> dict[str, str]:
 
 
 def _signed_list_request(settings: Settings) -> urllib.request.Request:
-    """ListObjectsV2 (max-keys=0) on the bucket, signed with AWS Signature V4."""
+    """ListObjectsV2 (one key) on the bucket, signed with AWS Signature V4."""
     endpoint = settings.s3_endpoint or f"https://s3.{settings.s3_region}.amazonaws.com"
     url = urllib.parse.urlsplit(endpoint)
     host = url.netloc
     bucket = settings.s3_bucket or ""
-    query = "list-type=2&max-keys=0"
+    query = "list-type=2&max-keys=1"  # MinIO skips the bucket check for max-keys=0
     now = datetime.datetime.now(datetime.UTC)
     amz_date, day = now.strftime("%Y%m%dT%H%M%SZ"), now.strftime("%Y%m%d")
     payload = hashlib.sha256(b"").hexdigest()
