@@ -2,8 +2,15 @@
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
 import pytest
-from k8s_helpers import FakeApiServer
+
+# The suite runs with --import-mode=importlib: make this folder's helpers importable.
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from k8s_helpers import FakeApiServer  # noqa: E402
 
 
 @pytest.fixture
