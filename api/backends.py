@@ -46,6 +46,7 @@ class JobLaunch:
     resources: dict[str, Any] = field(default_factory=dict)
     pins: dict[str, int] = field(default_factory=dict)
     catalogue_root: str | None = None
+    cache_dir: Path | None = None
 
 
 @dataclass(frozen=True)
@@ -78,6 +79,17 @@ class SubmitBackend:
     def __init__(self, *, jars_dir: Path | None = None) -> None:
         self.jars_dir = jars_dir
 
+    def jars(self) -> list[str]:
+        """Delta and friends on the driver's classpath from the start (``--jars``): set later
+        by the session builder they would miss the JVM that spark-submit already launched."""
+        from spark_jobs.session import platform_jars
+
+        if self.jars_dir is None:
+            from api.settings import get_settings
+
+            self.jars_dir = get_settings().jars_dir
+        return [str(j) for j in platform_jars(self.jars_dir)]
+
     def master(self, job: JobLaunch) -> str:
         raise NotImplementedError
 
@@ -91,6 +103,7 @@ class SubmitBackend:
             "--conf", f"spark.pyspark.python={sys.executable}",
             "--conf", f"spark.pyspark.driver.python={sys.executable}",
             "--conf", "spark.ui.showConsoleProgress=false",
+            "--jars", ",".join(self.jars()),
             *self.submit_flags(job),
             runner_script(),
             "--avi", job.avi, "--avi-version", job.avi_version,
@@ -101,6 +114,8 @@ class SubmitBackend:
             cmd += ["--pin", f"{table}={version}"]
         if job.catalogue_root:
             cmd += ["--catalogue-root", job.catalogue_root]
+        if job.cache_dir:
+            cmd += ["--cache", str(job.cache_dir)]
         return cmd
 
     def launch(self, job: JobLaunch) -> Driver:
@@ -132,8 +147,8 @@ class LocalBackend(SubmitBackend):
 class StandaloneBackend(SubmitBackend):
     name = "standalone"
 
-    def __init__(self, master_url: str, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
+    def __init__(self, master_url: str, *, jars_dir: Path | None = None) -> None:
+        super().__init__(jars_dir=jars_dir)
         if not master_url.startswith("spark://"):
             raise ValueError(f"standalone backend needs a spark:// master, got {master_url!r}")
         self.master_url = master_url
@@ -197,9 +212,23 @@ def exit_code(output_dir: Path) -> int | None:
         return None
 
 
-def stop_driver(driver: Driver, grace_s: float = 5.0) -> None:
-    """SIGTERM the driver's process group, then SIGKILL whatever is left after ``grace_s``."""
-    if not driver_alive(driver):
+def group_alive(pgid: int) -> bool:
+    """Whether any live (non-zombie) process is still in process group ``pgid``."""
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            text = stat.read_text()
+        except OSError:
+            continue
+        fields = text[text.rfind(")") + 2 :].split()
+        if fields[0] != "Z" and int(fields[2]) == pgid:
+            return True
+    return False
+
+
+def stop_driver(driver: Driver, grace_s: float = 10.0) -> None:
+    """SIGTERM the driver's whole process group (wrapper, spark-submit JVM, Python
+    driver), then SIGKILL whatever is left after ``grace_s``."""
+    if driver.pid <= 0 or not (driver_alive(driver) or group_alive(driver.pid)):
         return
     try:
         os.killpg(driver.pid, signal.SIGTERM)
@@ -207,7 +236,8 @@ def stop_driver(driver: Driver, grace_s: float = 5.0) -> None:
         return
     deadline = time.monotonic() + grace_s
     while time.monotonic() < deadline:
-        if not driver_alive(driver):
+        driver_alive(driver)  # reaps our own child when it exits
+        if not group_alive(driver.pid):
             return
         time.sleep(0.1)
     try:

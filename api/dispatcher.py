@@ -52,11 +52,13 @@ class Dispatcher:
         backend: SubmitBackend,
         capacity: Capacity,
         catalogue_root: str | None = None,
+        cache_dir: Path | None = None,
     ) -> None:
         self.sessions = sessions
         self.backend = backend
         self.capacity = capacity
         self.catalogue_root = catalogue_root
+        self.cache_dir = cache_dir
         self.positions: dict[int, int] = {}
         self._progress_seen: dict[int, str] = {}
         self._lock = threading.Lock()
@@ -182,7 +184,7 @@ class Dispatcher:
             job_id=job.id, avi=job.avi, avi_version=job.avi_version, params=job.params,
             output_dir=Path(job.output_dir), cores=job.cores, memory_mb=job.memory_mb,
             resources=job.resources, pins={k: int(v) for k, v in job.pins.items()},
-            catalogue_root=self.catalogue_root,
+            catalogue_root=self.catalogue_root, cache_dir=self.cache_dir,
         )
         try:
             driver = self.backend.launch(launch)

@@ -35,7 +35,8 @@ def create_app(
     sessions = session_factory(engine)
     dispatcher = Dispatcher(
         sessions=sessions,
-        backend=make_backend(settings.job_backend, spark_master=settings.spark_master),
+        backend=make_backend(settings.job_backend, spark_master=settings.spark_master,
+                             jars_dir=settings.jars_dir),
         capacity=Capacity(cores=settings.cluster_cores, memory_mb=settings.cluster_memory_mb),
         catalogue_root=settings.catalogue_root,
         cache_dir=settings.data_dir / "avi-cache",
