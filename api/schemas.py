@@ -231,7 +231,7 @@ class ShareCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
     path: str | None = Field(default=None, max_length=1000,
                              description="A file or folder of your space to share...")
-    job_id: int | None = Field(default=None, ge=1, le=2**62,
+    job_id: int | None = Field(default=None, ge=1, le=2**31 - 1,
                                description="...or a job whose results to share.")
     user: str | None = Field(default=None, pattern=NAME_PATTERN, description="Recipient user...")
     group: str | None = Field(default=None, pattern=NAME_PATTERN, description="...or group.")

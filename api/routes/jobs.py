@@ -10,7 +10,7 @@ from fastapi.responses import FileResponse, PlainTextResponse
 
 from api import jobs_service, result_files
 from api.backends import LOG_FILE
-from api.deps import CapacityDep, CatalogueDep, CurrentUser, SessionDep, SettingsDep
+from api.deps import CapacityDep, CatalogueDep, CurrentUser, RowId, SessionDep, SettingsDep
 from api.models import Job, User
 from api.routes.errors import http_errors
 from api.schemas import (
@@ -25,7 +25,6 @@ from api.schemas import (
 from api.store import jobs as job_store
 
 router = APIRouter(prefix="/jobs", tags=["jobs"])
-JobId = Annotated[int, "job id"]
 
 
 def job_public(job: Job, owner: str, positions: dict[int, int]) -> JobPublic:
@@ -89,12 +88,14 @@ def list_jobs(
 
 
 @router.get("/{job_id}", response_model=JobPublic)
-def read_job(request: Request, session: SessionDep, user: CurrentUser, job_id: int) -> JobPublic:
+def read_job(request: Request, session: SessionDep, user: CurrentUser, job_id: RowId) -> JobPublic:
     return job_public(_own_job(session, user, job_id), user.name, _positions(request))
 
 
 @router.post("/{job_id}/cancel", response_model=JobPublic)
-def cancel_job(request: Request, session: SessionDep, user: CurrentUser, job_id: int) -> JobPublic:
+def cancel_job(
+    request: Request, session: SessionDep, user: CurrentUser, job_id: RowId
+) -> JobPublic:
     """A queued job is cancelled at once; a running one when the scheduler stops its driver."""
     job = _own_job(session, user, job_id)
     with http_errors():
@@ -113,7 +114,7 @@ def cancel_job(request: Request, session: SessionDep, user: CurrentUser, job_id:
 @router.get("/{job_id}/logs", response_class=PlainTextResponse,
             responses={200: {"content": {"text/plain": {}}}})
 def job_logs(
-    session: SessionDep, user: CurrentUser, job_id: int,
+    session: SessionDep, user: CurrentUser, job_id: RowId,
     offset: Annotated[int, Query(ge=0, le=2**62, description="Skip this many bytes.")] = 0,
 ) -> PlainTextResponse:
     """The driver's log (Spark and runner output), then the runner's error.txt if any."""
@@ -128,7 +129,7 @@ def job_logs(
 
 
 @router.get("/{job_id}/results", response_model=ResultsPublic)
-def list_results(session: SessionDep, user: CurrentUser, job_id: int) -> ResultsPublic:
+def list_results(session: SessionDep, user: CurrentUser, job_id: RowId) -> ResultsPublic:
     job = _own_job(session, user, job_id)
     rows = result_files.list_results(Path(job.output_dir) / "result")
     return ResultsPublic(data=[ResultFile(path=p, size=s, formats=f) for p, s, f in rows],
@@ -138,7 +139,7 @@ def list_results(session: SessionDep, user: CurrentUser, job_id: int) -> Results
 @router.get("/{job_id}/results/{path:path}", response_class=Response,
             responses={200: {"content": {"application/octet-stream": {}}}})
 def download_result(
-    session: SessionDep, user: CurrentUser, job_id: int, path: str,
+    session: SessionDep, user: CurrentUser, job_id: RowId, path: str,
     format: Annotated[str | None, Query(pattern="^(parquet|csv|votable|fits)$")] = None,
 ) -> Response:
     """One result file; tables convert with ?format=parquet|csv|votable|fits."""
@@ -159,7 +160,7 @@ def serve_result(result_dir: Path, path: str, fmt: str | None) -> Response:
 @router.post("/{job_id}/rerun", response_model=JobPublic, status_code=status.HTTP_201_CREATED)
 def rerun_job(
     request: Request, session: SessionDep, user: CurrentUser, settings: SettingsDep,
-    catalogue: CatalogueDep, capacity: CapacityDep, job_id: int,
+    catalogue: CatalogueDep, capacity: CapacityDep, job_id: RowId,
 ) -> JobPublic:
     """Queue the same AVI version and params against the same table versions (provenance)."""
     job = _own_job(session, user, job_id)

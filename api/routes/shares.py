@@ -9,7 +9,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Response, status
 from fastapi.responses import StreamingResponse
 
-from api.deps import CurrentUser, SessionDep, SettingsDep
+from api.deps import CurrentUser, RowId, SessionDep, SettingsDep
 from api.errors import Invalid
 from api.models import Share, User
 from api.pools import quota_for
@@ -62,7 +62,7 @@ def list_my_shares(session: SessionDep, user: CurrentUser) -> SharesPublic:
 
 
 @router.delete("/{share_id}", status_code=status.HTTP_204_NO_CONTENT)
-def delete_share(session: SessionDep, user: CurrentUser, share_id: int) -> None:
+def delete_share(session: SessionDep, user: CurrentUser, share_id: RowId) -> None:
     with http_errors():
         share_store.delete_share(session, share_id=share_id, owner=user)
     session.commit()
@@ -99,7 +99,7 @@ def _inside(share: Share, path: str, space: UserSpace) -> str:
 
 @router.get("/received/{share_id}/files", response_model=SpaceListing)
 def list_shared(
-    session: SessionDep, settings: SettingsDep, user: CurrentUser, share_id: int,
+    session: SessionDep, settings: SettingsDep, user: CurrentUser, share_id: RowId,
     path: Annotated[str, Query(max_length=1000)] = "",
 ) -> SpaceListing:
     with http_errors():
@@ -124,7 +124,7 @@ def list_shared(
 @router.get("/received/{share_id}/files/{path:path}", response_class=Response,
             responses={200: {"content": {"application/octet-stream": {}}}})
 def download_shared(
-    session: SessionDep, settings: SettingsDep, user: CurrentUser, share_id: int, path: str,
+    session: SessionDep, settings: SettingsDep, user: CurrentUser, share_id: RowId, path: str,
     format: Annotated[str | None, Query(pattern="^(parquet|csv|votable|fits)$")] = None,
 ) -> Response:
     """A file inside a share (job shares: a result, with the same ?format= conversions)."""

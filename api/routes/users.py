@@ -7,7 +7,7 @@ from datetime import timedelta
 from fastapi import APIRouter, Depends, status
 from sqlalchemy import func, select
 
-from api.deps import CapacityDep, CurrentUser, SessionDep, SettingsDep, require_operator
+from api.deps import CapacityDep, CurrentUser, RowId, SessionDep, SettingsDep, require_operator
 from api.models import Job, PoolOverride
 from api.pools import ROLE_DEFAULTS, Quota
 from api.routes.errors import http_errors
@@ -110,7 +110,7 @@ def list_tokens(session: SessionDep, name: str) -> TokensPublic:
 
 @router.delete("/{name}/tokens/{token_id}", response_model=TokenPublic,
                dependencies=operator_only)
-def revoke_token(session: SessionDep, name: str, token_id: int) -> TokenPublic:
+def revoke_token(session: SessionDep, name: str, token_id: RowId) -> TokenPublic:
     with http_errors():
         user = user_store.get_user(session, name=name)
         token = user_store.revoke_token(session, token_id=token_id, user=user)
