@@ -8,6 +8,7 @@ and embedders may pass any object with the same two methods.
 
 from __future__ import annotations
 
+import time
 from typing import Any, Protocol
 
 from api.errors import Invalid, NotFound
@@ -21,7 +22,16 @@ class AviCatalogue(Protocol):
 
 
 class RegistryCatalogue:
-    """Installed AVIs, discovered on each call (new plugins appear without a restart)."""
+    """Installed AVIs from the entry-point registry.
+
+    Loaded AVIs are kept for ``ttl_s`` seconds: loading runs each plugin's
+    checks, too slow to repeat on every submission, while a newly installed
+    plugin still appears without a restart.
+    """
+
+    def __init__(self, ttl_s: float = 30.0) -> None:
+        self.ttl_s = ttl_s
+        self._cache: dict[tuple[str, str | None], tuple[float, AVI]] = {}
 
     def list(self) -> tuple[list[AVI], list[dict[str, str]]]:
         good: list[AVI] = []
@@ -34,12 +44,18 @@ class RegistryCatalogue:
         return good, broken
 
     def get(self, name: str, version: str | None = None) -> AVI:
+        key = (name, version)
+        hit = self._cache.get(key)
+        if hit is not None and time.monotonic() - hit[0] < self.ttl_s:
+            return hit[1]
         try:
-            return get_avi(name, version)
+            avi = get_avi(name, version)
         except UnknownAVIError as error:
             raise NotFound(str(error)) from None
         except BrokenAVIError as error:
             raise Invalid(str(error), field="avi") from None
+        self._cache[key] = (time.monotonic(), avi)
+        return avi
 
 
 def describe(avi: AVI) -> dict[str, Any]:

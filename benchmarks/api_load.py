@@ -1,0 +1,172 @@
+"""API load: many clients submitting and polling jobs on a loopback server.
+
+Starts the real service (``create_app``, SQLite store, real AVI registry) under
+uvicorn in a child process, creates users through the operator API, then runs
+N concurrent clients for D seconds; each client submits a ``cone_search`` job,
+polls it twice, and repeats. The scheduler loop is off so that the thousands
+of submitted jobs stay queued instead of each starting a Spark application;
+what it would cost is measured after the run: one scheduling decision over
+everything the load left queued (through the store), and the pure decision
+function over 10,000 queued jobs of 50 users.
+
+    python benchmarks/api_load.py [--clients 200] [--duration 60] [--users 20]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+
+SUBMIT = {"avi": "cone_search",
+          "params": {"ra": 56.75, "dec": 24.12, "radius_deg": 0.2, "formats": ["csv"]}}
+
+
+def serve(data_dir: Path, port: int) -> None:
+    """Child-process mode: the service on 127.0.0.1:port (scheduler loop off)."""
+    import uvicorn
+
+    from api.bootstrap import ensure_operator
+    from api.main import create_app
+    from api.settings import Settings
+
+    settings = Settings(data_dir=data_dir, cluster_cores=64, cluster_memory_mb=262144)
+    app = create_app(settings)
+    ensure_operator(app.state.sessions, data_dir, 1)
+    uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", backlog=4096)
+
+
+def percentile(values: list[float], q: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+async def client_loop(http: httpx.AsyncClient, token: str, deadline: float,
+                      submit_ms: list[float], poll_ms: list[float], errors: list[str]) -> None:
+    headers = {"Authorization": f"Bearer {token}"}
+    while time.monotonic() < deadline:
+        started = time.perf_counter()
+        try:
+            response = await http.post("/jobs", json=SUBMIT, headers=headers)
+        except httpx.HTTPError as error:
+            errors.append(f"submit: {type(error).__name__}")
+            continue
+        submit_ms.append((time.perf_counter() - started) * 1000)
+        if response.status_code != 201:
+            errors.append(f"submit: HTTP {response.status_code} {response.text[:100]}")
+            continue
+        job_id = response.json()["id"]
+        for _ in range(2):
+            started = time.perf_counter()
+            try:
+                polled = await http.get(f"/jobs/{job_id}", headers=headers)
+            except httpx.HTTPError as error:
+                errors.append(f"poll: {type(error).__name__}")
+                continue
+            poll_ms.append((time.perf_counter() - started) * 1000)
+            if polled.status_code != 200:
+                errors.append(f"poll: HTTP {polled.status_code}")
+
+
+async def run_load(url: str, tokens: list[str], clients: int, duration: float) -> None:
+    submit_ms: list[float] = []
+    poll_ms: list[float] = []
+    errors: list[str] = []
+    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
+    async with httpx.AsyncClient(base_url=url, limits=limits, timeout=60) as http:
+        deadline = time.monotonic() + duration
+        await asyncio.gather(*(
+            client_loop(http, tokens[i % len(tokens)], deadline, submit_ms, poll_ms, errors)
+            for i in range(clients)
+        ))
+    print(f"{clients} clients for {duration:.0f} s: {len(submit_ms)} submits "
+          f"({len(submit_ms) / duration:.0f}/s), {len(poll_ms)} polls")
+    print(f"submit latency ms: p50 {percentile(submit_ms, 0.5):.1f}  "
+          f"p99 {percentile(submit_ms, 0.99):.1f}  max {max(submit_ms, default=0):.1f}")
+    print(f"poll latency ms:   p50 {percentile(poll_ms, 0.5):.1f}  "
+          f"p99 {percentile(poll_ms, 0.99):.1f}")
+    print(f"errors: {len(errors)}" + (f" (first: {errors[0]})" if errors else ""))
+
+
+def scheduler_timings(store_url: str) -> None:
+    from api.backends import LocalBackend
+    from api.db import make_engine, session_factory
+    from api.dispatcher import Dispatcher
+    from api.scheduler import Capacity, Pool, QueuedJob, RunningJob, decide
+
+    engine = make_engine(store_url)
+    dispatcher = Dispatcher(sessions=session_factory(engine), backend=LocalBackend(),
+                            capacity=Capacity(64, 262144))
+    with dispatcher.sessions() as session:
+        started = time.perf_counter()
+        dispatcher._schedule(session)  # read the queue, decide; nothing is launched
+        elapsed = (time.perf_counter() - started) * 1000
+    print(f"one scheduling round through the store over {len(dispatcher.positions)} queued "
+          f"jobs: {elapsed:.1f} ms")
+    engine.dispose()
+
+    users = [f"u{i}" for i in range(50)]
+    queued = [QueuedJob(id=i, user=users[i % 50], cores=1 + i % 4, memory_mb=1024 * (1 + i % 3),
+                        priority=i % 3, seq=i) for i in range(10_000)]
+    running = [RunningJob(users[i], 2, 2048) for i in range(20)]
+    pools = {u: Pool(8, 32768, 4) for u in users}
+    times = []
+    for _ in range(20):
+        started = time.perf_counter()
+        decide(capacity=Capacity(64, 262144), running=running, queued=queued, pools=pools)
+        times.append((time.perf_counter() - started) * 1000)
+    print(f"decide() over 10,000 queued jobs of 50 users: median {statistics.median(times):.1f} "
+          f"ms, max {max(times):.1f} ms (target <= 50 ms)")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--clients", type=int, default=200)
+    parser.add_argument("--duration", type=float, default=60.0)
+    parser.add_argument("--users", type=int, default=20)
+    parser.add_argument("--port", type=int, default=18765)
+    parser.add_argument("--serve", type=Path, default=None, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.serve is not None:
+        serve(args.serve, args.port)
+        return 0
+
+    data_dir = Path(tempfile.mkdtemp(prefix="avip-load-"))
+    server = subprocess.Popen([sys.executable, __file__, "--serve", str(data_dir),
+                               "--port", str(args.port)])
+    url = f"http://127.0.0.1:{args.port}"
+    try:
+        for _ in range(600):
+            try:
+                if httpx.get(f"{url}/openapi.json", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                time.sleep(0.1)
+        operator = {"Authorization": f"Bearer {(data_dir / 'operator.token').read_text().strip()}"}
+        tokens = []
+        with httpx.Client(base_url=url, headers=operator, timeout=30) as admin:
+            for i in range(args.users):
+                admin.post("/users", json={"name": f"load{i}", "roles": ["scientist"]})
+                tokens.append(admin.post(f"/users/load{i}/tokens", json={}).json()["token"])
+            warm = admin.post("/jobs", json=SUBMIT)
+            assert warm.status_code == 201, warm.text
+        asyncio.run(run_load(url, tokens, args.clients, args.duration))
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+    scheduler_timings(f"sqlite:///{data_dir / 'avip.db'}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
