@@ -1,0 +1,125 @@
+"""Benchmark of the cluster finder on a synthetic sky with injected clusters.
+
+    python benchmarks/cluster_finder.py --rows 5000000 --seed 1          # full run
+    python benchmarks/cluster_finder.py --rows 200000 --clusters 20       # smoke run
+
+1. Ingests the synthetic sky (``lakehouse.ingest_synthetic``) into a fresh
+   lakehouse, unless ``--root`` already holds one (``--reuse``).
+2. Runs the AVI's Spark path (overlapping fields, ``applyInPandas``) on
+   ``local[2]`` and times it.
+3. Runs the baseline: the same fields clustered serially with the plain
+   ``hdbscan`` package in this process pinned to one core (data read with
+   delta-rs into pandas), and times it.
+4. Scores both against the ground truth ``synthetic_members``: completeness
+   (injected clusters recovered with >= 50 % of their members) and purity
+   (found clusters whose majority is one injected cluster).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import pandas as pd
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from avi_plugins.bundled.cluster_finder.avi import ClusterFinderParams, find_members  # noqa: E402
+from avi_plugins.bundled.cluster_finder.fields import explode_into_fields  # noqa: E402
+from avi_plugins.bundled.cluster_finder.merge import merge_candidates  # noqa: E402
+from avi_plugins.bundled.cluster_finder.per_field import INPUT_COLUMNS, cluster_field  # noqa: E402
+
+log = logging.getLogger("bench.cluster_finder")
+
+
+def score(members: pd.DataFrame, truth: pd.DataFrame) -> dict[str, float]:
+    """Completeness and purity of found members against injected ones."""
+    joined = members.merge(truth.rename(columns={"cluster_id": "true_id"}), on="source_id",
+                           how="left").fillna({"true_id": -1})
+    n_found = members["cluster_id"].nunique()
+    majority = joined.groupby("cluster_id")["true_id"].agg(lambda s: s.value_counts().index[0])
+    pure = int((majority >= 0).sum())
+    sizes = truth.groupby("cluster_id").size()
+    hits = joined[joined.true_id >= 0].groupby(["true_id", "cluster_id"]).size()
+    best = hits.groupby(level=0).max() if len(hits) else pd.Series(dtype=float)
+    recovered = int((best >= 0.5 * sizes.reindex(best.index)).sum())
+    return {"found": n_found, "injected": len(sizes), "recovered": recovered,
+            "completeness": recovered / max(len(sizes), 1), "purity": pure / max(n_found, 1)}
+
+
+def baseline(root: str, params: ClusterFinderParams) -> tuple[pd.DataFrame, float]:
+    """Serial, one core: read with delta-rs, same fields, plain hdbscan field after field."""
+    from deltalake import DeltaTable
+
+    os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})
+    started = time.perf_counter()
+    table = DeltaTable(f"{root}/gaia_source").to_pyarrow_table(columns=[*INPUT_COLUMNS, "ruwe"])
+    stars = table.to_pandas()
+    if params.ruwe_max is not None:
+        stars = stars[stars["ruwe"] < params.ruwe_max]
+    stars = stars[list(INPUT_COLUMNS)].dropna()
+    settings = params.field_settings()
+    exploded = explode_into_fields(stars, params.field_order, params.margin_levels)
+    parts = [cluster_field(group, settings) for _, group in exploded.groupby("field", sort=True)]
+    members = merge_candidates(pd.concat(parts, ignore_index=True))
+    return members, time.perf_counter() - started
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--rows", type=int, default=5_000_000)
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--clusters", type=int, default=None, help="default: lakehouse's rule")
+    parser.add_argument("--root", default=None, help="lakehouse root (default: a temp dir)")
+    parser.add_argument("--reuse", action="store_true", help="root already holds the sky")
+    parser.add_argument("--field-order", type=int, default=5)
+    parser.add_argument("--margin-levels", type=int, default=2)
+    parser.add_argument("--skip-baseline", action="store_true")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)  # pandas UDF workers: this venv
+
+    from deltalake import DeltaTable
+
+    from lakehouse import ingest_synthetic, open_catalog
+    from spark_jobs.session import get_spark
+
+    root = args.root or tempfile.mkdtemp(prefix="avip-bench-clusters-")
+    spark = get_spark("local[2]", app_name="bench-cluster-finder",
+                      conf={"spark.ui.enabled": "false"})
+    if not args.reuse:
+        started = time.perf_counter()
+        ingest_synthetic(spark, root, args.rows, args.seed, args.clusters)
+        log.info("ingested %d rows in %.1f s into %s", args.rows, time.perf_counter() - started,
+                 root)
+    truth = DeltaTable(f"{root}/synthetic_members").to_pandas()
+    params = ClusterFinderParams(field_order=args.field_order, margin_levels=args.margin_levels)
+
+    started = time.perf_counter()
+    members = find_members(open_catalog(root, spark=spark).df, params)
+    spark_seconds = time.perf_counter() - started
+    spark_score = score(members, truth)
+    log.info("spark: %.1f s, %s", spark_seconds, spark_score)
+    spark.stop()
+
+    print(f"rows={args.rows} injected={spark_score['injected']} field_order={args.field_order} "
+          f"margin_levels={args.margin_levels}")
+    print(f"spark local[2]: {spark_seconds:8.1f} s  found={spark_score['found']} "
+          f"completeness={spark_score['completeness']:.3f} purity={spark_score['purity']:.3f}")
+    if not args.skip_baseline:
+        base_members, base_seconds = baseline(root, params)
+        base_score = score(base_members, truth)
+        print(f"serial hdbscan, 1 core: {base_seconds:8.1f} s  found={base_score['found']} "
+              f"completeness={base_score['completeness']:.3f} purity={base_score['purity']:.3f}")
+        print(f"speed-up (serial / spark): {base_seconds / spark_seconds:.2f}x")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
