@@ -58,7 +58,7 @@ def run_command(
     name: Annotated[str, typer.Argument(help="AVI name (see `avip avi list`).")],
     param: Annotated[list[str] | None, typer.Option("--param", "-p", help="KEY=VALUE")] = None,
     params_file: Annotated[Path | None, typer.Option(help="JSON file of parameters.")] = None,
-    output: Annotated[Path | None, typer.Option(help="Job folder (default ./avi-runs/...).")] = None,
+    output: Annotated[Path | None, typer.Option(help="Job folder (./avi-runs/...).")] = None,
     master: Annotated[str | None, typer.Option(help="Spark master, e.g. local[2].")] = None,
     pin: Annotated[list[str] | None, typer.Option(help="TABLE=VERSION to pin.")] = None,
     catalogue_root: Annotated[str | None, typer.Option(help="Lakehouse root.")] = None,

@@ -23,7 +23,8 @@ class ParamsError(ValueError):
         super().__init__(
             "invalid parameters:\n"
             + "\n".join(
-                f"  {p['field']}: {p['message']}" + (f" (allowed: {p['allowed']})" if p["allowed"] else "")
+                f"  {p['field']}: {p['message']}"
+                + (f" (allowed: {p['allowed']})" if p["allowed"] else "")
                 for p in problems
             )
         )

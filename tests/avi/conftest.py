@@ -1,4 +1,4 @@
-"""Fixtures for the AVI tests: a small synthetic lakehouse written with the lakehouse's own layout."""
+"""Fixtures for the AVI tests: a small synthetic lakehouse, written by lakehouse.layout."""
 
 from __future__ import annotations
 

@@ -21,7 +21,7 @@ def make_sky(
     ra_range: tuple[float, float] = (40.0, 60.0),
     dec_range: tuple[float, float] = (-10.0, 10.0),
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Return (stars, truth): stars with DR3 columns (cluster_id, -1 for field) and the truth table."""
+    """(stars, truth): stars with DR3 columns and cluster_id (-1: field), and the truth."""
     rng = np.random.default_rng(seed)
     ra = rng.uniform(*ra_range, n_field)
     sin_dec = rng.uniform(*np.sin(np.radians(dec_range)), n_field)

@@ -4,11 +4,10 @@ reproducibility, pinning, and failure handling."""
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
-from pydantic import BaseModel
 from conftest import write_gaia
+from pydantic import BaseModel
 from skygen import make_sky
 
 from avi_plugins.registry import get_avi

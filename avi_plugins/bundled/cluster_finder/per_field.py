@@ -8,7 +8,8 @@ then finds over-densities; each candidate is kept only when a Mann-Whitney U
 test shows its members' nearest-neighbour distances are smaller than those
 of comparable field stars (their cluster significance test, CST; here with
 an effect-size cut as well, since with hundreds of stars a mere mode of the
-field population is also "significant") and when its centre lies in the field's own pixel (the margin only completes it).
+field population is also "significant") and when its centre lies in the
+field's own pixel (the margin only completes it).
 Positions are projected onto the field's tangent plane first so the 0/360
 wrap in l cannot split a cluster.
 """
