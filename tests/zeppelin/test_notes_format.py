@@ -23,7 +23,7 @@ def test_every_shipped_note_is_valid_and_uses_python_paragraphs() -> None:
     for path in notes:
         note = load_note(path)
         kinds = {p.interpreter for p in paragraphs(note)}
-        assert kinds <= {"python", "md"}, (path.name, kinds)
+        assert kinds == {"python"}, (path.name, kinds)
         assert "get_spark" in note["paragraphs"][0]["text"], path.name
 
 
