@@ -32,4 +32,4 @@ def test_new_refuses_bad_names_and_existing_folders(tmp_path):
     assert CliRunner().invoke(avi_app, ["new", "Bad-Name", "--dir", str(tmp_path)]).exit_code == 2
     CliRunner().invoke(avi_app, ["new", "dup", "--dir", str(tmp_path)])
     again = CliRunner().invoke(avi_app, ["new", "dup", "--dir", str(tmp_path)])
-    assert again.exit_code == 2 and "already exists" in again.output
+    assert again.exit_code == 2 and "already exists" in " ".join(again.output.split())
