@@ -68,3 +68,9 @@ def edge_sky(spark, tmp_path_factory):
     df = spark.createDataFrame(pdf, schema=spark_schema())
     write_catalog(df, f"{root}/gaia_source", partition_order=EDGE_ORDER, n_rows=len(pdf))
     return root, pdf
+
+
+@pytest.fixture
+def edge_rows_for():
+    """The row builder, for tests that write their own small tables."""
+    return rows_for
