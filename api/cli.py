@@ -28,9 +28,10 @@ from api import cli_k8s  # noqa: E402
 
 app.add_typer(cli_k8s.k8s_app, name="k8s")
 
-from api import cli_admin, cli_jobs, cli_space  # noqa: E402
+from api import cli_admin, cli_demo, cli_jobs, cli_space  # noqa: E402
 
 cli_jobs.register(app)
+app.command("demo")(cli_demo.demo)
 app.add_typer(cli_space.space_app, name="space")
 app.add_typer(cli_admin.users_app, name="users")
 app.add_typer(cli_admin.tokens_app, name="tokens")

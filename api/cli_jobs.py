@@ -23,6 +23,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from api.client import ApiError, AvipClient
+from api.schemas import JobPublic
 from api.settings import get_settings
 
 console = Console()
@@ -158,12 +159,9 @@ def jobs(
     console.print(f"{len(page.data)} of {page.count}")
 
 
-def watch(
-    job_id: Annotated[int, typer.Argument(help="Job id.")],
-    interval: Annotated[float, typer.Option(min=0.1, help="Seconds between polls.")] = 1.0,
-) -> None:
-    """Follow a job with a live progress bar; exit 0 if it succeeds, 1 otherwise."""
-    with connect() as client, Progress(
+def follow(client: AvipClient, job_id: int, interval: float = 1.0) -> JobPublic:
+    """Poll a job with a live progress bar until it ends; returns its final state."""
+    with Progress(
         TextColumn("job {task.fields[job]}"), BarColumn(), TextColumn("{task.percentage:>3.0f}%"),
         TextColumn("{task.fields[status]}"), TimeElapsedColumn(), console=console,
     ) as bar:
@@ -177,9 +175,18 @@ def watch(
                 status = job.progress.message or "running"
             bar.update(task, completed=job.progress.fraction, status=status)
             if job.state in FINAL:
-                break
+                return job
             time.sleep(interval)
             job = client.job(job_id)
+
+
+def watch(
+    job_id: Annotated[int, typer.Argument(help="Job id.")],
+    interval: Annotated[float, typer.Option(min=0.1, help="Seconds between polls.")] = 1.0,
+) -> None:
+    """Follow a job with a live progress bar; exit 0 if it succeeds, 1 otherwise."""
+    with connect() as client:
+        job = follow(client, job_id, interval)
     if job.state != "succeeded":
         console.print(f"job {job_id} {job.state}: {job.reason or ''}")
         raise typer.Exit(1)

@@ -70,8 +70,9 @@ class Settings(BaseSettings):
         default="local", description="local (local[n] per job) or standalone (spark_master)."
     )
     cluster_cores: int = Field(
-        default_factory=lambda: os.cpu_count() or 2, ge=1,
-        description="Cores the scheduler may hand out in total.",
+        default=8, ge=1,
+        description="Cores the scheduler may hand out in total (in local mode these are "
+        "local[n] threads, which may exceed the machine's cores).",
     )
     cluster_memory_mb: int = Field(
         default=8192, ge=256, description="Memory (MB) the scheduler may hand out in total."
