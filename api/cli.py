@@ -45,3 +45,7 @@ app.add_typer(cli_alerts.events_app, name="events")
 from api import cli_zeppelin  # noqa: E402
 
 app.add_typer(cli_zeppelin.zeppelin_app, name="zeppelin")
+
+from api import cli_dashboards  # noqa: E402
+
+app.command("dashboards")(cli_dashboards.dashboards)

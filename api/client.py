@@ -30,6 +30,9 @@ from api.schemas import (
     MePublic,
     PoolPublic,
     PoolsPublic,
+    PresetLayout,
+    PresetPublic,
+    PresetsPublic,
     QuotaPublic,
     ResultsPublic,
     SharePublic,
@@ -230,3 +233,24 @@ class AvipClient:
 
     def clear_pool(self, user: str) -> PoolPublic:
         return self._send(PoolPublic, "DELETE", f"/users/{user}/pool")
+
+    # --- dashboard presets ----------------------------------------------------------
+
+    def presets(self) -> PresetsPublic:
+        return self._get(PresetsPublic, "/presets")
+
+    def preset(self, preset_id: int) -> PresetPublic:
+        return self._get(PresetPublic, f"/presets/{preset_id}")
+
+    def create_preset(self, name: str, layout: PresetLayout, published: bool = False,
+                      ) -> PresetPublic:
+        body = {"name": name, "layout": layout.model_dump(), "published": published}
+        return self._send(PresetPublic, "POST", "/presets", body)
+
+    def update_preset(self, preset_id: int, layout: PresetLayout | None = None,
+                      published: bool | None = None) -> PresetPublic:
+        body = {"layout": layout.model_dump() if layout else None, "published": published}
+        return self._send(PresetPublic, "PUT", f"/presets/{preset_id}", body)
+
+    def delete_preset(self, preset_id: int) -> None:
+        self._request("DELETE", f"/presets/{preset_id}")

@@ -18,7 +18,7 @@ from api.backends import make_backend
 from api.db import make_engine, migrate, session_factory
 from api.dispatcher import Dispatcher
 from api.routes import avis, events, jobs, shares, space, users
-from api.routes import alert_filters
+from api.routes import alert_filters, presets
 from api.scheduler import Capacity
 from api.settings import Settings, get_settings
 
@@ -66,4 +66,5 @@ def create_app(
         app.include_router(module.router)
     app.include_router(users.pools_router)
     app.include_router(alert_filters.router)
+    app.include_router(presets.router)
     return app

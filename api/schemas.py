@@ -250,3 +250,55 @@ class SharePublic(BaseModel):
 class SharesPublic(BaseModel):
     data: list[SharePublic]
     count: int
+
+
+# --- dashboard presets ------------------------------------------------------
+
+PRESET_GRID_COLUMNS = 12
+
+
+class PresetItem(BaseModel):
+    """One AVI view on the dashboard: a job's result at a place in a 12-column grid."""
+
+    model_config = ConfigDict(extra="forbid")
+    job_id: int = Field(ge=1, le=2**31 - 1, description="The job whose result view to show.")
+    avi: str = Field(default="", max_length=100, description="The AVI whose view renders it.")
+    title: str = Field(default="", max_length=200)
+    row: int = Field(default=0, ge=0, le=1000, description="Top row (grid units).")
+    col: int = Field(default=0, ge=0, lt=PRESET_GRID_COLUMNS, description="Left column (0-11).")
+    height: int = Field(default=4, ge=1, le=100, description="Rows spanned.")
+    width: int = Field(default=6, ge=1, le=PRESET_GRID_COLUMNS, description="Columns spanned.")
+
+
+class PresetLayout(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    items: list[PresetItem] = Field(default_factory=list, max_length=24)
+
+
+class PresetCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str = Field(pattern=NAME_PATTERN, description="a-z, 0-9, '_' and '-'; unique per user.")
+    layout: PresetLayout = Field(default_factory=PresetLayout)
+    published: bool = Field(default=False, description="Visible to everyone (operators only).")
+
+
+class PresetUpdate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    layout: PresetLayout | None = None
+    published: bool | None = None
+
+
+class PresetPublic(BaseModel):
+    id: int
+    name: str
+    owner: str
+    mine: bool
+    published: bool
+    layout: PresetLayout
+    created_at: datetime
+    updated_at: datetime
+
+
+class PresetsPublic(BaseModel):
+    data: list[PresetPublic]
+    count: int
