@@ -96,6 +96,11 @@ class SubmitBackend:
     def submit_flags(self, job: JobLaunch) -> list[str]:
         raise NotImplementedError
 
+    def grant_conf(self, job: JobLaunch) -> dict[str, str]:
+        """Spark settings that enforce the grant; also handed to the runner (``--conf``)
+        because its session builder would otherwise override them with platform defaults."""
+        return {}
+
     def command(self, job: JobLaunch) -> list[str]:
         params_file = job.output_dir / PARAMS_FILE
         cmd = [
@@ -116,6 +121,8 @@ class SubmitBackend:
             cmd += ["--catalogue-root", job.catalogue_root]
         if job.cache_dir:
             cmd += ["--cache", str(job.cache_dir)]
+        for key, value in self.grant_conf(job).items():
+            cmd += ["--conf", f"{key}={value}"]
         return cmd
 
     def launch(self, job: JobLaunch) -> Driver:
@@ -156,18 +163,36 @@ class StandaloneBackend(SubmitBackend):
     def master(self, job: JobLaunch) -> str:
         return self.master_url
 
-    def submit_flags(self, job: JobLaunch) -> list[str]:
+    def grant_conf(self, job: JobLaunch) -> dict[str, str]:
         res = job.resources
         driver_mb = int(res.get("driver_memory_mb", 1024))
         executor_cores = int(res.get("executor_cores", 1))
         executors = max(1, int(res.get("executors", 1)))
         executor_mb = int(res.get("executor_memory_mb", max(512, job.memory_mb - driver_mb)))
-        return [
-            "--driver-memory", f"{driver_mb}m",
-            "--conf", f"spark.cores.max={executor_cores * executors}",
-            "--conf", f"spark.executor.cores={executor_cores}",
-            "--conf", f"spark.executor.memory={executor_mb}m",
-        ]
+        return {
+            "spark.cores.max": str(executor_cores * executors),
+            "spark.executor.cores": str(executor_cores),
+            "spark.executor.memory": f"{executor_mb}m",
+            # Workers started from a pip-installed pyspark (not Spark's sbin scripts) do not
+            # know the Scala version and fail to build the executor's classpath without it.
+            "spark.executorEnv.SPARK_SCALA_VERSION": _scala_version(),
+        }
+
+    def submit_flags(self, job: JobLaunch) -> list[str]:
+        driver_mb = int(job.resources.get("driver_memory_mb", 1024))
+        flags = ["--driver-memory", f"{driver_mb}m"]
+        for key, value in self.grant_conf(job).items():
+            flags += ["--conf", f"{key}={value}"]
+        return flags
+
+
+def _scala_version() -> str:
+    """The Scala binary version of the installed Spark (from its spark-core jar's name)."""
+    import pyspark
+
+    for jar in (Path(pyspark.__file__).parent / "jars").glob("spark-core_*.jar"):
+        return jar.name.split("_", 1)[1].split("-", 1)[0]
+    return "2.13"
 
 
 def make_backend(name: str, *, spark_master: str, jars_dir: Path | None = None) -> SubmitBackend:

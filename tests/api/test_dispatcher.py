@@ -103,26 +103,36 @@ def test_cancel_running_job_stops_the_process_group(client: TestClient, make_use
     assert not group_alive(job.driver_pid)  # the spark-submit JVM and Python driver too
 
 
-@pytest.mark.slow
-def test_real_avi_runs_end_to_end_with_progress(tmp_path: Path, store_url: str) -> None:  # type: ignore[no-untyped-def]
+@pytest.fixture(scope="module")
+def synthetic_lake(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """A small synthetic sky, ingested in its own process as an operator would."""
     import subprocess
     import sys
 
+    root = str(tmp_path_factory.mktemp("lake"))
+    env = dict(os.environ, PYSPARK_PYTHON=sys.executable, PYSPARK_DRIVER_PYTHON=sys.executable,
+               AVIP_SPARK_MASTER="local[2]")
+    ingest = subprocess.run(
+        [str(Path(sys.executable).parent / "avip"), "ingest", "synthetic", "--rows", "4000",
+         "--seed", "5", "--clusters", "1", "--root", root],
+        env=env, capture_output=True, text=True, timeout=600)
+    assert ingest.returncode == 0, ingest.stdout[-2000:] + ingest.stderr[-2000:]
+    return root
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("backend", ["local", pytest.param("standalone", marks=pytest.mark.standalone)])
+def test_real_avi_runs_end_to_end_with_progress(tmp_path: Path, store_url: str, synthetic_lake: str,
+                                               backend: str, request: pytest.FixtureRequest) -> None:
     from api.avis import RegistryCatalogue
     from api.bootstrap import ensure_operator
     from api.main import create_app
     from api.settings import Settings
 
-    root = str(tmp_path / "lake")
-    # A separate process, as an operator would ingest (and with its own Spark driver).
-    env = dict(os.environ, PYSPARK_PYTHON=sys.executable, PYSPARK_DRIVER_PYTHON=sys.executable,
-               AVIP_SPARK_MASTER="local[2]")
-    ingest = subprocess.run(
-        [str(Path(sys.executable).parent / "avip"), "ingest", "synthetic", "--rows", "4000", "--seed", "5",
-         "--clusters", "1", "--root", root], env=env, capture_output=True, text=True, timeout=600)
-    assert ingest.returncode == 0, ingest.stdout[-2000:] + ingest.stderr[-2000:]
-    settings = Settings(data_dir=tmp_path / "data", database_url=store_url, lakehouse_uri=root,
-                        cluster_cores=2, cluster_memory_mb=4096)
+    master = request.getfixturevalue("standalone_master") if backend == "standalone" else "local[*]"
+    settings = Settings(data_dir=tmp_path / "data", database_url=store_url,
+                        lakehouse_uri=synthetic_lake, cluster_cores=2, cluster_memory_mb=4096,
+                        job_backend=backend, spark_master=master)
     app = create_app(settings, catalogue=RegistryCatalogue())
     with TestClient(app) as client:
         token = ensure_operator(app.state.sessions, settings.data_dir, 1).read_text().strip()  # type: ignore[union-attr]
@@ -133,7 +143,10 @@ def test_real_avi_runs_end_to_end_with_progress(tmp_path: Path, store_url: str) 
         assert r.status_code == 201, r.text
         job_id = r.json()["id"]
         done = _tick_until_final(app.state.dispatcher, client, job_id, timeout=400)
-        assert done.state == "succeeded", client.get(f"/jobs/{job_id}/logs", headers=op).text[-3000:]
+        logs = client.get(f"/jobs/{job_id}/logs", headers=op).text
+        assert done.state == "succeeded", logs[-3000:]
+        if backend == "standalone":  # its own application on the cluster, sized by the grant
+            assert master in logs or "spark://" in logs
         public = client.get(f"/jobs/{job_id}", headers=op).json()
         assert public["progress"]["fraction"] == 1.0 and public["progress"]["tasks_total"] >= 1
         assert public["run_seconds"] > 0
@@ -143,3 +156,20 @@ def test_real_avi_runs_end_to_end_with_progress(tmp_path: Path, store_url: str) 
         assert "job.progress" in types and types[-1] == "job.succeeded"
         rerun = client.post(f"/jobs/{job_id}/rerun", headers=op).json()
         assert rerun["pins"].get("gaia_source") is not None
+
+
+def test_standalone_submit_flags_come_from_the_grant() -> None:
+    from api.backends import JobLaunch, StandaloneBackend
+
+    launch = JobLaunch(job_id=7, avi="x", avi_version="1", params={}, output_dir=Path("/tmp/j7"),
+                       cores=5, memory_mb=6144,
+                       resources={"driver_cores": 1, "driver_memory_mb": 2048,
+                                  "executor_cores": 2, "executor_memory_mb": 2048, "executors": 2})
+    backend = StandaloneBackend("spark://127.0.0.1:7077")
+    flags = backend.submit_flags(launch)
+    assert flags[:2] == ["--driver-memory", "2048m"]
+    conf = dict(f.split("=", 1) for f in flags[3::2])
+    assert conf["spark.cores.max"] == "4" and conf["spark.executor.cores"] == "2"
+    assert conf["spark.executor.memory"] == "2048m"
+    runner_args = backend.command(launch)[backend.command(launch).index("--avi"):]
+    assert "spark.executor.memory=2048m" in runner_args  # the runner's builder must not override
