@@ -11,7 +11,7 @@ cd "$(dirname "$0")/.."
 ROOT=$PWD
 export DEVSTACK_DIR="$ROOT/.devstack"
 export VENV_BIN="$ROOT/.venv/bin"
-SERVICES=(spark kafka postgres zeppelin minio k8stools)
+SERVICES=(spark kafka postgres zeppelin minio k8stools chromium)
 
 cmd=${1:-status}; shift || true
 targets=("$@"); [ ${#targets[@]} -gt 0 ] || targets=("${SERVICES[@]}")

@@ -69,6 +69,7 @@ class DashboardBoard(pn.viewable.Viewer):
     def _render(self) -> None:
         self.grid.objects = {}
         self._ids = {}
+        self.grid.nrows = max((i.row + i.height for i in self.items), default=4)
         for index, item in enumerate(self.items):
             view = ResultView(self.session, job_id=None, avi=item.avi, with_downloads=False)
             view.job_id = item.job_id
@@ -76,7 +77,6 @@ class DashboardBoard(pn.viewable.Viewer):
                              css_classes=["avip-grid-item"], scroll=True)
             self.grid[item.row:item.row + item.height, item.col:item.col + item.width] = card
             self._ids[str(id(card))] = index
-        self.grid.nrows = max((i.row + i.height for i in self.items), default=4)
         self.grid.height = self.grid.nrows * ROW_HEIGHT_PX
 
     def arranged_items(self) -> list[PresetItem]:

@@ -61,7 +61,11 @@ class SpaceBrowser(pn.viewable.Viewer):
         except ApiError as error:
             self.message = str(error)
             return
-        self.table.value = entries_frame(listing.data)
+        keep = self.selected
+        frame = entries_frame(listing.data)
+        self.table.value = frame
+        if keep in frame["path"].tolist():  # a refresh keeps the user's selection
+            self.table.selection = [frame["path"].tolist().index(keep)]
         self.usage.object = (f"Folder `/{self.folder}` · using {listing.used_bytes:,} of "
                              f"{listing.quota_bytes:,} bytes")
         self.shared.value = pd.DataFrame([
