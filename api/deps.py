@@ -42,6 +42,10 @@ def get_current_user(
             headers={"WWW-Authenticate": "Bearer"},
         )
     user = user_store.user_for_token(session, secret=credentials.credentials)
+    # End the read transaction now: the pooled connection goes back before the route waits
+    # for a worker thread. Holding it across that wait deadlocks the pool under load (every
+    # thread blocked on a connection held by a request that is itself waiting for a thread).
+    session.commit()
     if user is None:
         raise HTTPException(
             status.HTTP_401_UNAUTHORIZED,

@@ -163,7 +163,11 @@ def main(argv: list[str] | None = None) -> int:
         asyncio.run(run_load(url, tokens, args.clients, args.duration))
     finally:
         server.terminate()
-        server.wait(timeout=30)
+        try:
+            server.wait(timeout=30)
+        except subprocess.TimeoutExpired:  # connections still draining: stop it hard
+            server.kill()
+            server.wait(timeout=30)
     scheduler_timings(f"sqlite:///{data_dir / 'avip.db'}")
     return 0
 
