@@ -38,7 +38,8 @@ class DashboardBoard(pn.viewable.Viewer):
                                         sizing_mode="stretch_width", min_height=400,
                                         css_classes=["avip-grid"])
         self.job_choice = pn.widgets.Select(label="Finished job", options={})
-        self.preset_choice = pn.widgets.Select(label="Preset", options={})
+        self.preset_choice = pn.widgets.Select(label="Preset", options={},
+                                               css_classes=["avip-preset-choice"])
         self.status = pn.pane.Markdown("", css_classes=["avip-dashboard-status"])
         self._ids: dict[str, int] = {}  # GridStack element id -> index in items
 
@@ -139,8 +140,8 @@ class DashboardBoard(pn.viewable.Viewer):
         save.on_click(lambda _e: self.save())
         load = pn.widgets.Button(label="Load preset")
         load.on_click(lambda _e: self.preset_choice.value and self.load(self.preset_choice.value))
-        controls: list[Any] = [pn.widgets.TextInput.from_param(self.param.preset_name,
-                                                               label="Preset name")]
+        controls: list[Any] = [pn.widgets.TextInput.from_param(
+            self.param.preset_name, label="Preset name", css_classes=["avip-dashboard-name"])]
         if self.session.is_operator:
             controls.append(pn.widgets.Checkbox.from_param(self.param.publish,
                                                            label="Publish to everyone"))

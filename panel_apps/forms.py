@@ -83,7 +83,8 @@ def make_widget(spec: FieldSpec) -> pn.widgets.Widget:
     """The widget for one field. Bounds are *not* set on numeric inputs: the browser
     would clamp a bad value silently, and the user must see why it is wrong instead."""
     default = spec.prop.get("default")
-    common = {"label": spec.label, "description": spec.help or None, "width": 320}
+    common = {"label": spec.label, "description": spec.help or None, "width": 320,
+              "css_classes": [f"avip-field-{spec.name}"]}
     if spec.kind == "enum":
         return pn.widgets.Select(options=list(spec.prop["enum"]), value=default, **common)
     if spec.kind == "boolean":
@@ -159,7 +160,8 @@ class LaunchForm(pn.viewable.Viewer):
         self.specs = [s for s in field_specs(self.schema) if s.simple or not self.simplified]
         self.widgets = {s.name: make_widget(s) for s in self.specs}
         self.error_panes = {s.name: pn.pane.Markdown("", visible=False, margin=(0, 10),
-                                                      css_classes=["avip-field-error"],
+                                                      css_classes=["avip-field-error",
+                                                                   f"avip-error-{s.name}"],
                                                       styles={"color": "#b00020"})
                             for s in self.specs}
         self.form_error = pn.pane.Alert("", alert_type="danger", visible=False,

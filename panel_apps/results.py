@@ -74,12 +74,13 @@ def cache_dir(root: Path, api_url: str, user: str, source: ResultSource) -> Path
 def fetch_results(client: AvipClient, source: ResultSource, folder: Path) -> Path:
     """Download every result file into ``folder`` once (tables as single Parquet files)."""
     files = source.list(client)  # also the authorization check, cache or not
-    if (folder / COMPLETE_MARK).is_file():
+    mark = folder.parent / f"{folder.name}{COMPLETE_MARK}"  # outside: views list the folder
+    if mark.is_file():
         return folder
     folder.mkdir(parents=True, exist_ok=True)
     for item in files:
         source.fetch(client, item.path, folder / item.path)
-    (folder / COMPLETE_MARK).touch()
+    mark.touch()
     return folder
 
 

@@ -39,7 +39,8 @@ class SpaceBrowser(pn.viewable.Viewer):
                                           sizing_mode="stretch_width")
         self.table.param.watch(self._on_select, "selection")
         self.usage = pn.pane.Markdown("")
-        self.upload = pn.widgets.FileInput(label="Upload", multiple=False)
+        self.upload = pn.widgets.FileInput(label="Upload", multiple=False,
+                                           css_classes=["avip-upload"])
         self.upload_button = pn.widgets.Button(label="Upload into this folder")
         self.upload_button.on_click(lambda _e: self.upload_file())
         self.delete_button = pn.widgets.Button(label="Delete selected", button_type="danger")

@@ -3,7 +3,10 @@ uvicorn on a loopback port, an operator, scientists, and finished jobs with resu
 
 from __future__ import annotations
 
+import os
 import socket
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -114,3 +117,38 @@ def finished_job(live_api: LiveApi) -> Callable[..., int]:
             return job.id
 
     return make
+
+
+@pytest.fixture(scope="module")
+def lakehouse(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """20,000 synthetic stars, ingested in their own process as an operator would."""
+    root = str(tmp_path_factory.mktemp("lake"))
+    env = dict(os.environ, PYSPARK_PYTHON=sys.executable, PYSPARK_DRIVER_PYTHON=sys.executable,
+               AVIP_SPARK_MASTER="local[2]")
+    done = subprocess.run(
+        [str(Path(sys.executable).parent / "avip"), "ingest", "synthetic", "--rows", "20000",
+         "--seed", "11", "--clusters", "2", "--root", root],
+        env=env, capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    return root
+
+
+@pytest.fixture(scope="module")
+def platform(lakehouse: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """API + scheduler and the Panel server, both on loopback ports."""
+    from panel_apps.app import serve
+
+    data = tmp_path_factory.mktemp("platform")
+    settings = Settings(data_dir=data / "data", lakehouse_uri=lakehouse, cluster_cores=2,
+                        cluster_memory_mb=4096, spark_master="local[2]")
+    server, api = start_api(settings, run_scheduler=True)
+    with server:
+        port = free_port()
+        panel = serve(api.url, address="127.0.0.1", port=port, cache_root=data / "cache",
+                      threaded=True)
+        api.panel_url = f"http://127.0.0.1:{port}/"
+        api.alice_token = api.make_user("alice")
+        try:
+            yield api
+        finally:
+            panel.stop()
