@@ -29,7 +29,7 @@ SUBMIT = {"avi": "cone_search",
           "params": {"ra": 56.75, "dec": 24.12, "radius_deg": 0.2, "formats": ["csv"]}}
 
 
-def serve(data_dir: Path, port: int) -> None:
+def serve(data_dir: Path, port: int, database_url: str | None) -> None:
     """Child-process mode: the service on 127.0.0.1:port (scheduler loop off)."""
     import uvicorn
 
@@ -37,7 +37,8 @@ def serve(data_dir: Path, port: int) -> None:
     from api.main import create_app
     from api.settings import Settings
 
-    settings = Settings(data_dir=data_dir, cluster_cores=64, cluster_memory_mb=262144)
+    settings = Settings(data_dir=data_dir, cluster_cores=64, cluster_memory_mb=262144,
+                        database_url=database_url)
     app = create_app(settings)
     ensure_operator(app.state.sessions, data_dir, 1)
     uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", backlog=4096)
@@ -135,15 +136,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--duration", type=float, default=60.0)
     parser.add_argument("--users", type=int, default=20)
     parser.add_argument("--port", type=int, default=18765)
+    parser.add_argument("--database-url", default=None,
+                        help="job store (default: SQLite in a temp dir); must be empty")
     parser.add_argument("--serve", type=Path, default=None, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.serve is not None:
-        serve(args.serve, args.port)
+        serve(args.serve, args.port, args.database_url)
         return 0
 
     data_dir = Path(tempfile.mkdtemp(prefix="avip-load-"))
+    extra = ["--database-url", args.database_url] if args.database_url else []
     server = subprocess.Popen([sys.executable, __file__, "--serve", str(data_dir),
-                               "--port", str(args.port)])
+                               "--port", str(args.port), *extra])
     url = f"http://127.0.0.1:{args.port}"
     try:
         for _ in range(600):
@@ -168,7 +172,7 @@ def main(argv: list[str] | None = None) -> int:
         except subprocess.TimeoutExpired:  # connections still draining: stop it hard
             server.kill()
             server.wait(timeout=30)
-    scheduler_timings(f"sqlite:///{data_dir / 'avip.db'}")
+    scheduler_timings(args.database_url or f"sqlite:///{data_dir / 'avip.db'}")
     return 0
 
 
