@@ -80,22 +80,27 @@ def ingest_sky(spark, root: Path, rows: int, seed: int) -> None:
 def table_rows(path: Path) -> int:
     from deltalake import DeltaTable
 
-    return int(pa.table(DeltaTable(str(path)).get_add_actions(flatten=True))["num_records"].to_numpy().sum())
+    actions = pa.table(DeltaTable(str(path)).get_add_actions(flatten=True))
+    return int(actions["num_records"].to_numpy().sum())
 
 
 def write_flat_copy(spark, gaia: Path, flat: Path) -> None:
     """Plain Parquet, no partitions, no sort guarantees: what a naive user keeps."""
     from lakehouse.schema import PARTITION_COLUMN
 
-    spark.read.format("delta").load(str(gaia)).drop(PARTITION_COLUMN).write.mode("overwrite").parquet(str(flat))
+    rows = spark.read.format("delta").load(str(gaia)).drop(PARTITION_COLUMN)
+    rows.write.mode("overwrite").parquet(str(flat))
 
 
-def hats_import(files: list[Path], out: Path, name: str, margin_arcsec: float | None, tmp: Path) -> Path:
+def hats_import(
+    files: list[Path], out: Path, name: str, margin_arcsec: float | None, tmp: Path
+) -> Path:
     """HATS catalogue (or collection with a margin cache) of ``files``; returns its path."""
     from hats_import import CollectionArguments, ImportArguments, pipeline
 
-    common = dict(output_path=str(out), output_artifact_name=name, dask_tmp=str(tmp), tmp_dir=str(tmp),
-                  dask_n_workers=2, progress_bar=True, simple_progress_bar=True, resume=False)
+    common = dict(output_path=str(out), output_artifact_name=name, dask_tmp=str(tmp),
+                  tmp_dir=str(tmp), dask_n_workers=2, progress_bar=True,
+                  simple_progress_bar=True, resume=False)
     catalog = dict(input_file_list=[str(f) for f in files], file_reader="parquet",
                    ra_column="ra", dec_column="dec")
     if margin_arcsec is None:
@@ -118,13 +123,16 @@ def xmatch_inputs(gaia: Path, out: Path, n: int, seed: int) -> tuple[Path, Path]
     left = dataset.to_table(columns=ID_COLUMNS, filter=pc.field("random_index") < n)
     rng = np.random.default_rng(seed + 1)
     kept = left.filter(pa.array(rng.random(left.num_rows) < 0.9))
-    moved = SkyCoord(kept["ra"].to_numpy() * u.deg, kept["dec"].to_numpy() * u.deg).directional_offset_by(
-        rng.uniform(0, 360, kept.num_rows) * u.deg, rng.rayleigh(0.25, kept.num_rows) * u.arcsec)
+    stars = SkyCoord(kept["ra"].to_numpy() * u.deg, kept["dec"].to_numpy() * u.deg)
+    moved = stars.directional_offset_by(rng.uniform(0, 360, kept.num_rows) * u.deg,
+                                        rng.rayleigh(0.25, kept.num_rows) * u.arcsec)
     extra = random_centres(left.num_rows // 10, seed + 2)
     first_extra = int(pc.max(left["source_id"]).as_py()) + 1
+    extra_ids = first_extra + np.arange(len(extra))
     right = pa.table({
-        "source_id": np.concatenate([kept["source_id"].to_numpy(), first_extra + np.arange(len(extra))]),
-        "ra": np.concatenate([moved.ra.deg, extra[:, 0]]), "dec": np.concatenate([moved.dec.deg, extra[:, 1]]),
+        "source_id": np.concatenate([kept["source_id"].to_numpy(), extra_ids]),
+        "ra": np.concatenate([moved.ra.deg, extra[:, 0]]),
+        "dec": np.concatenate([moved.dec.deg, extra[:, 1]]),
     })
     paths = []
     for name, table in (("left", left), ("right", right)):
@@ -148,7 +156,8 @@ def time_cones(name: str, query: Query, centres: np.ndarray, warmup: tuple[float
         ids.append(np.sort(np.asarray(found, dtype=np.int64)))
     result = {"p50": float(np.percentile(seconds, 50)), "p95": float(np.percentile(seconds, 95)),
               "cold_s": cold, "seconds": seconds, "counts": [len(x) for x in ids], "_ids": ids}
-    log.info("cone %-22s p50 %.3f s  p95 %.3f s  (warm-up %.2f s)", name, result["p50"], result["p95"], cold)
+    log.info("cone %-22s p50 %.3f s  p95 %.3f s  (warm-up %.2f s)",
+             name, result["p50"], result["p95"], cold)
     return result
 
 
@@ -159,37 +168,55 @@ def haversine_sql(ra0: float, dec0: float) -> str:
             f"{cos_dec0!r} * cos(radians(dec)) * pow(sin(radians(ra - ({ra0!r})) / 2), 2))))")
 
 
-def cone_peers(spark, root: str, flat: Path | None, hats: Path | None, skip: set[str]) -> dict[str, Query]:
+def cone_peers(
+    spark, root: str, flat: Path | None, hats: Path | None, skip: set[str]
+) -> dict[str, Query]:
     """The cone query of every peer, each set up once (opening is not timed)."""
     from lakehouse import open_catalog, open_interactive
 
     catalog = open_catalog(root, spark=spark)
     reader = open_interactive(root)
-    peers: dict[str, Query] = {
-        "ours: spark path": lambda ra, dec: catalog.cone(ra, dec, RADIUS_DEG).select("source_id").df
-        .toArrow()["source_id"].to_numpy(),
-        "ours: interactive": lambda ra, dec: reader.cone(ra, dec, RADIUS_DEG, columns=ID_COLUMNS)["source_id"]
-        .to_numpy(),
-    }
+
+    def spark_path(ra: float, dec: float) -> np.ndarray:
+        cone = catalog.cone(ra, dec, RADIUS_DEG).select("source_id")
+        return cone.df.toArrow()["source_id"].to_numpy()
+
+    def interactive(ra: float, dec: float) -> np.ndarray:
+        return reader.cone(ra, dec, RADIUS_DEG, columns=ID_COLUMNS)["source_id"].to_numpy()
+
+    peers: dict[str, Query] = {"ours: spark path": spark_path, "ours: interactive": interactive}
     if flat is not None and "spark" not in skip:
         from pyspark.sql import functions as F
 
         naive = spark.read.parquet(str(flat))
-        peers["naive spark parquet"] = lambda ra, dec: naive.where(F.expr(haversine_sql(ra, dec)) <= RADIUS_DEG) \
-            .select("source_id").toArrow()["source_id"].to_numpy()
+
+        def naive_spark(ra: float, dec: float) -> np.ndarray:
+            cone = naive.where(F.expr(haversine_sql(ra, dec)) <= RADIUS_DEG).select("source_id")
+            return cone.toArrow()["source_id"].to_numpy()
+
+        peers["naive spark parquet"] = naive_spark
     if flat is not None and "duckdb" not in skip:
         import duckdb
 
         con = duckdb.connect()
-        con.execute(f"SET threads = 2; CREATE VIEW flat AS SELECT * FROM read_parquet('{flat}/part-*.parquet')")
-        peers["duckdb parquet"] = lambda ra, dec: con.execute(
-            f"SELECT source_id FROM flat WHERE {haversine_sql(ra, dec)} <= {RADIUS_DEG}").fetchnumpy()["source_id"]
+        con.execute("SET threads = 2")
+        con.execute(f"CREATE VIEW flat AS SELECT * FROM read_parquet('{flat}/part-*.parquet')")
+
+        def duck(ra: float, dec: float) -> np.ndarray:
+            sql = f"SELECT source_id FROM flat WHERE {haversine_sql(ra, dec)} <= {RADIUS_DEG}"
+            return con.execute(sql).fetchnumpy()["source_id"]
+
+        peers["duckdb parquet"] = duck
     if hats is not None and "lsdb" not in skip:
         import lsdb
 
         sky = lsdb.open_catalog(str(hats), columns=ID_COLUMNS)
-        peers["lsdb hats"] = lambda ra, dec: sky.cone_search(ra, dec, RADIUS_DEG * 3600).compute()[
-            "source_id"].to_numpy()
+
+        def lsdb_cone(ra: float, dec: float) -> np.ndarray:
+            cone = sky.cone_search(ra, dec, RADIUS_DEG * 3600).compute(progress_bar=False)
+            return cone["source_id"].to_numpy()
+
+        peers["lsdb hats"] = lsdb_cone
     return peers
 
 
@@ -201,12 +228,13 @@ def check_cones(results: dict[str, dict], reference: str, centres: np.ndarray) -
         for i, (mine, theirs) in enumerate(zip(ref, res["_ids"], strict=True)):
             if not np.array_equal(mine, theirs):
                 extra, missing = np.setdiff1d(theirs, mine), np.setdiff1d(mine, theirs)
-                mismatches.append({"peer": name, "ra": float(centres[i, 0]), "dec": float(centres[i, 1]),
-                                   "ours": len(mine), "peer_rows": len(theirs),
-                                   "peer_extra_ids": extra[:10].tolist(), "peer_missing_ids": missing[:10].tolist()})
-                print(f"!!! CONE MISMATCH {name} at ra={centres[i, 0]:.6f} dec={centres[i, 1]:.6f}: "
-                      f"{len(theirs)} rows vs ours {len(mine)} (extra {extra[:5].tolist()}, "
-                      f"missing {missing[:5].tolist()})", file=sys.stderr)
+                ra, dec = float(centres[i, 0]), float(centres[i, 1])
+                mismatches.append({"peer": name, "ra": ra, "dec": dec, "ours": len(mine),
+                                   "peer_rows": len(theirs), "peer_extra_ids": extra[:10].tolist(),
+                                   "peer_missing_ids": missing[:10].tolist()})
+                print(f"!!! CONE MISMATCH {name} at ra={ra:.6f} dec={dec:.6f}: {len(theirs)} rows "
+                      f"vs ours {len(mine)} (extra {extra[:5].tolist()}, missing "
+                      f"{missing[:5].tolist()})", file=sys.stderr)
     return mismatches
 
 
@@ -220,8 +248,10 @@ def time_crossmatches(spark, left: str, right: str, hats_left: Path | None, hats
         def run_lsdb() -> int:
             left_cat = lsdb.open_catalog(str(hats_left), columns=ID_COLUMNS)
             right_cat = lsdb.open_catalog(str(hats_right), columns=ID_COLUMNS)
-            return len(left_cat.crossmatch(right_cat, radius_arcsec=XMATCH_RADIUS_ARCSEC, n_neighbors=16,
-                                           suffixes=("_l", "_r"), require_right_margin=True).compute())
+            pairs = left_cat.crossmatch(
+                right_cat, radius_arcsec=XMATCH_RADIUS_ARCSEC, n_neighbors=16,
+                suffixes=("_l", "_r"), suffix_method="all_columns", require_right_margin=True)
+            return len(pairs.compute(progress_bar=False))
 
         results["lsdb hats"] = _timed(run_lsdb)
     if "astropy" not in skip:
@@ -232,7 +262,8 @@ def time_crossmatches(spark, left: str, right: str, hats_left: Path | None, hats
 def ours_crossmatch(spark, left: str, right: str) -> int:
     from lakehouse import crossmatch
 
-    return crossmatch(spark.read.parquet(left), spark.read.parquet(right), XMATCH_RADIUS_ARCSEC).count()
+    pairs = crossmatch(spark.read.parquet(left), spark.read.parquet(right), XMATCH_RADIUS_ARCSEC)
+    return pairs.count()
 
 
 def astropy_crossmatch(left: str, right: str) -> int:
@@ -271,26 +302,28 @@ def s3_copy(spark, root: Path, xm: Path, reuse: bool, rows: int, seed: int) -> s
     log.info("copying the sky to %s", s3_root)
     info = table_info(str(root / "gaia_source"))
     df = spark.read.format("delta").load(str(root / "gaia_source")).drop(PARTITION_COLUMN)
-    write_catalog(df, f"{s3_root}/gaia_source", mode="overwrite", margin_deg=info.margin_deg, n_rows=rows,
-                  partition_order=info.partition_order)
+    write_catalog(df, f"{s3_root}/gaia_source", mode="overwrite", margin_deg=info.margin_deg,
+                  n_rows=rows, partition_order=info.partition_order)
     for side in ("left", "right"):
-        spark.read.parquet(str(xm / side)).write.mode("overwrite").parquet(f"{s3_root}/xmatch/{side}")
+        side_rows = spark.read.parquet(str(xm / side))
+        side_rows.write.mode("overwrite").parquet(f"{s3_root}/xmatch/{side}")
     return s3_root
 
 
 # -- the run -----------------------------------------------------------------------
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rows", type=int, default=10_000_000, help="rows of the synthetic sky")
     parser.add_argument("--seed", type=int, default=1)
-    parser.add_argument("--centres", type=int, default=20, help="cone centres (seeded, uniform on the sky)")
-    parser.add_argument("--xmatch-rows", type=int, default=1_000_000, help="rows of each crossmatch side")
+    parser.add_argument("--centres", type=int, default=20, help="cone centres (seeded, uniform)")
+    parser.add_argument("--xmatch-rows", type=int, default=1_000_000, help="rows a crossmatch side")
     parser.add_argument("--root", type=Path, default=None, help="data folder (default: a temp dir)")
     parser.add_argument("--reuse", action="store_true", help="keep what --root already holds")
     parser.add_argument("--s3", action="store_true", help="also on S3 (settings AVIP_S3_*)")
-    parser.add_argument("--skip", default="", help="comma list of peers to leave out: spark,duckdb,lsdb,astropy")
-    parser.add_argument("--out", type=Path, default=None, help="JSON (default benchmarks/results/...)")
+    parser.add_argument("--skip", default="", help="peers to leave out: spark,duckdb,lsdb,astropy")
+    parser.add_argument("--out", type=Path, default=None, help="JSON (default: benchmarks/results)")
     return parser.parse_args(argv)
 
 
@@ -298,13 +331,15 @@ def run(args: argparse.Namespace, spark) -> dict:
     """Prepare what is missing under ``args.root``, measure, print, write the JSON."""
     root: Path = args.root.resolve()
     skip = {s.strip() for s in args.skip.split(",") if s.strip()}
-    gaia, flat, xm, hats_dir, tmp = (root / n for n in ("gaia_source", "flat", "xmatch", "hats", "tmp"))
+    gaia, flat, xm = root / "gaia_source", root / "flat", root / "xmatch"
+    hats_dir, tmp = root / "hats", root / "tmp"
     n_xm = min(args.xmatch_rows, args.rows)
     if (gaia / "_delta_log").is_dir():
         if not args.reuse:
             raise UsageError(f"{root} already holds a sky: pass --reuse, or a fresh --root")
         if (found := table_rows(gaia)) != args.rows:
-            raise UsageError(f"{gaia} holds {found:,} rows, not --rows {args.rows:,}: use another --root")
+            raise UsageError(f"{gaia} holds {found:,} rows, not --rows {args.rows:,}: "
+                             "use another --root")
     else:
         log.info("generating %d rows into %s", args.rows, root)
         ingest_sky(spark, root, args.rows, args.seed)
@@ -320,35 +355,40 @@ def run(args: argparse.Namespace, spark) -> dict:
 
     lsdb_on = "lsdb" not in skip
     step("flat parquet", flat / "_SUCCESS", lambda: write_flat_copy(spark, gaia, flat))
-    step("xmatch inputs", xm / "right" / "part-0.parquet", lambda: xmatch_inputs(gaia, xm, n_xm, args.seed))
+    step("xmatch inputs", xm / "right" / "part-0.parquet",
+         lambda: xmatch_inputs(gaia, xm, n_xm, args.seed))
+    left_file, right_file = xm / "left" / "part-0.parquet", xm / "right" / "part-0.parquet"
     if lsdb_on:
         step("hats sky", hats_dir / "sky" / "hats.properties",
-             lambda: hats_import(sorted(flat.glob("part-*.parquet")), hats_dir, "sky", None, tmp / "sky"))
+             lambda: hats_import(sorted(flat.glob("part-*.parquet")), hats_dir, "sky", None,
+                                 tmp / "sky"))
         step("hats xmatch left", hats_dir / "xm_left" / "hats.properties",
-             lambda: hats_import([xm / "left" / "part-0.parquet"], hats_dir, "xm_left", None, tmp / "l"))
+             lambda: hats_import([left_file], hats_dir, "xm_left", None, tmp / "l"))
         step("hats xmatch right", hats_dir / "xm_right" / "collection.properties",
-             lambda: hats_import([xm / "right" / "part-0.parquet"], hats_dir, "xm_right", 5.0, tmp / "r"))
+             lambda: hats_import([right_file], hats_dir, "xm_right", 5.0, tmp / "r"))
 
     centres = random_centres(args.centres + 1, args.seed)
     warmup, centres = tuple(centres[0]), centres[1:]
     peers = cone_peers(spark, str(root), flat, hats_dir / "sky" if lsdb_on else None, skip)
     cones = {name: time_cones(name, query, centres, warmup) for name, query in peers.items()}
     mismatches = check_cones(cones, "ours: spark path", centres)
-    xmatch = time_crossmatches(spark, str(xm / "left"), str(xm / "right"), hats_dir / "xm_left" if lsdb_on else None,
-                               hats_dir / "xm_right", skip)
+    hats_xm = (hats_dir / "xm_left", hats_dir / "xm_right") if lsdb_on else (None, None)
+    xmatch = time_crossmatches(spark, str(xm / "left"), str(xm / "right"), *hats_xm, skip)
     s3 = None
     if args.s3:
         s3_root = s3_copy(spark, root, xm, args.reuse, args.rows, args.seed)
         s3_peers = cone_peers(spark, s3_root, None, None, skip)
-        s3_cones = {name: time_cones("S3 " + name, query, centres, warmup) for name, query in s3_peers.items()}
-        mismatches += check_cones({**s3_cones, "ours: spark path (local)": cones["ours: spark path"]},
-                                  "ours: spark path (local)", centres)
-        s3 = {"root": s3_root, "cone": s3_cones,
-              "crossmatch": {"ours: spark": _timed(lambda: ours_crossmatch(spark, f"{s3_root}/xmatch/left",
-                                                                            f"{s3_root}/xmatch/right"))}}
-    figures = {"rows": args.rows, "seed": args.seed, "radius_deg": RADIUS_DEG, "centres": centres.tolist(),
-               "warmup_centre": list(warmup), "xmatch_rows": n_xm, "xmatch_radius_arcsec": XMATCH_RADIUS_ARCSEC,
-               "prepare_s": prep, "cone": cones, "cone_mismatches": mismatches, "crossmatch": xmatch, "s3": s3}
+        s3_cones = {name: time_cones("S3 " + name, query, centres, warmup)
+                    for name, query in s3_peers.items()}
+        local = "ours: spark path (local)"
+        mismatches += check_cones({**s3_cones, local: cones["ours: spark path"]}, local, centres)
+        s3_xmatch = _timed(lambda: ours_crossmatch(spark, f"{s3_root}/xmatch/left",
+                                                   f"{s3_root}/xmatch/right"))
+        s3 = {"root": s3_root, "cone": s3_cones, "crossmatch": {"ours: spark": s3_xmatch}}
+    figures = {"rows": args.rows, "seed": args.seed, "radius_deg": RADIUS_DEG,
+               "centres": centres.tolist(), "warmup_centre": list(warmup), "xmatch_rows": n_xm,
+               "xmatch_radius_arcsec": XMATCH_RADIUS_ARCSEC, "prepare_s": prep, "cone": cones,
+               "cone_mismatches": mismatches, "crossmatch": xmatch, "s3": s3}
     report(figures)
     out = args.out or REPO / "benchmarks" / "results" / f"lakehouse-{args.rows}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -373,17 +413,19 @@ def report(f: dict) -> None:
     for name, c in cones.items():
         print(f"{name:26} {c['p50']:8.3f} {c['p95']:8.3f} {c['p50'] / ours['p50']:11.2f}x "
               f"{c['p50'] / inter['p50']:12.2f}x")
-    print(f"cone results: {'ALL PEERS AGREE' if not f['cone_mismatches'] else 'MISMATCHES: see stderr'}")
+    agree = "ALL PEERS AGREE" if not f["cone_mismatches"] else "MISMATCHES: see stderr"
+    print(f"cone results: {agree}")
     xm = f["crossmatch"]
     base = xm["ours: spark"]
     print(f"\n{f['xmatch_radius_arcsec']}″ crossmatch, {f['xmatch_rows']:,} rows a side")
     print(f"{'peer':26} {'wall s':>8} {'pairs':>10} {'rows/s':>10} {'/ours':>8}")
     for name, x in xm.items():
-        print(f"{name:26} {x['seconds']:8.1f} {x['pairs']:10,} {f['xmatch_rows'] / x['seconds']:10,.0f} "
+        rate = f["xmatch_rows"] / x["seconds"]
+        print(f"{name:26} {x['seconds']:8.1f} {x['pairs']:10,} {rate:10,.0f} "
               f"{x['seconds'] / base['seconds']:7.2f}x")
     if len({x["pairs"] for x in xm.values()}) > 1:
-        print("!!! CROSSMATCH PAIR COUNTS DISAGREE: " + ", ".join(f"{n}={x['pairs']}" for n, x in xm.items()),
-              file=sys.stderr)
+        counts = ", ".join(f"{n}={x['pairs']}" for n, x in xm.items())
+        print(f"!!! CROSSMATCH PAIR COUNTS DISAGREE: {counts}", file=sys.stderr)
         print("crossmatch pairs: DISAGREE (see stderr)")
     else:
         print("crossmatch pairs: ALL PEERS AGREE")
@@ -413,7 +455,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     finally:
         spark.stop()
-    disagree = figures["cone_mismatches"] or len({x["pairs"] for x in figures["crossmatch"].values()}) > 1
+    pair_counts = {x["pairs"] for x in figures["crossmatch"].values()}
+    disagree = figures["cone_mismatches"] or len(pair_counts) > 1
     return 1 if disagree else 0
 
 
