@@ -17,8 +17,7 @@ from api.avis import AviCatalogue, RegistryCatalogue
 from api.backends import make_backend
 from api.db import make_engine, migrate, session_factory
 from api.dispatcher import Dispatcher
-from api.routes import avis, events, jobs, shares, space, users
-from api.routes import alert_filters, presets
+from api.routes import alert_filters, avis, events, jobs, presets, shares, space, users
 from api.scheduler import Capacity
 from api.settings import Settings, get_settings
 
