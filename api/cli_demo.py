@@ -1,9 +1,10 @@
 """``avip demo``: the platform end to end on embedded defaults.
 
-1. makes sure the lakehouse holds a synthetic sky with injected open clusters
-   (``avip ingest synthetic`` in its own process, as an operator would);
-2. starts the API and the scheduler (a fresh SQLite store and user space under
-   ``<data_dir>/demo``) on loopback;
+1. the catalogue tour (:mod:`api.demo_catalogue`): ingests the real DR3 sample
+   and a synthetic sky with injected open clusters if missing, runs cone
+   searches and a crossmatch with timings, and writes sky-density maps;
+2. starts the API, the scheduler and the dashboards (a fresh SQLite store and
+   user space under ``<data_dir>/demo``) on loopback;
 3. as the operator, creates a scientist and a token; as the scientist,
    submits ``cluster_finder`` through the REST API and watches it;
 4. downloads the members it found and prints them against the injected truth;
@@ -12,11 +13,8 @@
 
 from __future__ import annotations
 
-import os
 import shutil
 import socket
-import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
@@ -38,20 +36,6 @@ def _free_port(preferred: int) -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
-
-
-def _ensure_sky(root: str, rows: int, clusters: int, seed: int) -> None:
-    if (Path(root) / "synthetic_members" / "_delta_log").is_dir():
-        console.print(f"lakehouse: using the synthetic sky already in {root}")
-        return
-    console.print(f"lakehouse: ingesting a synthetic sky of {rows:,} stars with {clusters} "
-                  f"injected clusters into {root}")
-    env = dict(os.environ, PYSPARK_PYTHON=sys.executable, PYSPARK_DRIVER_PYTHON=sys.executable)
-    avip = str(Path(sys.executable).parent / "avip")
-    command = [avip, "ingest", "synthetic", "--rows", str(rows), "--clusters", str(clusters),
-               "--seed", str(seed), "--root", root]
-    if subprocess.run(command, env=env).returncode != 0:
-        raise typer.Exit(1)
 
 
 def compare_with_truth(members: pd.DataFrame, truth_members: pd.DataFrame,
@@ -78,19 +62,22 @@ def compare_with_truth(members: pd.DataFrame, truth_members: pd.DataFrame,
 
 def demo(
     rows: Annotated[int, typer.Option(help="Stars in the synthetic sky (if ingested now).")]
-    = 200_000,
-    clusters: Annotated[int, typer.Option(help="Injected clusters (if ingested now).")] = 5,
+    = 1_000_000,
+    clusters: Annotated[int | None, typer.Option(
+        help="Injected clusters (if ingested now; default about one per 40,000 stars).")] = None,
     seed: Annotated[int, typer.Option(help="Sky seed.")] = 1,
 ) -> None:
-    """Run the platform end to end: API + scheduler, cluster_finder as a scientist."""
+    """Run the platform end to end: the catalogue tour, then API + scheduler + dashboards,
+    with cluster_finder run as a scientist."""
     import uvicorn
 
     from api.bootstrap import ensure_operator
+    from api.demo_catalogue import catalogue_tour
     from api.main import create_app
 
     base = get_settings()
     root = base.catalogue_root
-    _ensure_sky(root, rows, clusters, seed)
+    catalogue_tour(root, Path("out"), rows, seed, clusters, console)
     demo_dir = base.data_dir / "demo"
     shutil.rmtree(demo_dir, ignore_errors=True)
     settings = base.model_copy(update={"data_dir": demo_dir, "lakehouse_uri": root,
@@ -107,6 +94,12 @@ def demo(
         time.sleep(0.05)
     url = f"http://127.0.0.1:{port}"
     console.print(f"API and scheduler up at {url} (docs: {url}/docs)")
+    from panel_apps.app import serve as serve_dashboards
+
+    dash_port = _free_port(5006)
+    dashboards = serve_dashboards(url, address="127.0.0.1", port=dash_port,
+                                  cache_root=demo_dir / "panel-cache", threaded=True)
+    console.print(f"dashboards up at http://127.0.0.1:{dash_port}/")
     try:
         with AvipClient(url, token_file.read_text().strip()) as operator:
             operator.create_user("scientist", ["scientist"])
@@ -134,6 +127,7 @@ def demo(
         console.print(f"{members['cluster_id'].nunique()} clusters found, "
                       f"{len(truth_clusters)} injected")
     finally:
+        dashboards.stop()
         server.should_exit = True
         thread.join(timeout=60)
         console.print("service stopped")

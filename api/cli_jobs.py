@@ -252,8 +252,10 @@ def share(
 def serve(
     host: Annotated[str | None, typer.Option(help="Bind address (default settings).")] = None,
     port: Annotated[int | None, typer.Option(help="Port (default settings).")] = None,
+    dashboards_port: Annotated[int, typer.Option(
+        help="Port of the Panel dashboards served next to the API; 0 to serve none.")] = 5006,
 ) -> None:
-    """Run the API and the scheduler until stopped (Ctrl-C)."""
+    """Run the API, the scheduler and the dashboards until stopped (Ctrl-C)."""
     import uvicorn
 
     from api.bootstrap import ensure_operator
@@ -268,8 +270,14 @@ def serve(
     if created:
         console.print(f"first start: operator token written to {created}")
     app = create_app(settings, run_scheduler=True)
-    uvicorn.run(app, host=host or settings.api_host, port=port or settings.api_port,
-                log_level="info")
+    host, port = host or settings.api_host, port or settings.api_port
+    if dashboards_port:
+        from panel_apps.app import serve as serve_dashboards
+
+        serve_dashboards(f"http://{host}:{port}", address=host, port=dashboards_port,
+                         cache_root=settings.data_dir / "panel-cache", threaded=True)
+        console.print(f"dashboards on http://{host}:{dashboards_port}/")
+    uvicorn.run(app, host=host, port=port, log_level="info")
 
 
 COMMANDS: dict[str, Callable[..., None]] = {

@@ -5,7 +5,8 @@
 #   devstack.sh down [SERVICE...]  stop
 #   devstack.sh status
 # Each service is devstack/services/<name>.sh with `up` and `down`; `up`
-# appends KEY=VALUE lines for the tests to .devstack/env.
+# appends KEY=VALUE lines for the tests to .devstack/env (a later line for
+# the same key replaces an earlier one, so restarting one service is safe).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -19,10 +20,14 @@ mkdir -p "$DEVSTACK_DIR"
 
 case "$cmd" in
   up)
-    : > "$DEVSTACK_DIR/env"
+    [ $# -gt 0 ] || : > "$DEVSTACK_DIR/env"
+    touch "$DEVSTACK_DIR/env"
     for s in "${targets[@]}"; do
       echo "devstack: starting $s"
       bash "devstack/services/$s.sh" up
+      # keep the last line of each key
+      tac "$DEVSTACK_DIR/env" | awk -F= '!seen[$1]++' | tac > "$DEVSTACK_DIR/env.new"
+      mv "$DEVSTACK_DIR/env.new" "$DEVSTACK_DIR/env"
     done ;;
   down)
     for s in "${targets[@]}"; do bash "devstack/services/$s.sh" down || true; done ;;

@@ -12,7 +12,19 @@ from lakehouse.interactive import InteractiveCatalog, open_interactive
 from lakehouse.regions import BoxSearch, ConeSearch, PixelSearch, PolygonSearch
 
 __all__ = [
-    "BoxSearch", "Catalog", "ConeSearch", "IngestError", "InteractiveCatalog", "PixelSearch",
-    "PolygonSearch", "crossmatch", "ingest_gaia_files", "ingest_sample", "ingest_synthetic",
-    "open_catalog", "open_interactive", "read_table", "write_table",
+    "BoxSearch",
+    "Catalog",
+    "ConeSearch",
+    "IngestError",
+    "InteractiveCatalog",
+    "PixelSearch",
+    "PolygonSearch",
+    "crossmatch",
+    "ingest_gaia_files",
+    "ingest_sample",
+    "ingest_synthetic",
+    "open_catalog",
+    "open_interactive",
+    "read_table",
+    "write_table",
 ]

@@ -159,7 +159,8 @@ def open_catalog(
     path = f"{root.rstrip('/')}/{table}"
     info = table_info(path, version)
     columns = tuple(
-        c for c in spark.read.format("delta").option("versionAsOf", info.version).load(path).columns
+        c
+        for c in spark.read.format("delta").option("versionAsOf", info.version).load(path).columns
         if c != PARTITION_COLUMN
     )
     return Catalog(spark=spark, info=info, _all_columns=columns)

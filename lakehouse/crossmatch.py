@@ -9,7 +9,6 @@ the pairs come from a KD-tree on unit vectors (scipy), then the exact
 great-circle separation.
 """
 
-
 import math
 from dataclasses import dataclass
 
@@ -39,7 +38,9 @@ class KDTreeCrossmatch:
         for name, df in (("left", left), ("right", right)):
             missing = {"ra", "dec"} - set(df.columns)
             if missing:
-                raise ValueError(f"{name} table needs ra and dec columns in degrees; missing {missing}")
+                raise ValueError(
+                    f"{name} table needs ra and dec columns in degrees; missing {missing}"
+                )
         clash = {self.right_prefix + c for c in right.columns} & set(left.columns)
         if clash or "sep_arcsec" in left.columns:
             raise ValueError(f"output columns would clash: {sorted(clash) or ['sep_arcsec']}")

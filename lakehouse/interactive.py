@@ -18,7 +18,7 @@ import pyarrow.parquet as pq
 
 from lakehouse import healpix
 from lakehouse.filters import filter_sql
-from lakehouse.layout import ORDER_PROPERTY, MARGIN_PROPERTY
+from lakehouse.layout import MARGIN_PROPERTY, ORDER_PROPERTY
 from lakehouse.regions import BoxSearch, ConeSearch, PixelSearch, PolygonSearch, Region
 from lakehouse.schema import PARTITION_COLUMN
 
@@ -47,7 +47,9 @@ class InteractiveCatalog:
         try:
             return DeltaTable(self.path, version=self.version, storage_options=self.storage_options)
         except Exception as exc:
-            raise FileNotFoundError(f"cannot open Delta table {self.path} (version {self.version}): {exc}") from exc
+            raise FileNotFoundError(
+                f"cannot open Delta table {self.path} (version {self.version}): {exc}"
+            ) from exc
 
     @cached_property
     def _config(self) -> dict[str, str]:
@@ -73,9 +75,15 @@ class InteractiveCatalog:
         n = actions.num_rows
         return _FileIndex(
             paths=actions["path"].to_pylist(),
-            partition=actions[part_col].to_numpy().astype(np.int64) if part_col in names else np.zeros(n, np.int64),
-            sid_min=actions["min.source_id"].to_numpy() if "min.source_id" in names else np.full(n, np.iinfo(np.int64).min),
-            sid_max=actions["max.source_id"].to_numpy() if "max.source_id" in names else np.full(n, np.iinfo(np.int64).max),
+            partition=actions[part_col].to_numpy().astype(np.int64)
+            if part_col in names
+            else np.zeros(n, np.int64),
+            sid_min=actions["min.source_id"].to_numpy()
+            if "min.source_id" in names
+            else np.full(n, np.iinfo(np.int64).min),
+            sid_max=actions["max.source_id"].to_numpy()
+            if "max.source_id" in names
+            else np.full(n, np.iinfo(np.int64).max),
         )
 
     def _footer(self, path: str) -> pq.FileMetaData:
@@ -98,7 +106,9 @@ class InteractiveCatalog:
     def pixels(self, order: int, pixels: list[int], **kw) -> pa.Table:
         return self.search(PixelSearch(order, tuple(int(p) for p in pixels)), **kw)
 
-    def search(self, region: Region, columns: list[str] | None = None, where: str | None = None) -> pa.Table:
+    def search(
+        self, region: Region, columns: list[str] | None = None, where: str | None = None
+    ) -> pa.Table:
         """Rows of ``region``, optionally filtered by a checked SQL ``where`` and projected."""
         out_cols = list(columns) if columns else list(self.columns)
         unknown = [c for c in out_cols if c not in self.columns]
@@ -109,8 +119,13 @@ class InteractiveCatalog:
         if where_sql:
             from lakehouse.filters import check_filter
 
-            needed += [c.name for c in check_filter(where, self.columns).find_all(
-                __import__("sqlglot").exp.Column) if c.name not in needed]
+            needed += [
+                c.name
+                for c in check_filter(where, self.columns).find_all(
+                    __import__("sqlglot").exp.Column
+                )
+                if c.name not in needed
+            ]
         table = self._read_region(region, needed)
         keep = region.mask(table["ra"].to_numpy(), table["dec"].to_numpy())
         table = table.filter(pa.array(keep))
@@ -146,10 +161,14 @@ class InteractiveCatalog:
             if not groups:
                 continue
             with self._filesystem.open_input_file(path) as fh:
-                pieces.append(pq.ParquetFile(fh, metadata=meta).read_row_groups(groups, columns=columns))
+                pieces.append(
+                    pq.ParquetFile(fh, metadata=meta).read_row_groups(groups, columns=columns)
+                )
         if not pieces:
             schema = self._table.schema().to_arrow()
-            return pa.table({c: pa.array([], type=pa.schema(schema).field(c).type) for c in columns})
+            return pa.table(
+                {c: pa.array([], type=pa.schema(schema).field(c).type) for c in columns}
+            )
         table = pa.concat_tables(pieces)
         sids = table["source_id"].to_numpy()
         idx = np.searchsorted(sid[:, 1], sids, side="right")
@@ -172,8 +191,12 @@ class InteractiveCatalog:
         return chosen
 
 
-def open_interactive(root: str | None = None, table: str = "gaia_source", version: int | None = None,
-                     storage_options: dict[str, str] | None = None) -> InteractiveCatalog:
+def open_interactive(
+    root: str | None = None,
+    table: str = "gaia_source",
+    version: int | None = None,
+    storage_options: dict[str, str] | None = None,
+) -> InteractiveCatalog:
     """Open a table for in-process queries; ``root`` defaults to the settings' lakehouse."""
     if root is None:
         from api.settings import get_settings

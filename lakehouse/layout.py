@@ -54,9 +54,7 @@ def choose_partition_order(n_rows: int, bytes_per_row: int = BYTES_PER_ROW) -> i
     return int(min(max(k, 0), 6))
 
 
-def sourceid_position_offset_deg(
-    source_id: np.ndarray, ra: np.ndarray, dec: np.ndarray
-) -> float:
+def sourceid_position_offset_deg(source_id: np.ndarray, ra: np.ndarray, dec: np.ndarray) -> float:
     """Largest distance from a source to the centre of its source_id pixel, over the
     sources that lie outside that pixel (0 when every source is inside its pixel)."""
     import astropy.units as u
@@ -83,7 +81,9 @@ class TableInfo:
     margin_deg: float
 
 
-def table_info(path: str, version: int | None = None, storage_options: dict | None = None) -> TableInfo:
+def table_info(
+    path: str, version: int | None = None, storage_options: dict | None = None
+) -> TableInfo:
     """Read version and layout properties from the Delta log (no Spark needed)."""
     from deltalake import DeltaTable
 
@@ -140,14 +140,19 @@ def write_catalog(
         order = info.partition_order
         if margin_deg > info.margin_deg:
             spark.sql(
-                f"ALTER TABLE delta.`{path}` SET TBLPROPERTIES ('{MARGIN_PROPERTY}' = '{margin_deg!r}')"
+                f"ALTER TABLE delta.`{path}` SET TBLPROPERTIES "
+                f"('{MARGIN_PROPERTY}' = '{margin_deg!r}')"
             )
     else:
-        order = partition_order if partition_order is not None else choose_partition_order(
-            n_rows if n_rows is not None else df.count()
+        order = (
+            partition_order
+            if partition_order is not None
+            else choose_partition_order(n_rows if n_rows is not None else df.count())
         )
-        builder = SparkDeltaTable.createOrReplace(spark) if mode == "overwrite" else (
-            SparkDeltaTable.createIfNotExists(spark)
+        builder = (
+            SparkDeltaTable.createOrReplace(spark)
+            if mode == "overwrite"
+            else (SparkDeltaTable.createIfNotExists(spark))
         )
         (
             builder.location(path)

@@ -6,7 +6,6 @@ range skipping); ``mask`` (numpy) and ``spark_filter`` (Spark column) apply
 the exact geometry to the rows that survive. Angles are degrees throughout.
 """
 
-
 import math
 from dataclasses import dataclass, field
 
@@ -32,7 +31,9 @@ def angular_distance_deg(ra1, dec1, ra2, dec2):
     return np.degrees(2 * np.arcsin(np.sqrt(np.clip(h, 0.0, 1.0))))
 
 
-def spark_angular_distance_deg(ra: SparkColumn, dec: SparkColumn, ra0: float, dec0: float) -> SparkColumn:
+def spark_angular_distance_deg(
+    ra: SparkColumn, dec: SparkColumn, ra0: float, dec0: float
+) -> SparkColumn:
     """Great-circle distance in degrees from a fixed point (haversine, Spark column)."""
     d_dec = F.radians(dec) - math.radians(dec0)
     d_ra = F.radians(ra) - math.radians(ra0)

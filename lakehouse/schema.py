@@ -42,9 +42,14 @@ _ARROW = {
 }
 
 GAIA_SOURCE: tuple[Column, ...] = (
-    Column("designation", "string", "", "Unique source designation (\"Gaia DR3 <source_id>\")"),
-    Column("source_id", "long", "", "Unique source identifier; bits 35+ hold the HEALPix "
-           "level-12 nested index of the source", nullable=False),
+    Column("designation", "string", "", 'Unique source designation ("Gaia DR3 <source_id>")'),
+    Column(
+        "source_id",
+        "long",
+        "",
+        "Unique source identifier; bits 35+ hold the HEALPix level-12 nested index of the source",
+        nullable=False,
+    ),
     Column("random_index", "long", "", "Random index for selecting a random subset"),
     Column("ra", "double", "deg", "Right ascension (ICRS, epoch 2016.0)", nullable=False),
     Column("ra_error", "float", "mas", "Standard error of right ascension (times cos dec)"),
@@ -65,10 +70,18 @@ GAIA_SOURCE: tuple[Column, ...] = (
     Column("phot_rp_mean_mag", "float", "mag", "Integrated RP mean magnitude (Vega)"),
     Column("bp_rp", "float", "mag", "BP - RP colour"),
     Column("phot_g_mean_flux_over_error", "float", "", "G-band mean flux divided by its error"),
-    Column("astrometric_sigma5d_max", "float", "mas", "Longest semi-major axis of the 5-d "
-           "error ellipsoid"),
-    Column("visibility_periods_used", "short", "", "Number of visibility periods used in "
-           "the astrometric solution"),
+    Column(
+        "astrometric_sigma5d_max",
+        "float",
+        "mas",
+        "Longest semi-major axis of the 5-d error ellipsoid",
+    ),
+    Column(
+        "visibility_periods_used",
+        "short",
+        "",
+        "Number of visibility periods used in the astrometric solution",
+    ),
     Column("astrometric_excess_noise", "float", "mas", "Excess noise of the source"),
     Column("astrometric_excess_noise_sig", "float", "", "Significance of excess noise"),
     Column("radial_velocity", "float", "km/s", "Radial velocity"),
@@ -89,15 +102,18 @@ def spark_schema(columns: tuple[Column, ...] = GAIA_SOURCE) -> T.StructType:
 def arrow_schema(columns: tuple[Column, ...] = GAIA_SOURCE) -> pa.Schema:
     """The Arrow schema of ``gaia_source``, with units as field metadata."""
     return pa.schema(
-        [
-            pa.field(c.name, _ARROW[c.kind], c.nullable, metadata={"unit": c.unit})
-            for c in columns
-        ]
+        [pa.field(c.name, _ARROW[c.kind], c.nullable, metadata={"unit": c.unit}) for c in columns]
     )
 
 
 def numpy_dtype(name: str) -> str:
     """The numpy dtype of a column (for generating or parsing data)."""
     kind = next(c.kind for c in GAIA_SOURCE if c.name == name)
-    return {"long": "int64", "double": "float64", "float": "float32", "int": "int32",
-            "short": "int16", "string": "object"}[kind]
+    return {
+        "long": "int64",
+        "double": "float64",
+        "float": "float32",
+        "int": "int32",
+        "short": "int16",
+        "string": "object",
+    }[kind]

@@ -36,8 +36,12 @@ G_LIMIT = 21.0
 K_PM = 4.740470446  # km/s per (kpc * mas/yr)
 
 # name, weight, generator of galactocentric (x, y, z) kpc, velocity dispersion km/s, rotates
-_COMPONENTS = (("thin", 0.55, (35.0, 25.0, 18.0), True), ("thick", 0.22, (60.0, 45.0, 40.0), True),
-               ("bulge", 0.13, (110.0, 100.0, 90.0), False), ("halo", 0.10, (150.0, 110.0, 100.0), False))
+_COMPONENTS = (
+    ("thin", 0.55, (35.0, 25.0, 18.0), True),
+    ("thick", 0.22, (60.0, 45.0, 40.0), True),
+    ("bulge", 0.13, (110.0, 100.0, 90.0), False),
+    ("halo", 0.10, (150.0, 110.0, 100.0), False),
+)
 
 
 def default_cluster_count(rows: int) -> int:
@@ -79,15 +83,32 @@ def plan_sky(rows: int, seed: int, clusters: int | None = None) -> SkyPlan:
     members = np.round(np.exp(rng.uniform(math.log(60), math.log(400), n))).astype(int)
     vel = _disc_velocity(*_helio_to_galactocentric(l, b, dist)) + rng.normal(0, 12, (n, 3))
     pm_l, pm_b, _ = _proper_motions(l, b, dist, vel)
-    eq = SkyCoord(l=l * u.deg, b=b * u.deg, distance=dist * u.kpc, pm_l_cosb=pm_l * u.mas / u.yr,
-                  pm_b=pm_b * u.mas / u.yr, frame="galactic").icrs
-    table = pd.DataFrame({
-        "cluster_id": np.arange(n, dtype=np.int32), "ra": eq.ra.deg, "dec": eq.dec.deg, "l": l,
-        "b": b, "distance_kpc": dist, "parallax": 1 / dist,
-        "pmra": eq.pm_ra_cosdec.to_value(u.mas / u.yr), "pmdec": eq.pm_dec.to_value(u.mas / u.yr),
-        "radius_deg": np.degrees(r50_pc / 1000 / dist), "n_members": members.astype(np.int32),
-        "vx": vel[:, 0], "vy": vel[:, 1], "vz": vel[:, 2],
-    })
+    eq = SkyCoord(
+        l=l * u.deg,
+        b=b * u.deg,
+        distance=dist * u.kpc,
+        pm_l_cosb=pm_l * u.mas / u.yr,
+        pm_b=pm_b * u.mas / u.yr,
+        frame="galactic",
+    ).icrs
+    table = pd.DataFrame(
+        {
+            "cluster_id": np.arange(n, dtype=np.int32),
+            "ra": eq.ra.deg,
+            "dec": eq.dec.deg,
+            "l": l,
+            "b": b,
+            "distance_kpc": dist,
+            "parallax": 1 / dist,
+            "pmra": eq.pm_ra_cosdec.to_value(u.mas / u.yr),
+            "pmdec": eq.pm_dec.to_value(u.mas / u.yr),
+            "radius_deg": np.degrees(r50_pc / 1000 / dist),
+            "n_members": members.astype(np.int32),
+            "vx": vel[:, 0],
+            "vy": vel[:, 1],
+            "vz": vel[:, 2],
+        }
+    )
     table["first_row"] = np.concatenate([[0], np.cumsum(members)[:-1]]).astype(np.int64)
     return SkyPlan(rows=rows, seed=seed, clusters=table)
 
@@ -111,8 +132,14 @@ def _proper_motions(l, b, d, vel):
     v = vel - V_SUN
     lr, br = np.radians(l), np.radians(b)
     v_l = -v[:, 0] * np.sin(lr) + v[:, 1] * np.cos(lr)
-    v_b = -v[:, 0] * np.cos(lr) * np.sin(br) - v[:, 1] * np.sin(lr) * np.sin(br) + v[:, 2] * np.cos(br)
-    v_r = v[:, 0] * np.cos(lr) * np.cos(br) + v[:, 1] * np.sin(lr) * np.cos(br) + v[:, 2] * np.sin(br)
+    v_b = (
+        -v[:, 0] * np.cos(lr) * np.sin(br)
+        - v[:, 1] * np.sin(lr) * np.sin(br)
+        + v[:, 2] * np.cos(br)
+    )
+    v_r = (
+        v[:, 0] * np.cos(lr) * np.cos(br) + v[:, 1] * np.sin(lr) * np.cos(br) + v[:, 2] * np.sin(br)
+    )
     return v_l / (K_PM * d), v_b / (K_PM * d), v_r
 
 
@@ -121,8 +148,11 @@ def _absolute_mags(rng: np.random.Generator, n: int) -> tuple[np.ndarray, np.nda
     giant = rng.uniform(size=n) < 0.08
     ms = -1.0 + 13.0 * rng.power(1.6, n)
     m = np.where(giant, rng.normal(0.6, 0.9, n), ms)
-    colour = np.where(giant, rng.normal(1.25, 0.18, n),
-                      0.05 + 0.16 * ms + 0.012 * np.maximum(ms - 5, 0) ** 2 + rng.normal(0, 0.05, n))
+    colour = np.where(
+        giant,
+        rng.normal(1.25, 0.18, n),
+        0.05 + 0.16 * ms + 0.012 * np.maximum(ms - 5, 0) ** 2 + rng.normal(0, 0.05, n),
+    )
     return m, np.clip(colour, -0.4, 5.5)
 
 
@@ -172,29 +202,49 @@ def _observe(rng, l, b, d, vel, m_abs, colour0) -> pd.DataFrame:
     pm_l, pm_b, v_r = _proper_motions(l, b, d, vel)
     sig_plx = np.hypot(0.018, 0.5 * 10 ** (0.2 * (g - 20)))
     sig_pm = 1.1 * sig_plx
-    eq = SkyCoord(l=l * u.deg, b=b * u.deg, distance=d * u.kpc, pm_l_cosb=pm_l * u.mas / u.yr,
-                  pm_b=pm_b * u.mas / u.yr, frame="galactic").icrs
+    eq = SkyCoord(
+        l=l * u.deg,
+        b=b * u.deg,
+        distance=d * u.kpc,
+        pm_l_cosb=pm_l * u.mas / u.yr,
+        pm_b=pm_b * u.mas / u.yr,
+        frame="galactic",
+    ).icrs
     sig_g = 0.0003 + 0.004 * 10 ** (0.4 * (g - 20))
     plx = 1 / d + rng.normal(0, sig_plx)
     rp = g - (0.1 + 0.52 * bp_rp)
     rv = np.where(g < 14.5, v_r + rng.normal(0, 1.0, n), np.nan)
-    ruwe = 1 + np.abs(rng.normal(0, 0.08, n)) + (rng.uniform(size=n) < 0.04) * rng.lognormal(0, 0.6, n)
-    return pd.DataFrame({
-        "ra": eq.ra.deg, "dec": eq.dec.deg, "l": l % 360, "b": b,
-        "ra_error": 0.8 * sig_plx, "dec_error": 0.75 * sig_plx,
-        "parallax": plx, "parallax_error": sig_plx, "parallax_over_error": plx / sig_plx,
-        "pmra": eq.pm_ra_cosdec.to_value(u.mas / u.yr) + rng.normal(0, sig_pm),
-        "pmra_error": sig_pm,
-        "pmdec": eq.pm_dec.to_value(u.mas / u.yr) + rng.normal(0, sig_pm),
-        "pmdec_error": 0.9 * sig_pm, "ruwe": ruwe,
-        "phot_g_mean_mag": g + rng.normal(0, sig_g), "phot_bp_mean_mag": rp + bp_rp,
-        "phot_rp_mean_mag": rp, "bp_rp": bp_rp, "phot_g_mean_flux_over_error": 1.0857 / sig_g,
-        "astrometric_sigma5d_max": 1.6 * sig_plx,
-        "visibility_periods_used": rng.integers(9, 33, n),
-        "astrometric_excess_noise": np.abs(rng.normal(0, 0.08, n)) * (ruwe - 0.9),
-        "astrometric_excess_noise_sig": np.abs(rng.normal(0, 1.0, n)),
-        "radial_velocity": rv,
-    })
+    ruwe = (
+        1 + np.abs(rng.normal(0, 0.08, n)) + (rng.uniform(size=n) < 0.04) * rng.lognormal(0, 0.6, n)
+    )
+    return pd.DataFrame(
+        {
+            "ra": eq.ra.deg,
+            "dec": eq.dec.deg,
+            "l": l % 360,
+            "b": b,
+            "ra_error": 0.8 * sig_plx,
+            "dec_error": 0.75 * sig_plx,
+            "parallax": plx,
+            "parallax_error": sig_plx,
+            "parallax_over_error": plx / sig_plx,
+            "pmra": eq.pm_ra_cosdec.to_value(u.mas / u.yr) + rng.normal(0, sig_pm),
+            "pmra_error": sig_pm,
+            "pmdec": eq.pm_dec.to_value(u.mas / u.yr) + rng.normal(0, sig_pm),
+            "pmdec_error": 0.9 * sig_pm,
+            "ruwe": ruwe,
+            "phot_g_mean_mag": g + rng.normal(0, sig_g),
+            "phot_bp_mean_mag": rp + bp_rp,
+            "phot_rp_mean_mag": rp,
+            "bp_rp": bp_rp,
+            "phot_g_mean_flux_over_error": 1.0857 / sig_g,
+            "astrometric_sigma5d_max": 1.6 * sig_plx,
+            "visibility_periods_used": rng.integers(9, 33, n),
+            "astrometric_excess_noise": np.abs(rng.normal(0, 0.08, n)) * (ruwe - 0.9),
+            "astrometric_excess_noise_sig": np.abs(rng.normal(0, 1.0, n)),
+            "radial_velocity": rv,
+        }
+    )
 
 
 def _field_stars(rng: np.random.Generator, n: int) -> pd.DataFrame:
@@ -229,8 +279,15 @@ def cluster_members(plan: SkyPlan, cluster_id: int) -> pd.DataFrame:
     a_g = _extinction_g(c["distance_kpc"], c["distance_kpc"] * math.sin(math.radians(c["b"])))
     bright = np.flatnonzero(m_abs + 5 * math.log10(c["distance_kpc"] * 100) + a_g < G_LIMIT - 0.3)
     pick = bright[:n] if len(bright) >= n else np.resize(bright, n) if len(bright) else np.arange(n)
-    return _observe(rng, l, b, d, vel, m_abs[pick] if len(bright) else np.full(n, 4.0),
-                    colour[pick] if len(bright) else np.full(n, 0.8))
+    return _observe(
+        rng,
+        l,
+        b,
+        d,
+        vel,
+        m_abs[pick] if len(bright) else np.full(n, 4.0),
+        colour[pick] if len(bright) else np.full(n, 0.8),
+    )
 
 
 def _finish(plan: SkyPlan, rows: pd.DataFrame, first_row: int) -> pd.DataFrame:
@@ -273,8 +330,13 @@ def truth_members(plan: SkyPlan) -> pd.DataFrame:
         c = plan.clusters.iloc[int(cid)]
         rows = _finish(plan, cluster_members(plan, int(cid)), int(c["first_row"]))
         out.append(pd.DataFrame({"cluster_id": np.int32(cid), "source_id": rows["source_id"]}))
-    return pd.concat(out, ignore_index=True) if out else pd.DataFrame(
-        {"cluster_id": np.array([], np.int32), "source_id": np.array([], np.int64)})
+    return (
+        pd.concat(out, ignore_index=True)
+        if out
+        else pd.DataFrame(
+            {"cluster_id": np.array([], np.int32), "source_id": np.array([], np.int64)}
+        )
+    )
 
 
 def chunk_iterator(plan: SkyPlan):

@@ -16,9 +16,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from pyspark.sql import SparkSession
-
 import pyspark
+from pyspark.sql import SparkSession
 
 if TYPE_CHECKING:
     from api.settings import Settings
@@ -52,9 +51,9 @@ def platform_jars(jars_dir: Path) -> list[Path]:
 
 def with_delta(builder: SparkSession.Builder) -> SparkSession.Builder:
     """Enable Delta Lake's SQL extension and catalog."""
-    return builder.config(
-        "spark.sql.extensions", "io.delta.sql.DeltaSparkSessionExtension"
-    ).config("spark.sql.catalog.spark_catalog", "org.apache.spark.sql.delta.catalog.DeltaCatalog")
+    return builder.config("spark.sql.extensions", "io.delta.sql.DeltaSparkSessionExtension").config(
+        "spark.sql.catalog.spark_catalog", "org.apache.spark.sql.delta.catalog.DeltaCatalog"
+    )
 
 
 def with_jars(builder: SparkSession.Builder, jars: list[Path]) -> SparkSession.Builder:
@@ -75,7 +74,9 @@ def with_python(builder: SparkSession.Builder) -> SparkSession.Builder:
     )
 
 
-def with_quiet_defaults(builder: SparkSession.Builder, shuffle_partitions: int) -> SparkSession.Builder:
+def with_quiet_defaults(
+    builder: SparkSession.Builder, shuffle_partitions: int
+) -> SparkSession.Builder:
     """Settings for a small interactive platform: few shuffle partitions, Arrow on."""
     return (
         builder.config("spark.sql.shuffle.partitions", str(shuffle_partitions))

@@ -7,6 +7,8 @@ DIR="$DEVSTACK_DIR/spark"
 MASTER_PORT=${AVIP_DEVSTACK_SPARK_PORT:-7177}
 SPARK_HOME=$("$VENV_BIN/python" -c 'import pyspark, os; print(os.path.dirname(pyspark.__file__))')
 export SPARK_HOME SPARK_LOCAL_IP=127.0.0.1 SPARK_LOG_DIR="$DIR" SPARK_WORKER_DIR="$DIR/work"
+# Executors launched by a worker look for Scala build dirs unless told the version.
+export SPARK_SCALA_VERSION=2.13
 CP="$SPARK_HOME/jars/*"
 
 up() {

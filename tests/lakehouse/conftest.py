@@ -35,8 +35,12 @@ def edge_positions(seed: int = 11) -> tuple[np.ndarray, np.ndarray]:
     rng = np.random.default_rng(seed)
     parts = [_uniform(rng, 40_000)]
     parts.append(_around(rng, np.array([0.0, 0.0]), np.array([90.0, -90.0]), 2.5, 6000))
-    parts.append((np.concatenate([rng.uniform(359.0, 360.0, 4000), rng.uniform(0, 1.0, 4000)]),
-                  rng.uniform(-70, 70, 8000)))
+    parts.append(
+        (
+            np.concatenate([rng.uniform(359.0, 360.0, 4000), rng.uniform(0, 1.0, 4000)]),
+            rng.uniform(-70, 70, 8000),
+        )
+    )
     pix = rng.choice(12 * 4**EDGE_ORDER, 40, replace=False).astype(np.uint64)
     lon, lat = hp.vertices(pix, EDGE_ORDER)
     parts.append(_around(rng, lon.to_value(u.deg).ravel(), lat.to_value(u.deg).ravel(), 0.2, 60))

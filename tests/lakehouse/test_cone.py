@@ -11,31 +11,43 @@ from astropy.coordinates import SkyCoord
 from lakehouse import open_catalog, open_interactive
 
 CENTRES = [
-    (0.0, 90.0, 1.5),        # north pole
-    (123.0, -90.0, 2.0),     # south pole
-    (0.0, 10.0, 0.8),        # on RA 0
-    (359.95, -20.0, 0.6),    # just west of RA 0
-    (180.0, 0.0, 3.0),       # large, on the equator
+    (0.0, 90.0, 1.5),  # north pole
+    (123.0, -90.0, 2.0),  # south pole
+    (0.0, 10.0, 0.8),  # on RA 0
+    (359.95, -20.0, 0.6),  # just west of RA 0
+    (180.0, 0.0, 3.0),  # large, on the equator
 ]
 
 
 def _vertex_centres():
     lon, lat = hp.vertices(np.array([5, 77, 150], dtype=np.uint64), 2)
-    return [(float(a), float(b), 0.15) for a, b in zip(lon.to_value(u.deg).ravel(), lat.to_value(u.deg).ravel(), strict=True)]
+    return [
+        (float(a), float(b), 0.15)
+        for a, b in zip(lon.to_value(u.deg).ravel(), lat.to_value(u.deg).ravel(), strict=True)
+    ]
 
 
 def _random_centres(n=8):
     rng = np.random.default_rng(5)
-    return [(float(rng.uniform(0, 360)), float(np.degrees(np.arcsin(rng.uniform(-1, 1)))),
-             float(rng.uniform(1.5, 5))) for _ in range(n)]
+    return [
+        (
+            float(rng.uniform(0, 360)),
+            float(np.degrees(np.arcsin(rng.uniform(-1, 1)))),
+            float(rng.uniform(1.5, 5)),
+        )
+        for _ in range(n)
+    ]
 
 
 ALL = CENTRES + _vertex_centres() + _random_centres()
 
 
 def brute_force(pdf, ra, dec, radius):
-    sep = SkyCoord(pdf["ra"].to_numpy() * u.deg, pdf["dec"].to_numpy() * u.deg).separation(
-        SkyCoord(ra * u.deg, dec * u.deg)).deg
+    sep = (
+        SkyCoord(pdf["ra"].to_numpy() * u.deg, pdf["dec"].to_numpy() * u.deg)
+        .separation(SkyCoord(ra * u.deg, dec * u.deg))
+        .deg
+    )
     return set(pdf["source_id"][sep <= radius])
 
 
@@ -61,7 +73,13 @@ def test_spark_cone_equals_astropy(spark, edge_sky):
 
 def test_spark_cone_prunes_partitions(spark, edge_sky):
     root, _ = edge_sky
-    plan = open_catalog(root, spark=spark).cone(10, 20, 0.5).df._jdf.queryExecution().executedPlan().toString()
+    plan = (
+        open_catalog(root, spark=spark)
+        .cone(10, 20, 0.5)
+        .df._jdf.queryExecution()
+        .executedPlan()
+        .toString()
+    )
     assert "healpix_partition" in plan and "PartitionFilters" in plan
 
 
@@ -71,8 +89,12 @@ def test_box_and_polygon_equal_brute_force(spark, edge_sky):
     reader, cat = open_interactive(root), open_catalog(root, spark=spark)
     # a box across RA 0
     expected = set(pdf["source_id"][((ra >= 358) | (ra <= 2)) & (dec >= -5) & (dec <= 5)])
-    assert set(reader.box(358, 2, -5, 5, columns=["source_id"])["source_id"].to_pylist()) == expected
-    assert {r.source_id for r in cat.box(358, 2, -5, 5).select("source_id").df.collect()} == expected
+    assert (
+        set(reader.box(358, 2, -5, 5, columns=["source_id"])["source_id"].to_pylist()) == expected
+    )
+    assert {
+        r.source_id for r in cat.box(358, 2, -5, 5).select("source_id").df.collect()
+    } == expected
     # a small quadrilateral: compare to a gnomonic-projection point-in-polygon (straight lines
     # in the gnomonic projection are great circles, so this is an independent exact test)
     verts = [(40.0, 10.0), (46.0, 11.0), (45.0, 16.0), (41.0, 15.0)]
@@ -97,7 +119,9 @@ def test_box_and_polygon_equal_brute_force(spark, edge_sky):
 
 def test_pixels_selects_by_source_id(edge_sky):
     root, pdf = edge_sky
-    got = set(open_interactive(root).pixels(3, [17, 400], columns=["source_id"])["source_id"].to_pylist())
+    got = set(
+        open_interactive(root).pixels(3, [17, 400], columns=["source_id"])["source_id"].to_pylist()
+    )
     pix3 = pdf["source_id"].to_numpy() >> (35 + 18)
     assert got == set(pdf["source_id"][np.isin(pix3, [17, 400])])
 
@@ -117,15 +141,20 @@ def test_pixels_selects_by_source_id(edge_sky):
 )
 def test_bad_input_names_the_problem(edge_sky, call, message):
     root, _ = edge_sky
-    with pytest.raises(ValueError, match=message.replace("(", r"\(").replace(")", r"\)").replace("]", r"\]")):
+    with pytest.raises(
+        ValueError, match=message.replace("(", r"\(").replace(")", r"\)").replace("]", r"\]")
+    ):
         call(open_interactive(root))
 
 
 def test_where_and_columns(edge_sky):
     root, pdf = edge_sky
-    got = open_interactive(root).cone(180, 0, 3, columns=["source_id", "phot_g_mean_mag"],
-                                      where="phot_g_mean_mag < 12.5")
+    got = open_interactive(root).cone(
+        180, 0, 3, columns=["source_id", "phot_g_mean_mag"], where="phot_g_mean_mag < 12.5"
+    )
     assert got.column_names == ["source_id", "phot_g_mean_mag"]
     assert set(got["source_id"].to_pylist()) == {
-        s for s in brute_force(pdf, 180, 0, 3) if pdf.set_index("source_id").loc[s, "phot_g_mean_mag"] < 12.5
+        s
+        for s in brute_force(pdf, 180, 0, 3)
+        if pdf.set_index("source_id").loc[s, "phot_g_mean_mag"] < 12.5
     }

@@ -58,17 +58,21 @@ def test_real_sample_cone_with_sourceid_margin(spark, tmp_path):
     ingest_sample(spark, root)
     info = table_info(f"{root}/gaia_source")
     assert info.margin_deg > 0  # the real data has such sources
-    from lakehouse.ingest import read_sample
     from lakehouse.healpix import healpix_index
+    from lakehouse.ingest import read_sample
 
     sample = read_sample().select(["source_id", "ra", "dec"]).to_pandas()
     assert len(sample) == 482_106  # 482,176 minus 70 Hipparcos-only rows
-    outside = healpix_index(sample["ra"], sample["dec"], 12) != (sample["source_id"].to_numpy() >> 35)
+    outside = healpix_index(sample["ra"], sample["dec"], 12) != (
+        sample["source_id"].to_numpy() >> 35
+    )
     centres = sample[outside].head(15)
     reader = open_interactive(root)
     allc = SkyCoord(sample["ra"].to_numpy() * u.deg, sample["dec"].to_numpy() * u.deg)
     for c in centres.itertuples():
-        expected = set(sample["source_id"][allc.separation(SkyCoord(c.ra * u.deg, c.dec * u.deg)).deg <= 0.02])
+        expected = set(
+            sample["source_id"][allc.separation(SkyCoord(c.ra * u.deg, c.dec * u.deg)).deg <= 0.02]
+        )
         got = set(reader.cone(c.ra, c.dec, 0.02, columns=["source_id"])["source_id"].to_pylist())
         assert int(c.source_id) in got
         assert got == expected
@@ -91,10 +95,19 @@ spark.stop()
 @pytest.mark.standalone
 def test_standalone_cluster_gives_same_answer_as_local(spark, edge_sky, standalone_master):
     root, _ = edge_sky
-    local = sorted(r.source_id for r in open_catalog(root, spark=spark).cone(0.0, 90.0, 1.5)
-                   .select("source_id").df.collect())
-    out = subprocess.run([sys.executable, "-c", STANDALONE_SCRIPT, standalone_master, root],
-                         capture_output=True, text=True, timeout=600)
+    local = sorted(
+        r.source_id
+        for r in open_catalog(root, spark=spark)
+        .cone(0.0, 90.0, 1.5)
+        .select("source_id")
+        .df.collect()
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", STANDALONE_SCRIPT, standalone_master, root],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert out.returncode == 0, out.stderr[-3000:]
     result = json.loads(out.stdout.strip().splitlines()[-1])
     assert result["executors"] >= 1
