@@ -18,6 +18,7 @@ from api.backends import make_backend
 from api.db import make_engine, migrate, session_factory
 from api.dispatcher import Dispatcher
 from api.routes import alert_filters, avis, events, jobs, presets, shares, space, users
+from api.s3 import check_s3
 from api.scheduler import Capacity
 from api.settings import Settings, get_settings
 
@@ -29,6 +30,8 @@ def create_app(
     run_scheduler: bool = False,
 ) -> FastAPI:
     settings = settings or get_settings()
+    if settings.user_space_backend == "s3":
+        check_s3(settings)  # bad S3 settings fail here, naming the AVIP_S3_* setting to fix
     engine = make_engine(settings.store_url)
     migrate(engine)
     sessions = session_factory(engine)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import (
@@ -92,6 +92,14 @@ class Settings(BaseSettings):
     s3_region: str = Field(default="us-east-1", description="S3 region (signing scope).")
     s3_bucket: str | None = Field(
         default=None, description="Bucket of the lakehouse (s3a://<bucket>/...) and user spaces."
+    )
+    user_space_backend: Literal["local", "s3"] = Field(
+        default="local",
+        description="Where user spaces live: local (<data_dir>/space/<user>) or s3 "
+        "(s3://<s3_bucket>/<s3_space_prefix>/<user>/, with the s3_* credentials).",
+    )
+    s3_space_prefix: str = Field(
+        default="space", min_length=1, description="Key prefix of the user spaces in s3_bucket."
     )
 
     # --- Kafka: job events and alert streams ---

@@ -2,9 +2,10 @@
 
 A :class:`UserSpace` speaks in *space paths* (``"data/stars.csv"``): relative,
 ``/``-separated, no ``..``, no empty or dot segments. It checks them and the
-quota, and delegates bytes to a :class:`StorageBackend`. The one backend now
-is :class:`LocalDirectoryBackend` (a directory per user); an object-store
-backend (an S3 prefix per user) only has to implement the same six methods.
+quota, and delegates bytes to a :class:`StorageBackend`: a
+:class:`LocalDirectoryBackend` (a directory per user) or, with
+``user_space_backend = "s3"``, an :class:`api.user_space_s3.S3PrefixBackend`
+(a key prefix per user); :func:`user_space` picks one from the settings.
 
 Safety rules, each tested: ``..``, absolute paths, backslashes and NUL are
 refused before touching storage; the local backend also refuses any path
@@ -22,7 +23,10 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO, Protocol
+from typing import TYPE_CHECKING, BinaryIO, Protocol
+
+if TYPE_CHECKING:
+    from api.settings import Settings
 
 TMP_DIR = ".uploads"  # in-progress uploads; never listed, never counted twice
 JOBS_DIR = "jobs"  # job results, written by the runner: read-only through the space API
@@ -99,6 +103,8 @@ class LocalDirectoryBackend:
         self.root = root
 
     def _real(self, path: str) -> Path:
+        if path and normalize(path) != path:  # callers normalize; re-checked here all the same
+            raise PathRefused(f"path {path!r} is not a canonical space path; refused")
         self.root.mkdir(parents=True, exist_ok=True)
         target = self.root
         for part in path.split("/") if path else []:
@@ -243,3 +249,16 @@ def _quota_message(size: int, room: int, quota: int) -> str:
 def space_for(space_root: Path, user: str, quota_bytes: int) -> UserSpace:
     """The embedded-mode space of ``user`` (a directory under ``space_root``)."""
     return UserSpace(LocalDirectoryBackend(space_root / user), quota_bytes)
+
+
+def user_space(settings: Settings, user: str, quota_bytes: int) -> UserSpace:
+    """The space of ``user`` on the backend the settings select (``user_space_backend``)."""
+    if settings.user_space_backend == "local":
+        return space_for(settings.space_root, user, quota_bytes)
+    from api.user_space_s3 import S3PrefixBackend, s3_filesystem
+
+    if not settings.s3_bucket:
+        raise RuntimeError("user_space_backend is s3 but AVIP_S3_BUCKET is not set; set it")
+    prefix = f"{settings.s3_space_prefix.strip('/')}/{normalize(user)}"
+    return UserSpace(S3PrefixBackend(s3_filesystem(settings), settings.s3_bucket, prefix),
+                     quota_bytes)

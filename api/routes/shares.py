@@ -20,7 +20,7 @@ from api.schemas import ShareCreate, SharePublic, SharesPublic, SpaceEntry, Spac
 from api.store import jobs as job_store
 from api.store import shares as share_store
 from api.store import users as user_store
-from api.user_space import JOBS_DIR, UserSpace, normalize, space_for
+from api.user_space import JOBS_DIR, UserSpace, normalize, user_space
 
 router = APIRouter(prefix="/shares", tags=["shares"])
 
@@ -45,7 +45,7 @@ def create_share(
             kind, target = "job", str(body.job_id)
         else:
             kind, target = "file", normalize(body.path or "")
-            if space_for(settings.space_root, user.name, 0).stat(target) is None:
+            if user_space(settings, user.name, 0).stat(target) is None:
                 raise Invalid(f"you have no file {target!r} to share", field="path")
         grantee = user_store.get_user(session, name=body.user) if body.user else None
         share = share_store.create_share(session, owner=user, kind=kind, target=target,
@@ -80,7 +80,7 @@ def _base(share: Share) -> str:
 
 
 def _owner_space(settings: SettingsDep, owner: User) -> UserSpace:
-    return space_for(settings.space_root, owner.name, quota_for(owner.roles).space_bytes)
+    return user_space(settings, owner.name, quota_for(owner.roles).space_bytes)
 
 
 def _inside(share: Share, path: str, space: UserSpace) -> str:

@@ -11,7 +11,7 @@ from api.deps import CurrentUser, SessionDep, SettingsDep
 from api.routes.errors import http_errors
 from api.schemas import SpaceEntry, SpaceListing
 from api.store import users as user_store
-from api.user_space import UserSpace, space_for
+from api.user_space import UserSpace, user_space
 
 router = APIRouter(prefix="/space", tags=["space"])
 SpacePath = Annotated[str, "a path inside your space"]
@@ -19,7 +19,7 @@ SpacePath = Annotated[str, "a path inside your space"]
 
 def _space(session: SessionDep, settings: SettingsDep, user: CurrentUser) -> UserSpace:
     quota = user_store.quota_of(session, user=user)
-    return space_for(settings.space_root, user.name, quota.space_bytes)
+    return user_space(settings, user.name, quota.space_bytes)
 
 
 def listing(space: UserSpace, path: str) -> SpaceListing:

@@ -26,7 +26,7 @@ from api.schemas import (
     UserUpdate,
 )
 from api.store import users as user_store
-from api.user_space import space_for
+from api.user_space import user_space
 
 router = APIRouter(prefix="/users", tags=["users"])
 operator_only = [Depends(require_operator)]
@@ -45,7 +45,7 @@ def read_me(session: SessionDep, user: CurrentUser, settings: SettingsDep) -> Me
         select(func.coalesce(func.sum(Job.cores), 0), func.coalesce(func.sum(Job.memory_mb), 0),
                func.count()).where(Job.owner_id == user.id, Job.state == "running")
     ).one()
-    used = space_for(settings.space_root, user.name, quota.space_bytes).used_bytes()
+    used = user_space(settings, user.name, quota.space_bytes).used_bytes()
     return MePublic(
         **UserPublic.model_validate(user).model_dump(), quota=_quota_public(quota),
         pool_overridden=session.get(PoolOverride, user.id) is not None,
