@@ -10,6 +10,7 @@ skipping and Parquet row-group skipping) and then the exact geometry.
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
+from functools import lru_cache
 
 from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
@@ -43,6 +44,18 @@ def region_prefilter(region: Region, info: TableInfo) -> Column | None:
         term = (sid >= int(lo)) & (sid < int(hi))
         in_ranges = term if in_ranges is None else in_ranges | term
     return F.col(PARTITION_COLUMN).isin([int(p) for p in parts]) & in_ranges
+
+
+@lru_cache(maxsize=64)
+def pinned_table(spark: SparkSession, path: str, version: int) -> DataFrame:
+    """The table at one version, planned once per session.
+
+    Resolving a time-travel read rebuilds the Delta snapshot from the log
+    (about a second); a DataFrame that has resolved it keeps it, so every
+    query derived from this one skips that work. A version never changes,
+    so the cache cannot go stale.
+    """
+    return spark.read.format("delta").option("versionAsOf", version).load(path)
 
 
 @dataclass(frozen=True)
@@ -113,11 +126,7 @@ class Catalog:
     @property
     def df(self) -> DataFrame:
         """The Spark DataFrame of this view."""
-        df = (
-            self.spark.read.format("delta")
-            .option("versionAsOf", self.info.version)
-            .load(self.info.path)
-        )
+        df = pinned_table(self.spark, self.info.path, self.info.version)
         for region in self.regions:
             prefilter = region_prefilter(region, self.info)
             if prefilter is not None:
@@ -159,8 +168,6 @@ def open_catalog(
     path = f"{root.rstrip('/')}/{table}"
     info = table_info(path, version)
     columns = tuple(
-        c
-        for c in spark.read.format("delta").option("versionAsOf", info.version).load(path).columns
-        if c != PARTITION_COLUMN
+        c for c in pinned_table(spark, path, info.version).columns if c != PARTITION_COLUMN
     )
     return Catalog(spark=spark, info=info, _all_columns=columns)

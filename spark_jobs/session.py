@@ -137,6 +137,7 @@ def get_spark(
     builder = with_catalogue_layout(with_quiet_defaults(builder, settings.spark_shuffle_partitions))
     builder = with_delta(with_jars(with_python(builder), platform_jars(settings.jars_dir)))
     builder = with_s3(builder, settings)
+    os.environ["SPARK_LOCAL_IP"] = "127.0.0.1"  # the driver JVM binds loopback only
     builder = (
         builder.config("spark.driver.memory", settings.spark_driver_memory)
         .config("spark.driver.host", "127.0.0.1")

@@ -65,11 +65,22 @@ def render_map(counts: pd.DataFrame, order: int, quantity: str, path: Path) -> P
     pix = nested.lonlat_to_healpix(
         (np.degrees(lon_c.ravel()) % 360) * u.deg, np.degrees(lat_c.ravel()) * u.deg, order
     ).astype(np.int64)
-    values = np.full(12 * 4**order, np.nan)
+    from matplotlib.colors import LogNorm
+
+    # Counts span orders of magnitude (plane vs poles): log scale, empty pixels are 0.
+    is_count = quantity == "count"
+    values = np.full(12 * 4**order, 0.0 if is_count else np.nan)
     values[counts["pixel"].to_numpy()] = counts[column].to_numpy()
     grid = values[pix].reshape(lon_c.shape)
     fig, ax = figure(10, 5.5, projection="mollweide")
-    mesh = ax.pcolormesh(-lon, lat, grid, shading="flat", cmap="viridis")  # RA grows leftwards
+    norm = LogNorm(vmin=max(1.0, np.nanmin(grid[grid > 0], initial=1.0))) if is_count else None
+    cmap = "viridis"
+    if is_count:
+        import matplotlib
+
+        cmap = matplotlib.colormaps["viridis"].with_extremes(bad="black", under="black")
+    mesh = ax.pcolormesh(-lon, lat, np.ma.masked_less_equal(grid, 0) if is_count else grid,
+                         shading="flat", cmap=cmap, norm=norm)  # RA grows leftwards
     fig.colorbar(mesh, ax=ax, orientation="horizontal", label=column, shrink=0.6)
     ax.set_xticklabels([])
     ax.set_title(f"{column} per HEALPix order-{order} pixel (ICRS)")
