@@ -200,7 +200,7 @@ def make_backend(name: str, *, spark_master: str, jars_dir: Path | None = None) 
         return LocalBackend(jars_dir=jars_dir)
     if name == "standalone":
         return StandaloneBackend(spark_master, jars_dir=jars_dir)
-    raise ValueError(f"job_backend {name!r} is not 'local' or 'standalone'")
+    raise ValueError(f"job_backend {name!r} is not 'local', 'standalone' or 'kubernetes'")
 
 
 # --- watching and stopping drivers ---------------------------------------------------

@@ -13,6 +13,11 @@ One :meth:`Dispatcher.tick` does, in order:
 :meth:`Dispatcher.recover` runs once at start-up: a running job whose driver
 is still alive is adopted (watched again, never relaunched); one whose driver
 is gone is finished from what it left behind, or failed with the reason.
+
+With a :class:`ClusterBackend` (Kubernetes) there is no local driver: a job is
+submitted *before* it is claimed (a job the cluster will not take yet stays
+queued, with its queue position), then its status is polled from the cluster,
+and cancelling deletes it there; running jobs are adopted on restart.
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ import logging
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Protocol, runtime_checkable
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
@@ -36,6 +42,21 @@ from spark_jobs.progress import read_progress
 log = logging.getLogger("avip.dispatcher")
 
 
+@runtime_checkable
+class ClusterBackend(Protocol):
+    """A backend that runs jobs on a cluster (``api.k8s_jobs.KubernetesJobs``), not as pids."""
+
+    name: str
+
+    def submit(self, launch: JobLaunch, user: str, pool: Pool) -> str | None:
+        """Submit; return why the job must stay queued, or None once it is submitted."""
+
+    def poll(self, job_id: int, user: str) -> tuple[str, str]:
+        """(running | succeeded | failed, reason)."""
+
+    def cancel(self, job_id: int, user: str) -> None: ...
+
+
 @dataclass
 class TickReport:
     started: list[int] = field(default_factory=list)
@@ -49,7 +70,7 @@ class Dispatcher:
         self,
         *,
         sessions: sessionmaker[Session],
-        backend: SubmitBackend,
+        backend: SubmitBackend | ClusterBackend,
         capacity: Capacity,
         catalogue_root: str | None = None,
         cache_dir: Path | None = None,
@@ -60,6 +81,9 @@ class Dispatcher:
         self.catalogue_root = catalogue_root
         self.cache_dir = cache_dir
         self.positions: dict[int, int] = {}
+        self.cluster = backend if isinstance(backend, ClusterBackend) else None
+        self.waiting: dict[int, str] = {}  # job id → why the cluster did not take it yet
+        self._pools: dict[str, Pool] = {}
         self._progress_seen: dict[int, str] = {}
         self._lock = threading.Lock()
         self._stop = threading.Event()
@@ -72,7 +96,9 @@ class Dispatcher:
         settled = []
         with self._lock, self.sessions() as session:
             for job, user in job_store.jobs_in_state(session, state="running"):
-                if job.driver_pid is None:
+                if self.cluster is not None and job.backend == self.cluster.name:
+                    log.info("job %s: on the cluster, adopted", job.id)
+                elif job.driver_pid is None:
                     job_store.transition(
                         session, job=job, to="failed",
                         reason="the service stopped before this job's driver was started",
@@ -101,6 +127,8 @@ class Dispatcher:
         return report
 
     def _watch(self, session: Session, job: Job, user: User) -> bool:
+        if self.cluster is not None and job.backend == self.cluster.name:
+            return self._watch_cluster(session, job, user, self.cluster)
         driver = Driver(job.driver_pid or -1, job.driver_start or "")
         if job.cancel_requested:
             stop_driver(driver)
@@ -111,6 +139,20 @@ class Dispatcher:
             self._settle(session, job, user, after_restart=False)
             return True
         return False
+
+    def _watch_cluster(self, session: Session, job: Job, user: User,
+                       cluster: ClusterBackend) -> bool:
+        if job.cancel_requested:
+            cluster.cancel(job.id, user.name)
+            job_store.transition(session, job=job, to="cancelled", reason="cancelled by its owner")
+            return True
+        self._copy_progress(session, job, user)
+        state, reason = cluster.poll(job.id, user.name)
+        if state not in ("succeeded", "failed"):
+            return False
+        self._progress_seen.pop(job.id, None)
+        job_store.transition(session, job=job, to=state, reason=reason or None)
+        return True
 
     def _copy_progress(self, session: Session, job: Job, user: User) -> None:
         try:
@@ -170,22 +212,22 @@ class Dispatcher:
         }
         decision = decide(capacity=self.capacity, running=running, queued=queued, pools=pools)
         self.positions = decision.positions
+        self._pools = pools
+        self.waiting = {i: why for i, why in self.waiting.items() if i in decision.positions}
         return decision.start
 
     def _start(self, session: Session, job_id: int) -> bool:
         job = session.get(Job, job_id)
         if job is None or job.state != "queued":
             return False
+        if self.cluster is not None:
+            return self._submit_to_cluster(session, job, self.cluster)
         if not job_store.transition(session, job=job, to="running", backend=self.backend.name):
             session.rollback()
             return False
         session.commit()  # claimed: from here on nobody else will launch it
-        launch = JobLaunch(
-            job_id=job.id, avi=job.avi, avi_version=job.avi_version, params=job.params,
-            output_dir=Path(job.output_dir), cores=job.cores, memory_mb=job.memory_mb,
-            resources=job.resources, pins={k: int(v) for k, v in job.pins.items()},
-            catalogue_root=self.catalogue_root, cache_dir=self.cache_dir,
-        )
+        launch = self._launch(job)
+        assert not isinstance(self.backend, ClusterBackend)
         try:
             driver = self.backend.launch(launch)
         except Exception as error:  # noqa: BLE001 — any launch failure fails the job, with why
@@ -195,6 +237,45 @@ class Dispatcher:
             session.commit()
             return False
         job.driver_pid, job.driver_start = driver.pid, driver.start
+        session.commit()
+        self.positions.pop(job.id, None)
+        return True
+
+    def _launch(self, job: Job) -> JobLaunch:
+        return JobLaunch(
+            job_id=job.id, avi=job.avi, avi_version=job.avi_version, params=job.params,
+            output_dir=Path(job.output_dir), cores=job.cores, memory_mb=job.memory_mb,
+            resources=job.resources, pins={k: int(v) for k, v in job.pins.items()},
+            catalogue_root=self.catalogue_root, cache_dir=self.cache_dir,
+        )
+
+    def _submit_to_cluster(self, session: Session, job: Job, cluster: ClusterBackend) -> bool:
+        """Submit first, then claim: a job the cluster does not take stays queued, untouched."""
+        owner = session.get(User, job.owner_id)
+        assert owner is not None
+        pool = self._pools.get(owner.name)
+        try:
+            if pool is None:
+                raise ValueError(f"user {owner.name!r} has no pool")
+            wait = cluster.submit(self._launch(job), owner.name, pool)
+        except Exception as error:  # noqa: BLE001 — a submission error fails the job, with why
+            log.exception("job %s: submission failed", job.id)
+            job_store.transition(session, job=job, to="failed",
+                                 reason=f"could not submit the Spark application: {error}")
+            session.commit()
+            return False
+        if wait is not None:
+            if self.waiting.get(job.id) != wait:
+                log.info("job %s waits: %s", job.id, wait)
+            self.waiting[job.id] = wait
+            return False
+        self.waiting.pop(job.id, None)
+        if not job_store.transition(session, job=job, to="running", backend=cluster.name):
+            session.rollback()
+            current = session.get(Job, job.id)
+            if current is None or current.state != "running":  # cancelled meanwhile
+                cluster.cancel(job.id, owner.name)
+            return False
         session.commit()
         self.positions.pop(job.id, None)
         return True

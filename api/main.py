@@ -17,6 +17,7 @@ from api.avis import AviCatalogue, RegistryCatalogue
 from api.backends import make_backend
 from api.db import make_engine, migrate, session_factory
 from api.dispatcher import Dispatcher
+from api.k8s_jobs import KubernetesJobs
 from api.routes import alert_filters, avis, events, jobs, presets, shares, space, users
 from api.s3 import check_s3
 from api.scheduler import Capacity
@@ -37,8 +38,9 @@ def create_app(
     sessions = session_factory(engine)
     dispatcher = Dispatcher(
         sessions=sessions,
-        backend=make_backend(settings.job_backend, spark_master=settings.spark_master,
-                             jars_dir=settings.jars_dir),
+        backend=KubernetesJobs.from_settings(settings) if settings.job_backend == "kubernetes"
+        else make_backend(settings.job_backend, spark_master=settings.spark_master,
+                          jars_dir=settings.jars_dir),
         capacity=Capacity(cores=settings.cluster_cores, memory_mb=settings.cluster_memory_mb),
         catalogue_root=settings.catalogue_root,
         cache_dir=settings.data_dir / "avi-cache",

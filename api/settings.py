@@ -67,7 +67,16 @@ class Settings(BaseSettings):
         description="File where `avip login` keeps the API URL and token.",
     )
     job_backend: str = Field(
-        default="local", description="local (local[n] per job) or standalone (spark_master)."
+        default="local",
+        description="local (local[n] per job), standalone (spark_master) or kubernetes "
+        "(a SparkApplication per job in the user's namespace).",
+    )
+    k8s_kubeconfig: Path | None = Field(
+        default=None,
+        description="kubeconfig for the kubernetes job backend; unset = in-cluster credentials.",
+    )
+    k8s_image: str = Field(
+        default="avip/platform:0.1.0", description="Platform image of Spark drivers/executors."
     )
     cluster_cores: int = Field(
         default=8, ge=1,
