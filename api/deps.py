@@ -3,19 +3,29 @@
 ``CurrentUser`` resolves the ``Authorization: Bearer <token>`` header to an
 enabled user through a valid token; anything else is 401. Operator-only
 routes add ``Depends(require_operator)`` on the decorator.
+
+Dependencies that do no blocking I/O are ``async def``: FastAPI runs a plain
+``def`` dependency in a worker thread, and under load those hops (several per
+request, all queueing for the same thread pool) cost more than the work. The
+session is opened lazily (no connection until first used) and, when the route
+left a transaction open, closed in a worker thread. Authentication first asks
+the in-process :class:`~api.auth_cache.TokenCache` and reads the store only on
+a miss.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import AsyncIterator
 from typing import Annotated
 
 from fastapi import Depends, HTTPException, Path, Request, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, sessionmaker
+from starlette.concurrency import run_in_threadpool
 
+from api.auth_cache import TokenCache
 from api.avis import AviCatalogue
-from api.models import User
+from api.models import Token, User
 from api.scheduler import Capacity
 from api.settings import Settings
 from api.store import users as user_store
@@ -23,35 +33,51 @@ from api.store import users as user_store
 bearer = HTTPBearer(auto_error=False, description="An avip API token (`avip login`).")
 
 
-def get_session(request: Request) -> Iterator[Session]:
-    with request.app.state.sessions() as session:
+async def get_session(request: Request) -> AsyncIterator[Session]:
+    session: Session = request.app.state.sessions()
+    try:
         yield session
+    finally:
+        if session.in_transaction():  # ending it may mean a round trip: not on the event loop
+            await run_in_threadpool(session.close)
+        else:
+            session.close()
 
 
 SessionDep = Annotated[Session, Depends(get_session)]
 
+MISSING_TOKEN = "missing token: send 'Authorization: Bearer <token>' (get one with `avip login`)"
+BAD_TOKEN = "token unknown, expired or revoked: ask an operator for a new one"
 
-def get_current_user(
-    session: SessionDep,
+
+def _lookup_token(sessions: sessionmaker[Session], token_hash: str) -> tuple[User, Token] | None:
+    """Read the store (in a worker thread) with a session of its own, ended before returning,
+    so no pooled connection is held while the route waits for a thread."""
+    with sessions() as session:
+        found = user_store.valid_token(session, token_hash=token_hash)
+        session.commit()
+    return found
+
+
+async def get_current_user(
+    request: Request,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
 ) -> User:
     if credentials is None or not credentials.credentials:
-        raise HTTPException(
-            status.HTTP_401_UNAUTHORIZED,
-            "missing token: send 'Authorization: Bearer <token>' (get one with `avip login`)",
-            headers={"WWW-Authenticate": "Bearer"},
-        )
-    user = user_store.user_for_token(session, secret=credentials.credentials)
-    # End the read transaction now: the pooled connection goes back before the route waits
-    # for a worker thread. Holding it across that wait deadlocks the pool under load (every
-    # thread blocked on a connection held by a request that is itself waiting for a thread).
-    session.commit()
+        raise HTTPException(status.HTTP_401_UNAUTHORIZED, MISSING_TOKEN,
+                            headers={"WWW-Authenticate": "Bearer"})
+    token_hash = user_store.hash_token(credentials.credentials)
+    cache: TokenCache | None = getattr(request.app.state, "auth_cache", None)
+    user = cache.get(token_hash) if cache is not None else None
     if user is None:
-        raise HTTPException(
-            status.HTTP_401_UNAUTHORIZED,
-            "token unknown, expired or revoked: ask an operator for a new one",
-            headers={"WWW-Authenticate": "Bearer"},
-        )
+        generation = cache.generation if cache is not None else 0
+        found = await run_in_threadpool(_lookup_token, request.app.state.sessions, token_hash)
+        if found is None:
+            raise HTTPException(status.HTTP_401_UNAUTHORIZED, BAD_TOKEN,
+                                headers={"WWW-Authenticate": "Bearer"})
+        user, token = found
+        if cache is not None:
+            cache.put(token_hash, user, token.expires_at, generation)
     return user
 
 
@@ -62,21 +88,21 @@ MAX_ID = 2**31 - 1
 RowId = Annotated[int, Path(ge=1, le=MAX_ID)]
 
 
-def require_operator(user: CurrentUser) -> User:
+async def require_operator(user: CurrentUser) -> User:
     if "operator" not in user.roles:
         raise HTTPException(status.HTTP_403_FORBIDDEN, "this needs the operator role")
     return user
 
 
-def get_settings_dep(request: Request) -> Settings:
+async def get_settings_dep(request: Request) -> Settings:
     return request.app.state.settings
 
 
-def get_catalogue(request: Request) -> AviCatalogue:
+async def get_catalogue(request: Request) -> AviCatalogue:
     return request.app.state.catalogue
 
 
-def get_capacity(request: Request) -> Capacity:
+async def get_capacity(request: Request) -> Capacity:
     settings: Settings = request.app.state.settings
     return Capacity(cores=settings.cluster_cores, memory_mb=settings.cluster_memory_mb)
 

@@ -13,6 +13,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
+from api.auth_cache import TokenCache
 from api.avis import AviCatalogue, RegistryCatalogue
 from api.backends import make_backend
 from api.db import make_engine, migrate, session_factory
@@ -64,6 +65,7 @@ def create_app(
     app.state.settings = settings
     app.state.engine = engine
     app.state.sessions = sessions
+    app.state.auth_cache = TokenCache.watching(sessions, ttl_s=settings.auth_cache_ttl_s)
     app.state.catalogue = catalogue or RegistryCatalogue()
     app.state.dispatcher = dispatcher
     for module in (users, avis, jobs, events, space, shares):

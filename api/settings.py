@@ -90,6 +90,11 @@ class Settings(BaseSettings):
         default=0.5, gt=0, description="Seconds between scheduler ticks in `avip serve`."
     )
     token_ttl_days: int = Field(default=90, ge=1, description="Lifetime of newly issued tokens.")
+    auth_cache_ttl_s: float = Field(
+        default=10.0, ge=0,
+        description="Seconds the API may reuse a token check in memory (0 = check the store on "
+        "every request). Changes through this process apply at once; through another, after this.",
+    )
 
     # --- S3-compatible object storage (lakehouse on s3a://, user space) ---
     s3_endpoint: str | None = Field(

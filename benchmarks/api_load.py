@@ -3,19 +3,31 @@
 Starts the real service (``create_app``, SQLite store, real AVI registry) under
 uvicorn in a child process, creates users through the operator API, then runs
 N concurrent clients for D seconds; each client submits a ``cone_search`` job,
-polls it twice, and repeats. The scheduler loop is off so that the thousands
+polls it twice, and repeats (closed loop: with ``--think-ms 0`` every client
+fires its next request as soon as the last answer arrives, so the run measures
+the server at saturation and latency is mostly queueing — by Little's law, p50
+is about clients / throughput; ``--think-ms 1000`` is a user polling each
+second like ``avip watch``).
+
+The machine may be shared, so wall-clock figures move with whatever else
+runs. The run therefore also prints CPU milliseconds per request spent by the
+server process and by this load generator (the one honest per-request cost
+on a busy machine), and the load average. The scheduler loop is off so that the thousands
 of submitted jobs stay queued instead of each starting a Spark application;
 what it would cost is measured after the run: one scheduling decision over
 everything the load left queued (through the store), and the pure decision
 function over 10,000 queued jobs of 50 users.
 
-    python benchmarks/api_load.py [--clients 200] [--duration 60] [--users 20]
+    python benchmarks/api_load.py [--clients 200] [--duration 60] [--users 20] [--think-ms 0]
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import json
+import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -23,6 +35,7 @@ import tempfile
 import time
 from pathlib import Path
 
+import aiohttp
 import httpx
 
 SUBMIT = {"avi": "cone_search",
@@ -51,46 +64,77 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
-async def client_loop(http: httpx.AsyncClient, token: str, deadline: float,
-                      submit_ms: list[float], poll_ms: list[float], errors: list[str]) -> None:
+def cpu_seconds(pid: int | None = None) -> float:
+    """User + system CPU seconds of process ``pid`` (Linux /proc), or of this process."""
+    if pid is None:
+        usage = resource.getrusage(resource.RUSAGE_SELF)
+        return usage.ru_utime + usage.ru_stime
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+async def client_loop(http: aiohttp.ClientSession, token: str, deadline: float,
+                      submit_ms: list[float], poll_ms: list[float], errors: list[str],
+                      think_s: float) -> None:
     headers = {"Authorization": f"Bearer {token}"}
     while time.monotonic() < deadline:
+        if think_s:
+            await asyncio.sleep(think_s)
         started = time.perf_counter()
         try:
-            response = await http.post("/jobs", json=SUBMIT, headers=headers)
-        except httpx.HTTPError as error:
+            async with http.post("/jobs", json=SUBMIT, headers=headers) as response:
+                body = await response.read()
+        except (TimeoutError, aiohttp.ClientError) as error:
             errors.append(f"submit: {type(error).__name__}")
             continue
         submit_ms.append((time.perf_counter() - started) * 1000)
-        if response.status_code != 201:
-            errors.append(f"submit: HTTP {response.status_code} {response.text[:100]}")
+        if response.status != 201:
+            errors.append(f"submit: HTTP {response.status} {body[:100]!r}")
             continue
-        job_id = response.json()["id"]
+        job_id = json.loads(body)["id"]
         for _ in range(2):
+            if think_s:
+                await asyncio.sleep(think_s)
             started = time.perf_counter()
             try:
-                polled = await http.get(f"/jobs/{job_id}", headers=headers)
-            except httpx.HTTPError as error:
+                async with http.get(f"/jobs/{job_id}", headers=headers) as polled:
+                    await polled.read()
+            except (TimeoutError, aiohttp.ClientError) as error:
                 errors.append(f"poll: {type(error).__name__}")
                 continue
             poll_ms.append((time.perf_counter() - started) * 1000)
-            if polled.status_code != 200:
-                errors.append(f"poll: HTTP {polled.status_code}")
+            if polled.status != 200:
+                errors.append(f"poll: HTTP {polled.status}")
 
 
-async def run_load(url: str, tokens: list[str], clients: int, duration: float) -> None:
+async def run_load(url: str, tokens: list[str], clients: int, duration: float,
+                   think_s: float, server_pid: int) -> None:
+    """The load itself, on aiohttp: about a third of httpx's client-side CPU per request,
+    which matters when the load generator shares the cores with the server."""
     submit_ms: list[float] = []
     poll_ms: list[float] = []
     errors: list[str] = []
-    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
-    async with httpx.AsyncClient(base_url=url, limits=limits, timeout=60) as http:
-        deadline = time.monotonic() + duration
+    connector = aiohttp.TCPConnector(limit=clients)
+    timeout = aiohttp.ClientTimeout(total=60)
+    async with aiohttp.ClientSession(url, connector=connector, timeout=timeout) as http:
+        server_cpu, client_cpu = cpu_seconds(server_pid), cpu_seconds()
+        started = time.monotonic()
+        deadline = started + duration
         await asyncio.gather(*(
-            client_loop(http, tokens[i % len(tokens)], deadline, submit_ms, poll_ms, errors)
+            client_loop(http, tokens[i % len(tokens)], deadline, submit_ms, poll_ms, errors,
+                        think_s)
             for i in range(clients)
         ))
-    print(f"{clients} clients for {duration:.0f} s: {len(submit_ms)} submits "
-          f"({len(submit_ms) / duration:.0f}/s), {len(poll_ms)} polls")
+        elapsed = time.monotonic() - started
+        server_cpu, client_cpu = cpu_seconds(server_pid) - server_cpu, cpu_seconds() - client_cpu
+    requests = len(submit_ms) + len(poll_ms) + len(errors)
+    print(f"{clients} clients, think {think_s * 1000:.0f} ms, for {duration:.0f} s: "
+          f"{len(submit_ms)} submits ({len(submit_ms) / elapsed:.0f}/s), {len(poll_ms)} polls; "
+          f"{requests / elapsed:.0f} requests/s")
+    print(f"CPU per request: server {1000 * server_cpu / max(requests, 1):.2f} ms, "
+          f"load generator {1000 * client_cpu / max(requests, 1):.2f} ms; "
+          f"server busy {100 * server_cpu / elapsed:.0f}% of a core; "
+          f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
     print(f"submit latency ms: p50 {percentile(submit_ms, 0.5):.1f}  "
           f"p99 {percentile(submit_ms, 0.99):.1f}  max {max(submit_ms, default=0):.1f}")
     print(f"poll latency ms:   p50 {percentile(poll_ms, 0.5):.1f}  "
@@ -135,6 +179,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--clients", type=int, default=200)
     parser.add_argument("--duration", type=float, default=60.0)
     parser.add_argument("--users", type=int, default=20)
+    parser.add_argument("--think-ms", type=float, default=0.0,
+                        help="pause before each request (0 = closed loop at saturation)")
     parser.add_argument("--port", type=int, default=18765)
     parser.add_argument("--database-url", default=None,
                         help="job store (default: SQLite in a temp dir); must be empty")
@@ -164,7 +210,8 @@ def main(argv: list[str] | None = None) -> int:
                 tokens.append(admin.post(f"/users/load{i}/tokens", json={}).json()["token"])
             warm = admin.post("/jobs", json=SUBMIT)
             assert warm.status_code == 201, warm.text
-        asyncio.run(run_load(url, tokens, args.clients, args.duration))
+        asyncio.run(run_load(url, tokens, args.clients, args.duration, args.think_ms / 1000,
+                             server.pid))
     finally:
         server.terminate()
         try:

@@ -119,10 +119,18 @@ def revoke_token(session: Session, *, token_id: int, user: User | None = None) -
 
 def user_for_token(session: Session, *, secret: str, now: datetime | None = None) -> User | None:
     """The enabled user a valid (unexpired, unrevoked) token names, else None."""
+    found = valid_token(session, token_hash=hash_token(secret), now=now)
+    return found[0] if found else None
+
+
+def valid_token(
+    session: Session, *, token_hash: str, now: datetime | None = None
+) -> tuple[User, Token] | None:
+    """The enabled user and the valid (unexpired, unrevoked) token with this hash, else None."""
     row = session.execute(
         select(Token, User)
         .join(User, User.id == Token.user_id)
-        .where(Token.token_hash == hash_token(secret))
+        .where(Token.token_hash == token_hash)
     ).first()
     if row is None:
         return None
@@ -132,7 +140,7 @@ def user_for_token(session: Session, *, secret: str, now: datetime | None = None
         return None
     if token.expires_at is not None and token.expires_at <= now:
         return None
-    return user
+    return user, token
 
 
 def quota_of(session: Session, *, user: User) -> Quota:
