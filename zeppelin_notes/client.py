@@ -231,17 +231,20 @@ class ZeppelinClient:
         return {p["id"]: p["status"] for p in body.get("paragraphs", [])}
 
     def run_all(
-        self, note_id: str, timeout_s: float = 3600, poll_s: float = 1.0, check: bool = True
+        self, note_id: str, timeout_s: float = 3600, poll_s: float = 1.0, check: bool = True,
+        params: dict[str, Any] | None = None,
     ) -> list[ParagraphRun]:
         """Run every paragraph in order (server-side "run all") and return each one's run.
 
         Zeppelin stops a run-all at the first failing paragraph; with ``check``
-        that paragraph is raised as :class:`ParagraphFailed`.
+        that paragraph is raised as :class:`ParagraphFailed`. ``params`` are
+        dynamic-form values (``z.textbox``) given to every paragraph.
         """
         note = self.get_note(note_id)
         ids = [p["id"] for p in note.get("paragraphs", []) if (p.get("text") or "").strip()]
         started = time.monotonic()
-        self._request("POST", f"notebook/job/{note_id}", params={"blocking": "false"})
+        body = json.dumps({"params": params}) if params else None
+        self._request("POST", f"notebook/job/{note_id}", params={"blocking": "false"}, data=body)
         deadline = started + timeout_s
         while True:
             time.sleep(poll_s)

@@ -1,7 +1,8 @@
 """Reach the avip REST API from a note: where it is, which token, and a job's progress.
 
-A note names the API with two note-level variables (Zeppelin shows them as
-text boxes at the top of the note): ``api_url`` and ``api_token_file``. Their
+A note names the API with two variables, Zeppelin dynamic forms read with
+``z.textbox`` (text boxes in the UI, run params through the REST API or the
+local runner's ``--param``): ``api_url`` and ``api_token_file``. Their
 defaults come from the platform settings, so a scientist who ran
 ``avip login`` needs to type nothing; the token itself never appears in the
 note (notes are shared and exported, tokens must not be).

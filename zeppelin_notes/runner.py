@@ -3,11 +3,10 @@
 Paragraphs marked ``%python``, ``%pyspark`` or ``%spark.pyspark`` (or
 unmarked) run in order in one namespace, like one Zeppelin interpreter
 session; their stdout is split into TEXT/TABLE/HTML/IMG results with the
-same display-system rules Zeppelin applies. Note-level variables work as in
-Zeppelin: a paragraph reads them with ``z.noteTextbox(name, default)`` (or
-``z.textbox`` for paragraph-level ones), and their values come from the
-note's ``noteParams`` (paragraph ``settings.params``), which callers may
-override. Notes build their Spark session
+same display-system rules Zeppelin applies. A note's variables work as in
+Zeppelin's dynamic forms: a paragraph reads ``z.textbox(name, default)``,
+answered from the paragraph's saved ``settings.params`` or from the params
+given to the run (``--param``). Notes build their Spark session
 with ``spark_jobs.session.get_spark``, so this runner and the server run the
 same code. ``make demo`` uses it, and the tests use it as the fast check that
 every shipped note still runs.
@@ -44,38 +43,39 @@ log = logging.getLogger("zeppelin_notes.runner")
 class NoteForms:
     """The dynamic-form part of Zeppelin's ``z`` object, for notes run without Zeppelin.
 
-    Zeppelin answers ``z.noteTextbox(name, default)`` from the note's
-    ``noteParams`` and ``z.textbox``/``z.input`` from the running paragraph's
-    ``settings.params``, falling back to the default; so does this.
+    Zeppelin answers ``z.textbox(name, default)`` (alias ``z.input``) from the
+    running paragraph's ``settings.params`` and ``z.noteTextbox`` from the
+    note's ``noteParams``, falling back to the default; so does this.
     """
 
     def __init__(self, note_params: dict[str, Any]) -> None:
         self.note_params = note_params
         self.paragraph_params: dict[str, Any] = {}
 
-    def noteTextbox(self, name: str, defaultValue: str = "") -> Any:  # noqa: N802, N803
-        return self.note_params.get(name, defaultValue)
-
     def textbox(self, name: str, defaultValue: str = "") -> Any:  # noqa: N803
         return self.paragraph_params.get(name, defaultValue)
 
     input = textbox
 
+    def noteTextbox(self, name: str, defaultValue: str = "") -> Any:  # noqa: N802, N803
+        return self.note_params.get(name, defaultValue)
+
 
 def run_note(
-    note: dict[str, Any], stop_on_error: bool = True, note_params: dict[str, Any] | None = None
+    note: dict[str, Any], stop_on_error: bool = True, params: dict[str, Any] | None = None
 ) -> list[ParagraphRun]:
     """Execute a validated note; returns one :class:`ParagraphRun` per non-empty paragraph.
 
     A failing paragraph gets status ERROR with its traceback; with
     ``stop_on_error`` (Zeppelin's run-all behaviour) later paragraphs are
-    reported as READY (not run). ``note_params`` override the note's own
-    ``noteParams`` (what a Zeppelin user types into the note's forms).
+    reported as READY (not run). ``params`` are form values given to every
+    paragraph, as Zeppelin's run-all REST call (``POST /api/notebook/job/{id}``
+    with ``{"params": ...}``) gives them.
     """
-    forms = NoteForms({**(note.get("noteParams") or {}), **(note_params or {})})
+    forms = NoteForms(dict(note.get("noteParams") or {}))
     namespace: dict[str, Any] = {"__name__": "__zeppelin_note__", "z": forms}
-    settings_of = {raw.get("id") or f"p{i}": raw.get("settings") or {}
-                   for i, raw in enumerate(note["paragraphs"])}
+    own_params = {raw.get("id") or f"p{i}": (raw.get("settings") or {}).get("params") or {}
+                  for i, raw in enumerate(note["paragraphs"])}
     runs: list[ParagraphRun] = []
     failed = False
     for paragraph in paragraphs(note):
@@ -83,7 +83,7 @@ def run_note(
         runs.append(run)
         if failed and stop_on_error:
             continue
-        forms.paragraph_params = dict(settings_of.get(paragraph.id, {}).get("params") or {})
+        forms.paragraph_params = {**own_params.get(paragraph.id, {}), **(params or {})}
         if paragraph.interpreter in TEXT_INTERPRETERS:
             run.status, run.results = "FINISHED", [Result("HTML", paragraph.body)]
             continue
@@ -108,9 +108,9 @@ def run_note(
 
 
 def run_note_file(
-    path: Path, stop_on_error: bool = True, note_params: dict[str, Any] | None = None
+    path: Path, stop_on_error: bool = True, params: dict[str, Any] | None = None
 ) -> list[ParagraphRun]:
-    return run_note(load_note(path), stop_on_error=stop_on_error, note_params=note_params)
+    return run_note(load_note(path), stop_on_error=stop_on_error, params=params)
 
 
 def parse_params(pairs: list[str]) -> dict[str, str]:
@@ -144,17 +144,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("notes", nargs="*", type=Path, help="note files (default: shipped notes)")
     parser.add_argument("--out", type=Path, help="write each note's results as JSON into DIR")
     parser.add_argument("--param", action="append", default=[], metavar="NAME=VALUE",
-                        help="a note-level variable (z.noteTextbox), repeatable")
+                        help="a form value (z.textbox) for every paragraph, repeatable")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     try:
-        note_params = parse_params(args.param)
+        params = parse_params(args.param)
     except ValueError as exc:
         parser.error(str(exc))
     status = 0
     for path in args.notes or shipped_notes():
         try:
-            runs = run_note_file(path, note_params=note_params)
+            runs = run_note_file(path, params=params)
         except NoteFormatError as exc:
             log.error("%s", exc)
             return 2

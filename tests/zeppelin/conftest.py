@@ -119,7 +119,7 @@ class NotesApi:
         self.thread.join(timeout=60)
 
     def note_params(self) -> dict[str, str]:
-        """The note-level variables of the API note (z.noteTextbox) pointing here."""
+        """The API note's variables (z.textbox form values) pointing here."""
         return {"api_url": self.url, "api_token_file": str(self.token_file)}
 
 

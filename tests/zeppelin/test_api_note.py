@@ -52,7 +52,7 @@ def test_api_note_runs_locally(spark, notes_api, note_lakehouse: str, monkeypatc
     monkeypatch.setenv("AVIP_LAKEHOUSE_URI", note_lakehouse)
     get_settings.cache_clear()
     try:
-        runs = run_note(load_note(API_NOTE), note_params=notes_api.note_params())
+        runs = run_note(load_note(API_NOTE), params=notes_api.note_params())
     finally:
         get_settings.cache_clear()
     check_note_runs(runs, note_lakehouse)
@@ -63,17 +63,15 @@ def test_api_note_runs_locally(spark, notes_api, note_lakehouse: str, monkeypatc
 
 def test_api_note_with_a_missing_token_file_says_what_to_do(spark, notes_api, tmp_path) -> None:
     params = {**notes_api.note_params(), "api_token_file": str(tmp_path / "nope.token")}
-    runs = run_note(load_note(API_NOTE), note_params=params)
+    runs = run_note(load_note(API_NOTE), params=params)
     assert runs[0].status == "ERROR" and "no API token file at" in runs[0].error
     assert "avip login" in runs[0].error
     assert {r.status for r in runs[1:]} == {"READY"}
 
 
 def test_api_note_runs_on_zeppelin(zeppelin, import_note, notes_api, note_lakehouse: str) -> None:
-    """The same note pushed to the real Zeppelin server, its note-level variables set in
-    the imported note's noteParams (what a user types into the note's forms)."""
-    note = load_note(API_NOTE)
-    note["noteParams"] = notes_api.note_params()
-    note_id = import_note(note, "/tests/api-note")
-    runs = zeppelin.run_all(note_id, timeout_s=1200, check=False)
+    """The same note pushed to the real Zeppelin server, its variables given as run-all
+    params (what a user types into the note's forms)."""
+    note_id = import_note(load_note(API_NOTE), "/tests/api-note")
+    runs = zeppelin.run_all(note_id, timeout_s=1200, check=False, params=notes_api.note_params())
     check_note_runs(runs, note_lakehouse)

@@ -45,3 +45,14 @@ def test_failing_paragraph_stops_the_run_with_its_traceback() -> None:
     assert [r.status for r in runs] == ["FINISHED", "ERROR", "READY"]
     assert "ValueError: no such column: foo" in runs[1].error
     assert runs[0].results[0].data == "1\n"
+
+
+def test_form_values_come_from_run_params_then_saved_params_then_defaults() -> None:
+    note = {"name": "forms", "paragraphs": [
+        {"text": "%python\nprint(z.textbox('a', 'da'), z.input('b', 'db'), z.textbox('c', 'dc'))",
+         "settings": {"params": {"b": "saved-b", "c": "saved-c"}, "forms": {}}},
+        {"text": "%python\nprint(z.textbox('b', 'db'))"},
+    ]}
+    runs = run_note(note, params={"c": "run-c"})
+    assert runs[0].results[0].data == "da saved-b run-c\n"
+    assert runs[1].results[0].data == "db\n"  # saved params belong to their own paragraph
