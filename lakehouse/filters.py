@@ -1,62 +1,33 @@
-"""Row filters written by users (``--where``), parsed before they run.
+"""Row filters written by users, parsed and checked before any engine sees them.
 
-A filter is parsed by sqlglot into an AST and checked: only known columns,
-literals, comparisons, boolean and arithmetic operators and an allow-list of
-scalar functions. Anything else — subqueries, a second statement, DDL, unknown
-functions — is refused with a message saying what to change. The checked AST
-is rendered back to SQL for Spark or DuckDB, so no user string reaches an
-engine unparsed.
+One checker serves every place a user writes a SQL ``WHERE`` condition: the
+catalogue's ``--where`` (Spark and DuckDB) and the alert filters of the
+streaming job (Spark). A filter is parsed by sqlglot into an AST and accepted
+only if every node is on an allow-list: comparisons and boolean logic
+(:data:`PREDICATES`), arithmetic, literals and the caller's columns
+(:data:`OPERANDS`), and a short list of mathematical functions
+(:data:`FUNCTIONS`). Anything else — unknown columns (with a "did you mean"
+hint), subqueries, unknown functions (UDFs), aggregates, DDL/DML, a second
+statement, a condition that is not true/false — is refused with a
+:class:`FilterError` naming what to change. What reaches an engine is the SQL
+*regenerated* from the checked AST with every identifier quoted
+(:func:`render`), never the user's text.
 """
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Iterable
 
 import sqlglot
 from sqlglot import exp
 from sqlglot.errors import ParseError
 
-ALLOWED_FUNCTIONS = frozenset(
-    {
-        "abs",
-        "sqrt",
-        "log10",
-        "ln",
-        "exp",
-        "power",
-        "pow",
-        "sin",
-        "cos",
-        "tan",
-        "asin",
-        "acos",
-        "atan",
-        "atan2",
-        "radians",
-        "degrees",
-        "floor",
-        "ceil",
-        "round",
-        "coalesce",
-        "greatest",
-        "least",
-        "isnan",
-        "is_nan",
-        "mod",
-        "sign",
-    }
-)
-_ALLOWED_NODES = (
-    exp.Column,
-    exp.Identifier,
-    exp.Literal,
-    exp.Boolean,
-    exp.Null,
-    exp.Paren,
-    exp.Neg,
-    exp.Not,
+PREDICATES: tuple[type[exp.Expression], ...] = (
     exp.And,
     exp.Or,
+    exp.Not,
+    exp.Paren,
     exp.EQ,
     exp.NEQ,
     exp.GT,
@@ -66,30 +37,118 @@ _ALLOWED_NODES = (
     exp.Is,
     exp.In,
     exp.Between,
+    exp.Like,
+    exp.ILike,
+    exp.Boolean,
+    exp.IsNan,
+)
+"""Node types that are true/false conditions (a filter's top node must be one)."""
+
+OPERANDS: tuple[type[exp.Expression], ...] = (
     exp.Add,
     exp.Sub,
     exp.Mul,
     exp.Div,
     exp.Mod,
-    exp.Func,
+    exp.Neg,
+    exp.Column,
+    exp.Identifier,
+    exp.Literal,
+    exp.Null,
     exp.Tuple,
+    exp.Case,
+    exp.If,
 )
+"""Node types allowed inside a condition besides predicates and functions."""
+
+FUNCTIONS: dict[type[exp.Expression], str] = {
+    exp.Abs: "abs",
+    exp.Sqrt: "sqrt",
+    exp.Log: "log10/log",
+    exp.Ln: "ln",
+    exp.Exp: "exp",
+    exp.Pow: "power/pow",
+    exp.Least: "least",
+    exp.Greatest: "greatest",
+    exp.Coalesce: "coalesce",
+    exp.Nullif: "nullif",
+    exp.Round: "round",
+    exp.Floor: "floor",
+    exp.Ceil: "ceil",
+    exp.Sign: "sign",
+    exp.Sin: "sin",
+    exp.Cos: "cos",
+    exp.Tan: "tan",
+    exp.Asin: "asin",
+    exp.Acos: "acos",
+    exp.Atan: "atan",
+    exp.Atan2: "atan2",
+    exp.Radians: "radians",
+    exp.Degrees: "degrees",
+    exp.IsNan: "isnan",
+}
+"""Scalar functions a filter may call (sqlglot type → the name users write)."""
+
+_STATEMENTS = (
+    exp.Create,
+    exp.Drop,
+    exp.Alter,
+    exp.Insert,
+    exp.Update,
+    exp.Delete,
+    exp.Merge,
+    exp.Command,
+    exp.Use,
+    exp.Set,
+    exp.TruncateTable,
+)
+_QUERIES = (exp.Select, exp.Subquery, exp.Query, exp.Exists)
 
 
 class FilterError(ValueError):
     """A user filter that cannot be run; the message says what to fix."""
 
 
-def _function_name(node: exp.Func) -> str:
-    if isinstance(node, exp.Anonymous):
-        return str(node.this).lower()
-    return node.sql_name().lower()
+def _column_name(col: exp.Column) -> str:
+    return ".".join(p.name for p in col.parts)
+
+
+def _describe(node: exp.Expression) -> str:
+    text = node.sql(dialect="spark")
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _functions_available() -> str:
+    return ", ".join(sorted(set(FUNCTIONS.values())))
 
 
 def check_filter(
-    sql: str, allowed_columns: Iterable[str], dialect: str = "spark"
+    sql: str,
+    allowed_columns: Iterable[str],
+    dialect: str = "spark",
+    *,
+    case_sensitive: bool = False,
+    boolean_columns: Iterable[str] | None = None,
+    unknown_column_hint: str | None = None,
 ) -> exp.Expression:
-    """Parse a SQL boolean expression and check it against ``allowed_columns``.
+    """Parse a SQL boolean condition and check it against ``allowed_columns``.
+
+    Parameters
+    ----------
+    sql
+        The condition (the part after ``WHERE``), read in ``dialect``.
+    allowed_columns
+        Column names the filter may use; struct fields are dotted
+        (``diaSource.psfFlux``).
+    case_sensitive
+        Whether column names must match in case. When not, the returned AST
+        names each column in its canonical spelling from ``allowed_columns``.
+    boolean_columns
+        Columns that may stand alone as the whole condition (boolean flags).
+        ``None`` lets any column do so (the engine checks its type).
+    unknown_column_hint
+        Advice for an unknown column with no close match (default: the list
+        of allowed columns).
 
     Returns the checked AST; raises :class:`FilterError` naming the problem.
 
@@ -98,60 +157,116 @@ def check_filter(
     """
     if not sql or not sql.strip():
         raise FilterError("the filter is empty: give a condition such as 'phot_g_mean_mag < 12'")
-    allowed = {c.lower() for c in allowed_columns}
+    canonical = {(c if case_sensitive else c.lower()): c for c in allowed_columns}
     try:
-        statements = sqlglot.parse(sql, read=dialect)
-    except ParseError as exc:
-        first = exc.errors[0] if exc.errors else {}
-        where = f" near column {first.get('col')}" if first.get("col") else ""
+        statements = [s for s in sqlglot.parse(sql, read=dialect) if s is not None]
+    except ParseError as err:
+        first = err.errors[0] if err.errors else {}
+        near = f" near {first.get('highlight')!r}" if first.get("highlight") else ""
+        column = f" (column {first.get('col')})" if first.get("col") else ""
         raise FilterError(
-            f"the filter is not valid SQL{where}: {first.get('description', exc)}"
-        ) from exc
-    statements = [s for s in statements if s is not None]
+            f"the filter is not valid SQL (SQL syntax error{near}{column}): "
+            f"{first.get('description', err)}"
+        ) from None
     if len(statements) != 1:
-        raise FilterError("give exactly one condition: ';' and several statements are not allowed")
+        raise FilterError(
+            f"the filter holds {len(statements)} statements; give exactly one condition "
+            "(no ';'-separated statements)"
+        )
     tree = statements[0]
-    if isinstance(
-        tree,
-        (
-            exp.Select,
-            exp.Query,
-            exp.Command,
-            exp.Create,
-            exp.Drop,
-            exp.Insert,
-            exp.Update,
-            exp.Delete,
-            exp.Alter,
-        ),
-    ):
-        raise FilterError("give a condition (the part after WHERE), not a statement")
+    if isinstance(tree, _STATEMENTS):
+        raise FilterError(
+            f"{tree.key.upper()} statements (DDL/DML) are not allowed: "
+            "a filter is a WHERE condition"
+        )
+    if isinstance(tree, (exp.Select, exp.Union, exp.Query)):
+        raise FilterError(
+            "a filter is a WHERE condition, not a query: drop SELECT ... FROM ... WHERE"
+        )
+    renames: list[tuple[exp.Column, str]] = []
     for node in tree.walk():
-        if isinstance(node, (exp.Subquery, exp.Select, exp.Query)):
-            raise FilterError("subqueries are not allowed in a filter")
-        if isinstance(node, exp.Star):
-            raise FilterError("'*' is not allowed in a filter: name the columns")
         if isinstance(node, exp.Column):
-            if node.table:
-                raise FilterError(f"use bare column names, not {node.sql()!r}")
-            if node.name.lower() not in allowed:
-                raise FilterError(
-                    f"unknown column {node.name!r}; allowed columns: {', '.join(sorted(allowed))}"
-                )
-        elif isinstance(node, exp.Func):
-            if isinstance(node, (exp.And, exp.Or, exp.Not)):
-                continue
-            name = _function_name(node)
-            if name not in ALLOWED_FUNCTIONS:
-                allowed_list = ", ".join(sorted(ALLOWED_FUNCTIONS))
-                raise FilterError(f"function {name!r} is not allowed; allowed: {allowed_list}")
-        elif not isinstance(node, _ALLOWED_NODES):
-            raise FilterError(
-                f"{node.key!r} expressions are not allowed in a filter ({node.sql()!r})"
-            )
+            name = _resolve_column(node, canonical, case_sensitive, unknown_column_hint)
+            if name != _column_name(node):
+                renames.append((node, name))
+        else:
+            _check_node(node)
+    for node, name in renames:
+        spelled = exp.to_column(name)
+        if node is tree:
+            tree = spelled
+        else:
+            node.replace(spelled)
+    _check_is_condition(tree, boolean_columns)
     return tree
 
 
+def _resolve_column(
+    node: exp.Column, canonical: dict[str, str], case_sensitive: bool, hint: str | None
+) -> str:
+    """The allowed spelling of a column reference, or a FilterError."""
+    if isinstance(node.this, exp.Star):
+        raise FilterError("'*' is not allowed in a filter: name the columns")
+    name = _column_name(node)
+    key = name if case_sensitive else name.lower()
+    if key in canonical:
+        return canonical[key]
+    close = difflib.get_close_matches(key, list(canonical), n=3, cutoff=0.6)
+    if close:
+        advice = f"did you mean {', '.join(canonical[c] for c in close)}?"
+    else:
+        advice = hint or f"allowed columns: {', '.join(sorted(canonical.values()))}"
+    raise FilterError(f"unknown column {name!r}; {advice}")
+
+
+def _check_node(node: exp.Expression) -> None:
+    """Refuse any node that is not a predicate, operand or listed function."""
+    if isinstance(node, _QUERIES):
+        raise FilterError(f"subqueries are not allowed: {_describe(node)!r}")
+    if isinstance(node, _STATEMENTS):
+        raise FilterError(f"{node.key.upper()} statements (DDL/DML) are not allowed")
+    if isinstance(node, exp.Star):
+        raise FilterError("'*' is not allowed in a filter: name the columns")
+    if isinstance(node, exp.AggFunc):
+        raise FilterError(f"aggregate function {node.sql_name()}() is not allowed in a filter")
+    if isinstance(node, exp.Anonymous):
+        raise FilterError(
+            f"unknown function {node.name}(): user-defined and unlisted functions are not "
+            f"allowed; available: {_functions_available()}"
+        )
+    if isinstance(node, tuple(FUNCTIONS) + PREDICATES + OPERANDS):
+        return
+    if isinstance(node, exp.Func):
+        raise FilterError(
+            f"function {node.sql_name()}() is not allowed; available: {_functions_available()}"
+        )
+    raise FilterError(f"{node.key!r} is not allowed in a filter: {_describe(node)!r}")
+
+
+def _check_is_condition(tree: exp.Expression, boolean_columns: Iterable[str] | None) -> None:
+    """The whole filter must be true/false: a predicate or a boolean column."""
+    if isinstance(tree, PREDICATES):
+        return
+    if isinstance(tree, exp.Column) and (
+        boolean_columns is None or _column_name(tree) in set(boolean_columns)
+    ):
+        return
+    raise FilterError(
+        f"the filter must be a true/false condition (a comparison, AND/OR, IN, BETWEEN, "
+        f"IS NULL...), not {_describe(tree)!r}"
+    )
+
+
+def render(tree: exp.Expression, dialect: str = "spark") -> str:
+    """A checked filter as SQL for ``dialect`` (spark or duckdb), identifiers quoted."""
+    return tree.sql(dialect=dialect, identify=True, comments=False)
+
+
+def referenced_columns(tree: exp.Expression) -> list[str]:
+    """The distinct columns a checked filter reads, in order of appearance."""
+    return list(dict.fromkeys(_column_name(c) for c in tree.find_all(exp.Column)))
+
+
 def filter_sql(sql: str, allowed_columns: Iterable[str], dialect: str = "spark") -> str:
-    """The checked filter rendered back to SQL for ``dialect`` (spark or duckdb)."""
-    return check_filter(sql, allowed_columns, dialect="spark").sql(dialect=dialect)
+    """The checked filter (read as Spark SQL) rendered back to SQL for ``dialect``."""
+    return render(check_filter(sql, allowed_columns, dialect="spark"), dialect)

@@ -17,7 +17,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from lakehouse import healpix
-from lakehouse.filters import filter_sql
+from lakehouse.filters import check_filter, referenced_columns, render
 from lakehouse.layout import MARGIN_PROPERTY, ORDER_PROPERTY
 from lakehouse.regions import BoxSearch, ConeSearch, PixelSearch, PolygonSearch, Region
 from lakehouse.schema import PARTITION_COLUMN
@@ -114,18 +114,10 @@ class InteractiveCatalog:
         unknown = [c for c in out_cols if c not in self.columns]
         if unknown:
             raise ValueError(f"unknown column(s) {unknown}; available: {', '.join(self.columns)}")
-        where_sql = filter_sql(where, self.columns, dialect="duckdb") if where else None
-        needed = list(dict.fromkeys(["source_id", "ra", "dec", *out_cols]))
-        if where_sql:
-            from lakehouse.filters import check_filter
-
-            needed += [
-                c.name
-                for c in check_filter(where, self.columns).find_all(
-                    __import__("sqlglot").exp.Column
-                )
-                if c.name not in needed
-            ]
+        checked = check_filter(where, self.columns) if where else None
+        where_sql = render(checked, "duckdb") if checked is not None else None
+        filter_cols = referenced_columns(checked) if checked is not None else []
+        needed = list(dict.fromkeys(["source_id", "ra", "dec", *out_cols, *filter_cols]))
         table = self._read_region(region, needed)
         keep = region.mask(table["ra"].to_numpy(), table["dec"].to_numpy())
         table = table.filter(pa.array(keep))
