@@ -82,7 +82,7 @@ def test_crossmatch_matches_astropy_search_around_sky(spark, lakehouse_root, sky
 
 def test_cluster_finder_recovers_injected_clusters(stars_df, sky):
     stars, truth = sky
-    members = find_members(stars_df, ClusterFinderParams(field_order=5, ruwe_max=None))
+    members = find_members(stars_df, ClusterFinderParams(ruwe_max=None))
     clusters = summarise(members)
     joined = members.merge(stars[["source_id", "cluster_id"]].rename(
         columns={"cluster_id": "true_id"}), on="source_id")
@@ -94,9 +94,8 @@ def test_cluster_finder_recovers_injected_clusters(stars_df, sky):
         found = joined[(joined.true_id == true_id)].groupby("cluster_id").size()
         if len(found) and found.max() >= 0.5 * row.n_members:
             recovered += 1
-    # completeness on this tiny, sparse sky is still low (clusters whose proper motions sit in
-    # the field population's core are missed); benchmarks/cluster_finder.py measures it at scale
-    assert recovered / len(truth) >= 0.5
+    # completeness: injected clusters recovered with at least half their members
+    assert recovered / len(truth) >= 0.8
     assert members.source_id.is_unique  # merged: no star counted twice
     # a recovered cluster's mean astrometry is close to the injected one
     for cid, true_id in pure.items():
@@ -107,7 +106,8 @@ def test_cluster_finder_recovers_injected_clusters(stars_df, sky):
 
 
 def test_cluster_finder_is_deterministic(stars_df):
-    params = ClusterFinderParams(field_order=5, ruwe_max=None)
+    # small fields (split down to order 5) so several fields, margins and merges are exercised
+    params = ClusterFinderParams(ruwe_max=None, max_field_stars=1000)
     a = find_members(stars_df.repartition(3), params)
     b = find_members(stars_df.repartition(2), params)
     pd.testing.assert_frame_equal(a, b)

@@ -17,7 +17,12 @@ from typing import Any, Literal
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from avi_plugins.bundled.cluster_finder.fields import explode_into_fields
+from avi_plugins.bundled.cluster_finder.fields import (
+    GAIA_ID_ORDER,
+    GAIA_ID_SHIFT,
+    explode_into_fields,
+    plan_fields,
+)
 from avi_plugins.bundled.cluster_finder.merge import merge_candidates, summarise
 from avi_plugins.bundled.cluster_finder.per_field import (
     INPUT_COLUMNS,
@@ -34,23 +39,34 @@ class ClusterFinderParams(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    field_order: int = Field(5, ge=2, le=9, description="HEALPix order of a field's own pixel.")
+    field_order: int = Field(
+        3, ge=2, le=9, description="HEALPix order of the largest fields (dense ones are split)."
+    )
     margin_levels: int = Field(
         2, ge=1, le=4,
-        description="Margin = one pixel at field_order + margin_levels around each field.",
+        description="Margin = one pixel at (the field's order + margin_levels) around each field.",
+    )
+    max_field_stars: int = Field(
+        20000, ge=500, le=2_000_000,
+        description="A field holding more stars than this is split into its four children.",
     )
     min_cluster_size: int = Field(10, ge=5, le=1000, description="HDBSCAN min_cluster_size.")
     min_samples: int = Field(10, ge=1, le=100, description="HDBSCAN min_samples.")
     selection_method: Literal["leaf", "eom"] = Field(
-        "leaf", description="HDBSCAN cluster_selection_method."
+        "eom", description="HDBSCAN cluster_selection_method."
     )
     min_significance: float = Field(
         3.0, ge=0.0, le=37.0, description="Minimum CST significance (sigma) to keep a cluster."
     )
     max_contrast: float = Field(
-        0.5, gt=0.0, le=1.0,
+        0.6, gt=0.0, le=1.0,
         description="Maximum ratio of median k-NN distances, members / comparable field "
         "stars (0.5 in 5-d is ~30x the field density).",
+    )
+    max_radius_pc: float = Field(
+        20.0, gt=0.0, le=1000.0,
+        description="Largest half-mass radius (pc, at the members' parallax) of a cluster; "
+        "wider groups are field-population modes.",
     )
     ruwe_max: float | None = Field(
         1.4, gt=0.0, le=100.0, description="Keep stars with ruwe below this (None: no cut)."
@@ -70,23 +86,32 @@ class ClusterFinderParams(BaseModel):
             )
         return self
 
+    @property
+    def deepest_order(self) -> int:
+        """Deepest order a dense field may be split to (its margin still within order 12)."""
+        return min(self.field_order + 3, 12 - self.margin_levels)
+
     def field_settings(self) -> FieldSettings:
         return FieldSettings(
-            field_order=self.field_order,
             min_cluster_size=self.min_cluster_size,
             min_samples=self.min_samples,
             selection_method=self.selection_method,
             min_significance=self.min_significance,
             max_contrast=self.max_contrast,
+            max_radius_pc=self.max_radius_pc,
             backend=self.backend,
         )
 
 
 @contextmanager
 def shuffle_for_fields(spark: Any) -> Iterator[None]:
-    """Several field groups per core and no coalescing, so slow fields balance out."""
+    """Many field groups per core and no coalescing, so slow fields balance out.
+
+    Hash partitioning spreads fields unevenly; with ~16 tasks per core the last
+    task to finish is short, so no core idles for long at the end.
+    """
     keys = {
-        "spark.sql.shuffle.partitions": str(4 * spark.sparkContext.defaultParallelism),
+        "spark.sql.shuffle.partitions": str(16 * spark.sparkContext.defaultParallelism),
         "spark.sql.adaptive.coalescePartitions.enabled": "false",
     }
     before = {key: spark.conf.get(key, None) for key in keys}
@@ -102,12 +127,8 @@ def shuffle_for_fields(spark: Any) -> Iterator[None]:
                 spark.conf.set(key, value)
 
 
-def find_members(stars: Any, params: ClusterFinderParams) -> pd.DataFrame:
-    """Members of every cluster in a Spark DataFrame of stars, merged across fields.
-
-    ``stars`` needs the columns in :data:`INPUT_COLUMNS` (plus ``ruwe`` /
-    ``phot_g_mean_mag`` when those cuts are on).
-    """
+def select_stars(stars: Any, params: ClusterFinderParams) -> Any:
+    """The quality cuts, then only the columns clustering needs (Spark DataFrame)."""
     from pyspark.sql import functions as F
 
     df = stars
@@ -115,28 +136,55 @@ def find_members(stars: Any, params: ClusterFinderParams) -> pd.DataFrame:
         df = df.where(F.col("ruwe") < params.ruwe_max)
     if params.g_max is not None:
         df = df.where(F.col("phot_g_mean_mag") < params.g_max)
-    df = df.select(*INPUT_COLUMNS).dropna()
-    order, margin = params.field_order, params.margin_levels
+    return df.select(*INPUT_COLUMNS).dropna()
+
+
+def plan_sky_fields(df: Any, params: ClusterFinderParams) -> Any:
+    """Field ids for the stars of ``df``, from star counts per pixel (a small aggregate)."""
+    from pyspark.sql import functions as F
+
+    order = params.deepest_order
+    shift = GAIA_ID_SHIFT + 2 * (GAIA_ID_ORDER - order)
+    counts = (
+        df.select(F.shiftright("source_id", shift).alias("pixel")).groupBy("pixel").count()
+        .toPandas().set_index("pixel")["count"]
+    )
+    return plan_fields(counts, order, params.field_order, params.max_field_stars)
+
+
+def find_members(stars: Any, params: ClusterFinderParams) -> pd.DataFrame:
+    """Members of every cluster in a Spark DataFrame of stars, merged across fields.
+
+    ``stars`` needs the columns in :data:`INPUT_COLUMNS` (plus ``ruwe`` /
+    ``phot_g_mean_mag`` when those cuts are on). The selected stars are cached
+    once: they are read twice (counts per pixel, then the fields).
+    """
     from pyspark.sql.types import LongType, StructField, StructType
 
-    exploded_schema = StructType([*df.schema.fields, StructField("field", LongType(), False)])
+    df = select_stars(stars, params).persist()
+    try:
+        fields = plan_sky_fields(df, params)
+        margin = params.margin_levels
+        exploded_schema = StructType([*df.schema.fields, StructField("field", LongType(), False)])
 
-    def explode(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
-        for batch in batches:
-            yield explode_into_fields(batch, order, margin)
+        def explode(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
+            for batch in batches:
+                yield explode_into_fields(batch, fields, margin)
 
-    settings = params.field_settings()
+        settings = params.field_settings()
 
-    def per_field(frame: pd.DataFrame) -> pd.DataFrame:
-        return cluster_field(frame, settings)
+        def per_field(frame: pd.DataFrame) -> pd.DataFrame:
+            return cluster_field(frame, settings)
 
-    with shuffle_for_fields(df.sparkSession):
-        members = (
-            df.mapInPandas(explode, schema=exploded_schema)
-            .groupBy("field")
-            .applyInPandas(per_field, schema=MEMBER_SCHEMA)
-            .toPandas()
-        )
+        with shuffle_for_fields(df.sparkSession):
+            members = (
+                df.mapInPandas(explode, schema=exploded_schema)
+                .groupBy("field")
+                .applyInPandas(per_field, schema=MEMBER_SCHEMA)
+                .toPandas()
+            )
+    finally:
+        df.unpersist()
     return merge_candidates(members)
 
 

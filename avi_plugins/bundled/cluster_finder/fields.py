@@ -1,11 +1,14 @@
 """Overlapping HEALPix fields, the unit of work of the cluster finder.
 
-A field is one HEALPix pixel at ``field_order`` plus a margin: every star
-whose fine pixel (at ``field_order + margin_levels``) touches the field's
-pixel is in it. A star near an edge therefore belongs to two to four fields
-and a cluster smaller than the margin lies whole in the field that holds its
-centre. Only that field keeps it (see :func:`centre_pixel`), so most
-duplicates never arise; the rest are merged afterwards (:mod:`.merge`).
+A field is one HEALPix pixel plus a margin: every star whose fine pixel (at
+the field's order + ``margin_levels``) touches the field's pixel is in it.
+Fields start at ``field_order`` and dense pixels are split to deeper
+orders (:func:`plan_fields`), so every field holds a few thousand to a few
+ten thousand stars; a field is named by its NUNIQ id. A star near an edge
+therefore belongs to two to four fields and a cluster smaller than the margin
+lies whole in the field that holds its centre. Only that field keeps it (see
+:func:`centre_pixel`), so most duplicates never arise; the rest are merged
+afterwards (:mod:`.merge`).
 
 The pixel of a star comes from its ``source_id`` (bits 35+ are its level-12
 nested HEALPix index, the platform's spatial key); neighbours come from
@@ -34,41 +37,96 @@ def pixel_of_source(source_id: np.ndarray, order: int) -> np.ndarray:
     return np.asarray(source_id, dtype=np.int64) >> shift
 
 
+def field_id(order: int | np.ndarray, pixel: np.ndarray) -> np.ndarray:
+    """NUNIQ id of a field (``4 * 4**order + pixel``): one integer for any order."""
+    return (np.int64(4) << (2 * np.asarray(order, dtype=np.int64))) + np.asarray(pixel, np.int64)
+
+
+def field_order_pixel(uniq: int) -> tuple[int, int]:
+    """(order, pixel) of a NUNIQ field id.
+
+    >>> field_order_pixel(int(field_id(3, np.array([5]))[0]))
+    (3, 5)
+    """
+    order = (int(uniq).bit_length() - 3) // 2
+    return order, int(uniq) - (4 << (2 * order))
+
+
+def plan_fields(
+    pixel_counts: pd.Series, count_order: int, base_order: int, max_stars: int
+) -> np.ndarray:
+    """Adaptive fields: order-``base_order`` pixels, split while they hold > ``max_stars``.
+
+    ``pixel_counts`` maps pixels at ``count_order`` to star counts. HDBSCAN's cost
+    grows faster than linearly with the stars in a field, and one bulge field
+    at a fixed order would hold a hundred times the stars of a high-latitude
+    one and keep one core busy long after the others are done; splitting the
+    dense pixels (as HATS partitions a catalogue) bounds both. Returns the
+    sorted NUNIQ ids of fields tiling the whole sky (empty pixels included).
+    """
+    if not base_order <= count_order <= GAIA_ID_ORDER:
+        raise ValueError(f"count_order {count_order} must be within {base_order}..12")
+    pixels = pixel_counts.index.to_numpy(dtype=np.int64)
+    counts = pixel_counts.to_numpy(dtype=np.int64)
+    fields: list[np.ndarray] = []
+    todo = np.arange(12 * 4**base_order, dtype=np.int64)
+    for order in range(base_order, count_order + 1):
+        parent = pixels >> (2 * (count_order - order))
+        per_pixel = np.bincount(parent, weights=counts, minlength=12 * 4**order)[todo]
+        split = (per_pixel > max_stars) & (order < count_order)
+        fields.append(field_id(order, todo[~split]))
+        todo = (todo[split][:, None] * 4 + np.arange(4)).ravel()
+        if not len(todo):
+            break
+    return np.sort(np.concatenate(fields))
+
+
 def fields_of_stars(
-    source_id: np.ndarray, field_order: int, margin_levels: int
+    source_id: np.ndarray, fields: np.ndarray, margin_levels: int
 ) -> tuple[np.ndarray, np.ndarray]:
     """All (row index, field) memberships of stars in overlapping fields.
 
-    Returns two equal-length arrays: the index into ``source_id`` and the
-    field (pixel at ``field_order``) that row belongs to. Every star belongs
-    to its own pixel's field; stars within one fine pixel of an edge also
-    belong to the neighbouring fields.
+    ``fields`` are NUNIQ ids (:func:`plan_fields`). Returns two equal-length
+    arrays: the index into ``source_id`` and the field id that row belongs to.
+    Every star belongs to the field holding it; stars within one pixel at
+    (field order + ``margin_levels``) of a field's edge also belong to that field.
     """
-    fine_order = field_order + margin_levels
-    if fine_order > GAIA_ID_ORDER:
+    orders = sorted({field_order_pixel(int(u))[0] for u in np.unique(fields)})
+    if orders and orders[-1] + margin_levels > GAIA_ID_ORDER:
         raise ValueError(
-            f"field_order + margin_levels must be <= 12, got {field_order} + {margin_levels}"
+            f"field order + margin_levels must be <= 12, got {orders[-1]} + {margin_levels}"
         )
-    fine = pixel_of_source(source_id, fine_order)
-    unique_fine, inverse = np.unique(fine, return_inverse=True)
-    around = nested.neighbours(unique_fine.astype(np.uint64), fine_order).astype(np.int64)
-    shift = 2 * margin_levels
-    parents = np.where(around >= 0, around >> shift, -1)
-    parents.sort(axis=1)
-    # drop repeated parents within a row so each (star, field) pair appears once
-    repeated = np.zeros_like(parents, dtype=bool)
-    repeated[:, 1:] = parents[:, 1:] == parents[:, :-1]
-    parents[repeated] = -1
-    per_star = parents[inverse]
-    rows, cols = np.nonzero(per_star >= 0)
-    return rows, per_star[rows, cols]
+    all_rows, all_fields = [], []
+    for order in orders:
+        fine_order = order + margin_levels
+        fine = pixel_of_source(source_id, fine_order)
+        unique_fine, inverse = np.unique(fine, return_inverse=True)
+        around = nested.neighbours(unique_fine.astype(np.uint64), fine_order, num_threads=1)
+        around = around.astype(np.int64)
+        parents = np.maximum(around, 0) >> (2 * margin_levels)
+        ids = np.where(around >= 0, field_id(order, parents), -1)
+        ids[~np.isin(ids, fields)] = -1
+        ids.sort(axis=1)
+        # drop repeated fields within a row so each (star, field) pair appears once
+        repeated = np.zeros_like(ids, dtype=bool)
+        repeated[:, 1:] = ids[:, 1:] == ids[:, :-1]
+        ids[repeated] = -1
+        per_star = ids[inverse]
+        rows, cols = np.nonzero(per_star >= 0)
+        all_rows.append(rows)
+        all_fields.append(per_star[rows, cols])
+    if not all_rows:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64)
+    return np.concatenate(all_rows), np.concatenate(all_fields)
 
 
-def explode_into_fields(frame: pd.DataFrame, field_order: int, margin_levels: int) -> pd.DataFrame:
-    """Copy each row once per field it belongs to, adding a ``field`` column."""
-    rows, fields = fields_of_stars(frame["source_id"].to_numpy(), field_order, margin_levels)
+def explode_into_fields(
+    frame: pd.DataFrame, fields: np.ndarray, margin_levels: int
+) -> pd.DataFrame:
+    """Copy each row once per field it belongs to, adding a ``field`` (NUNIQ id) column."""
+    rows, ids = fields_of_stars(frame["source_id"].to_numpy(), fields, margin_levels)
     out = frame.iloc[rows].reset_index(drop=True)
-    out["field"] = fields
+    out["field"] = ids
     return out
 
 

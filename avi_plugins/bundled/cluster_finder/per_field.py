@@ -20,11 +20,16 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+from scipy.spatial import cKDTree
 from scipy.stats import mannwhitneyu, norm
-from sklearn.neighbors import NearestNeighbors
 from sklearn.preprocessing import RobustScaler
 
-from avi_plugins.bundled.cluster_finder.fields import centre_pixel, mean_direction, tangent_plane
+from avi_plugins.bundled.cluster_finder.fields import (
+    centre_pixel,
+    field_order_pixel,
+    mean_direction,
+    tangent_plane,
+)
 
 INPUT_COLUMNS = ("source_id", "ra", "dec", "l", "b", "pmra", "pmdec", "parallax")
 MEMBER_SCHEMA = (
@@ -32,6 +37,7 @@ MEMBER_SCHEMA = (
     "pmra double, pmdec double, parallax double, probability double, significance double"
 )
 MEMBER_COLUMNS = tuple(part.split()[0] for part in MEMBER_SCHEMA.split(", "))
+MAX_CLUSTER_STARS = 2000  # larger candidates are field populations, not comparison-excluded
 _MAX_SIGMA = 37.0  # norm.isf of the smallest double p-value
 
 
@@ -39,12 +45,12 @@ _MAX_SIGMA = 37.0  # norm.isf of the smallest double p-value
 class FieldSettings:
     """How each field is clustered (a picklable bundle shipped to Spark workers)."""
 
-    field_order: int
     min_cluster_size: int
     min_samples: int
     selection_method: str
     min_significance: float
     max_contrast: float = 0.5
+    max_radius_pc: float = 20.0
     backend: str = "hdbscan"
 
 
@@ -71,7 +77,13 @@ def run_hdbscan(points: np.ndarray, settings: FieldSettings) -> tuple[np.ndarray
     return model.labels_.astype(np.int32), model.probabilities_.astype(np.float64)
 
 
-def significance(points: np.ndarray, members: np.ndarray, k: int) -> tuple[float, float]:
+def significance(
+    points: np.ndarray,
+    members: np.ndarray,
+    k: int,
+    trees: FieldTrees | None = None,
+    others: np.ndarray | None = None,
+) -> tuple[float, float]:
     """CST: (sigma, contrast) of how much denser the members are than comparable field stars.
 
     The comparison stars are the non-members closest to the candidate in
@@ -81,45 +93,85 @@ def significance(points: np.ndarray, members: np.ndarray, k: int) -> tuple[float
     (in the rescaled 5-d space) are much smaller; for a mere mode of the field
     population they are not. Returns the one-sided Mann-Whitney U significance
     in sigma and the ratio of median k-NN distances (members / field).
+    ``trees`` (built once per field) saves rebuilding the k-d trees per candidate.
+    ``others`` marks members of the field's other compact candidates: they are
+    left out of the comparison, or a cluster next to another one in proper
+    motion would be judged against that cluster's density instead of the field's.
     """
     n_members = int(members.sum())
     k = max(1, min(k, len(points) - 1))
-    n_field = min(int((~members).sum()), max(10 * n_members, 50))
+    usable = ~members if others is None else ~(members | others)
+    n_field = min(int(usable.sum()), max(10 * n_members, 50))
     if n_field < 5:
         return 0.0, 1.0
-    kinematic = NearestNeighbors().fit(points[:, 2:])
-    centre = np.median(points[members, 2:], axis=0, keepdims=True)
-    _, near = kinematic.kneighbors(centre, n_neighbors=min(len(points), n_members + n_field))
-    candidates = near[0][~members[near[0]]][:n_field]
-    tree = NearestNeighbors(n_neighbors=k + 1).fit(points)
-    member_dist = tree.kneighbors(points[members])[0][:, -1]
-    field_dist = tree.kneighbors(points[candidates])[0][:, -1]
+    trees = trees or FieldTrees(points)
+    centre = np.median(points[members, 2:], axis=0)
+    n_query = min(len(points), len(points) - int(usable.sum()) + n_field)
+    near = np.atleast_1d(trees.kinematic.query(centre, k=n_query)[1])
+    candidates = near[usable[near]][:n_field]
+    member_dist = trees.knn_distance(np.flatnonzero(members), k)
+    field_dist = trees.knn_distance(candidates, k)
     p_value = mannwhitneyu(member_dist, field_dist, alternative="less").pvalue
     sigma = float(min(_MAX_SIGMA, norm.isf(max(p_value, 1e-300))))
     contrast = float(np.median(member_dist) / max(np.median(field_dist), 1e-12))
     return sigma, contrast
 
 
+class FieldTrees:
+    """k-d trees of one field's points, in 5-d and in (pmra, pmdec, parallax), built once."""
+
+    def __init__(self, points: np.ndarray) -> None:
+        self.points = points
+        self.full = cKDTree(points)
+        self.kinematic = cKDTree(points[:, 2:])
+
+    def knn_distance(self, index: np.ndarray, k: int) -> np.ndarray:
+        """Distance of each indexed point to its k-th neighbour (itself excluded)."""
+        return self.full.query(self.points[index], k=[k + 1])[0][:, 0]
+
+
+def half_mass_radius_pc(raw: np.ndarray) -> float:
+    """Median distance of members from their centre, in parsecs at their median parallax.
+
+    ``raw`` rows are (x, y in degrees on the tangent plane, pmra, pmdec, parallax).
+    A parallax below 0.05 mas (noise-dominated) counts as 20 kpc.
+    """
+    offsets = raw[:, :2] - np.median(raw[:, :2], axis=0)
+    radius_deg = float(np.median(np.hypot(offsets[:, 0], offsets[:, 1])))
+    return float(np.radians(radius_deg) * 1000.0 / max(float(np.median(raw[:, 4])), 0.05))
+
+
 def _candidates(
-    points: np.ndarray, settings: FieldSettings, depth: int = 0
+    points: np.ndarray, raw: np.ndarray, settings: FieldSettings, depth: int = 0
 ) -> list[tuple[np.ndarray, np.ndarray, float]]:
     """(member indices, probabilities, sigma) of accepted clusters among ``points``.
 
+    ``raw`` holds the same stars before rescaling. A candidate is kept when it is
+    significantly denser than comparable field stars (:func:`significance`) and
+    physically compact: a half-mass radius above ``max_radius_pc`` is a
+    kinematic mode of the distant field population, which looks tight in
+    proper motion and parallax but spreads over the whole field, not an open
+    cluster (Hunt & Reffert 2023 set such extended groups apart as well).
     A rejected candidate large enough is clustered once more on its own
     (rescaled again): a compact cluster that HDBSCAN attached to a broad mode
     of the field population then separates from it.
     """
     labels, probabilities = run_hdbscan(points, settings)
+    trees = FieldTrees(points)
+    found, sizes = np.unique(labels[labels >= 0], return_counts=True)
+    compact = np.isin(labels, found[sizes <= MAX_CLUSTER_STARS])
     accepted = []
-    for label in np.unique(labels[labels >= 0]):
+    for label in found:
         members = labels == label
-        sigma, contrast = significance(points, members, settings.min_samples)
-        if sigma >= settings.min_significance and contrast <= settings.max_contrast:
+        sigma, contrast = significance(points, members, settings.min_samples, trees,
+                                       others=compact & ~members)
+        if (sigma >= settings.min_significance and contrast <= settings.max_contrast
+                and half_mass_radius_pc(raw[members]) <= settings.max_radius_pc):
             accepted.append((np.flatnonzero(members), probabilities[members], sigma))
         elif depth == 0 and members.sum() >= 4 * settings.min_cluster_size:
             inner = np.flatnonzero(members)
             rescaled = RobustScaler().fit_transform(points[inner])
-            for sub, prob, sub_sigma in _candidates(rescaled, settings, depth + 1):
+            for sub, prob, sub_sigma in _candidates(rescaled, raw[inner], settings, depth + 1):
                 accepted.append((inner[sub], prob, sub_sigma))
     return accepted
 
@@ -138,6 +190,7 @@ def cluster_field(frame: pd.DataFrame, settings: FieldSettings) -> pd.DataFrame:
         return empty
     frame = frame.sort_values("source_id", kind="stable").reset_index(drop=True)
     field = int(frame["field"].iloc[0])
+    field_order, field_pixel = field_order_pixel(field)
     l0, b0 = mean_direction(frame["l"].to_numpy(), frame["b"].to_numpy())
     x, y = tangent_plane(frame["l"].to_numpy(), frame["b"].to_numpy(), l0, b0)
     raw = np.column_stack(
@@ -146,9 +199,9 @@ def cluster_field(frame: pd.DataFrame, settings: FieldSettings) -> pd.DataFrame:
     points = RobustScaler().fit_transform(raw)
     kept = []
     ra, dec = frame["ra"].to_numpy(), frame["dec"].to_numpy()
-    for label, (index, probability, sigma) in enumerate(_candidates(points, settings)):
+    for label, (index, probability, sigma) in enumerate(_candidates(points, raw, settings)):
         ra_c, dec_c = mean_direction(ra[index], dec[index])
-        if centre_pixel(ra_c, dec_c, settings.field_order) != field:
+        if centre_pixel(ra_c, dec_c, field_order) != field_pixel:
             continue  # another field holds its centre and keeps it whole
         part = frame.loc[index, list(INPUT_COLUMNS)].copy()
         part.insert(0, "label", np.int32(label))
