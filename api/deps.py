@@ -7,18 +7,21 @@ routes add ``Depends(require_operator)`` on the decorator.
 Dependencies that do no blocking I/O are ``async def``: FastAPI runs a plain
 ``def`` dependency in a worker thread, and under load those hops (several per
 request, all queueing for the same thread pool) cost more than the work. The
-session is opened lazily (no connection until first used) and, when the route
-left a transaction open, closed in a worker thread. Authentication first asks
+session is opened lazily (no connection until first used) and closed on the
+event loop (see :func:`get_session`). Authentication first asks
 the in-process :class:`~api.auth_cache.TokenCache` and reads the store only on
 a miss.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from typing import Annotated
+import functools
+import inspect
+from collections.abc import AsyncIterator, Callable
+from typing import Annotated, Any
 
 from fastapi import Depends, HTTPException, Path, Request, status
+from fastapi.routing import APIRoute
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.orm import Session, sessionmaker
 from starlette.concurrency import run_in_threadpool
@@ -34,17 +37,53 @@ bearer = HTTPBearer(auto_error=False, description="An avip API token (`avip logi
 
 
 async def get_session(request: Request) -> AsyncIterator[Session]:
+    """A session for the route, closed on the event loop right after it.
+
+    Closing must not wait for a worker thread: a route that read without committing still
+    holds its pooled connection, and 200 such requests queued for threads while the threads
+    queued for connections deadlocked the pool (500s after the pool timeout). Closing
+    returns the connection at once (a local rollback; one loopback round trip on PostgreSQL).
+    """
     session: Session = request.app.state.sessions()
     try:
         yield session
     finally:
-        if session.in_transaction():  # ending it may mean a round trip: not on the event loop
-            await run_in_threadpool(session.close)
-        else:
-            session.close()
+        session.close()
 
 
 SessionDep = Annotated[Session, Depends(get_session)]
+
+
+class SessionRoute(APIRoute):
+    """A route whose plain ``def`` endpoint closes its session in its own worker thread.
+
+    FastAPI validates a sync endpoint's return value in *another* worker-thread hop. A read
+    that never committed would hold its pooled connection through that wait, and with
+    every thread blocked on a connection held by a request waiting for a thread, the pool
+    deadlocks under load (500s after its timeout). Closing right after the endpoint keeps
+    the route's semantics (uncommitted work is rolled back, as before) and returns the
+    connection first; loaded rows stay readable (``expire_on_commit=False``, close does not
+    expire). Routers use it with ``APIRouter(route_class=SessionRoute)``.
+    """
+
+    def __init__(self, path: str, endpoint: Callable[..., Any], **kwargs: Any) -> None:
+        if not inspect.iscoroutinefunction(endpoint) and not hasattr(endpoint, "_closes_sessions"):
+            endpoint = _closing_sessions(endpoint)
+        super().__init__(path, endpoint, **kwargs)
+
+
+def _closing_sessions(endpoint: Callable[..., Any]) -> Callable[..., Any]:
+    @functools.wraps(endpoint)
+    def run(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return endpoint(*args, **kwargs)
+        finally:
+            for value in kwargs.values():
+                if isinstance(value, Session):
+                    value.close()
+
+    run._closes_sessions = True  # type: ignore[attr-defined]
+    return run
 
 MISSING_TOKEN = "missing token: send 'Authorization: Bearer <token>' (get one with `avip login`)"
 BAD_TOKEN = "token unknown, expired or revoked: ask an operator for a new one"

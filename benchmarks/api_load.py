@@ -38,6 +38,10 @@ from pathlib import Path
 import aiohttp
 import httpx
 
+# Python puts this folder first on sys.path, where benchmarks/lakehouse.py would shadow the
+# lakehouse package the service imports.
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
+
 SUBMIT = {"avi": "cone_search",
           "params": {"ra": 56.75, "dec": 24.12, "radius_deg": 0.2, "formats": ["csv"]}}
 

@@ -9,12 +9,12 @@ from fastapi import APIRouter, Response, status
 from pydantic import BaseModel, ConfigDict, Field
 
 from api import alert_filter_store as store
-from api.deps import CurrentUser, SessionDep, SettingsDep
+from api.deps import CurrentUser, SessionDep, SessionRoute, SettingsDep
 from api.models import AlertFilterRow
 from api.routes.errors import http_errors
 from spark_jobs.alerts.rows import filter_columns
 
-router = APIRouter(prefix="/alert-filters", tags=["alerts"])
+router = APIRouter(prefix="/alert-filters", tags=["alerts"], route_class=SessionRoute)
 
 
 class AlertFilterCreate(BaseModel):

@@ -5,11 +5,11 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from api.avis import describe
-from api.deps import CatalogueDep, CurrentUser
+from api.deps import CatalogueDep, CurrentUser, SessionRoute
 from api.routes.errors import http_errors
 from api.schemas import AviDetail, AviPublic, AvisPublic
 
-router = APIRouter(prefix="/avis", tags=["avis"])
+router = APIRouter(prefix="/avis", tags=["avis"], route_class=SessionRoute)
 
 
 @router.get("", response_model=AvisPublic)

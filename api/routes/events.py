@@ -6,11 +6,11 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 
-from api.deps import CurrentUser, SessionDep
+from api.deps import CurrentUser, SessionDep, SessionRoute
 from api.schemas import EventPublic, EventsPublic
 from api.store import jobs as job_store
 
-router = APIRouter(prefix="/events", tags=["events"])
+router = APIRouter(prefix="/events", tags=["events"], route_class=SessionRoute)
 
 
 @router.get("", response_model=EventsPublic)

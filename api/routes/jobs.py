@@ -10,7 +10,15 @@ from fastapi.responses import FileResponse, PlainTextResponse
 
 from api import jobs_service, result_files
 from api.backends import LOG_FILE
-from api.deps import CapacityDep, CatalogueDep, CurrentUser, RowId, SessionDep, SettingsDep
+from api.deps import (
+    CapacityDep,
+    CatalogueDep,
+    CurrentUser,
+    RowId,
+    SessionDep,
+    SessionRoute,
+    SettingsDep,
+)
 from api.models import Job, User
 from api.routes.errors import http_errors
 from api.schemas import (
@@ -24,7 +32,7 @@ from api.schemas import (
 )
 from api.store import jobs as job_store
 
-router = APIRouter(prefix="/jobs", tags=["jobs"])
+router = APIRouter(prefix="/jobs", tags=["jobs"], route_class=SessionRoute)
 
 
 def job_public(job: Job, owner: str, positions: dict[int, int]) -> JobPublic:

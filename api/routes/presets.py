@@ -5,13 +5,13 @@ from __future__ import annotations
 
 from fastapi import APIRouter, HTTPException, Response, status
 
-from api.deps import CurrentUser, RowId, SessionDep
+from api.deps import CurrentUser, RowId, SessionDep, SessionRoute
 from api.models import DashboardPreset, User
 from api.routes.errors import http_errors
 from api.schemas import PresetCreate, PresetLayout, PresetPublic, PresetsPublic, PresetUpdate
 from api.store import presets as store
 
-router = APIRouter(prefix="/presets", tags=["presets"])
+router = APIRouter(prefix="/presets", tags=["presets"], route_class=SessionRoute)
 
 
 def _public(preset: DashboardPreset, owner: User, user: User) -> PresetPublic:

@@ -9,7 +9,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Response, status
 from fastapi.responses import StreamingResponse
 
-from api.deps import CurrentUser, RowId, SessionDep, SettingsDep
+from api.deps import CurrentUser, RowId, SessionDep, SessionRoute, SettingsDep
 from api.errors import Invalid
 from api.models import Share, User
 from api.pools import quota_for
@@ -22,7 +22,7 @@ from api.store import shares as share_store
 from api.store import users as user_store
 from api.user_space import JOBS_DIR, UserSpace, normalize, user_space
 
-router = APIRouter(prefix="/shares", tags=["shares"])
+router = APIRouter(prefix="/shares", tags=["shares"], route_class=SessionRoute)
 
 
 def share_public(session: SessionDep, share: Share, owner: User) -> SharePublic:

@@ -7,7 +7,15 @@ from datetime import timedelta
 from fastapi import APIRouter, Depends, status
 from sqlalchemy import func, select
 
-from api.deps import CapacityDep, CurrentUser, RowId, SessionDep, SettingsDep, require_operator
+from api.deps import (
+    CapacityDep,
+    CurrentUser,
+    RowId,
+    SessionDep,
+    SessionRoute,
+    SettingsDep,
+    require_operator,
+)
 from api.models import Job, PoolOverride
 from api.pools import ROLE_DEFAULTS, Quota
 from api.routes.errors import http_errors
@@ -28,7 +36,7 @@ from api.schemas import (
 from api.store import users as user_store
 from api.user_space import user_space
 
-router = APIRouter(prefix="/users", tags=["users"])
+router = APIRouter(prefix="/users", tags=["users"], route_class=SessionRoute)
 operator_only = [Depends(require_operator)]
 
 
@@ -140,7 +148,7 @@ def clear_pool(session: SessionDep, name: str) -> PoolPublic:
                       overridden=False)
 
 
-pools_router = APIRouter(prefix="/pools", tags=["users"])
+pools_router = APIRouter(prefix="/pools", tags=["users"], route_class=SessionRoute)
 
 
 @pools_router.get("", response_model=PoolsPublic, dependencies=operator_only)
