@@ -139,17 +139,21 @@ def decide(
     }
 
     # Hypothetical allocation (running + everything placed ahead in the walk) drives the order.
+    # The loop below runs once per queued job: shares are computed inline and the heap is
+    # updated with one sift (heapreplace) instead of a pop and a push.
     walk_share: dict[str, list[int]] = {u: [used[u][0], used[u][1]] for u in ordered}
     heap = [(_dominant(walk_share[u], cap_cores, cap_mem), u) for u in ordered]
     heapq.heapify(heap)
     blocked: set[str] = set()
     decision = Decision()
+    positions = decision.positions
     position = 0
     while heap:
-        _, user = heapq.heappop(heap)
-        job = ordered[user].popleft()
+        user = heap[0][1]
+        user_queue = ordered[user]
+        job = user_queue.popleft()
         position += 1
-        decision.positions[job.id] = position
+        positions[job.id] = position
         if user not in blocked:
             pool = pools.get(user)
             usage = used[user]
@@ -173,8 +177,11 @@ def decide(
         share = walk_share[user]
         share[0] += job.cores
         share[1] += job.memory_mb
-        if ordered[user]:
-            heapq.heappush(heap, (_dominant(share, cap_cores, cap_mem), user))
+        if user_queue:
+            dominant = max(share[0] / cap_cores, share[1] / cap_mem)
+            heapq.heapreplace(heap, (dominant, user))
+        else:
+            heapq.heappop(heap)
     return decision
 
 
