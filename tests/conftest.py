@@ -1,13 +1,32 @@
 """Suite-wide fixtures: one local Spark session per test run (UI off, few
-shuffle partitions), as delta-io's own test utilities do."""
+shuffle partitions), as delta-io's own test utilities do; and the pieces several
+areas share to run the real API on loopback (``serve_api``, ``free_port``) and to
+ingest a synthetic sky as an operator would (``ingest_synthetic_cli``).
+
+Those shared pieces are fixtures returning callables because pytest runs with
+``--import-mode=importlib``, where a helper module under tests/ is not importable.
+"""
 
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import pytest
 from pyspark.sql import SparkSession
+
+if TYPE_CHECKING:
+    from api.client import AvipClient
+    from api.settings import Settings
 
 
 @pytest.fixture(scope="session")
@@ -35,3 +54,93 @@ def standalone_master() -> str:
     if not master:
         pytest.skip("no standalone cluster: run through `make test` (devstack starts it)")
     return master
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture(scope="session")
+def free_port() -> Callable[[], int]:
+    """A function returning a free loopback TCP port."""
+    return _free_port
+
+
+@dataclass
+class LiveApi:
+    """The real API served on ``url``, with a bootstrap operator's token."""
+
+    url: str
+    app: Any
+    settings: Settings
+    operator_token: str
+
+    def operator(self) -> AvipClient:
+        from api.client import AvipClient
+
+        return AvipClient(self.url, self.operator_token)
+
+    def make_user(self, name: str, roles: list[str] | None = None,
+                  groups: list[str] | None = None, label: str = "test") -> str:
+        """Create a user through the API; return a fresh token."""
+        with self.operator() as op:
+            op.create_user(name, roles or ["scientist"], groups)
+            return op.issue_token(name, label).token
+
+
+@contextmanager
+def _serve_api(settings: Settings, *, catalogue: Any = None,
+               run_scheduler: bool = False) -> Iterator[LiveApi]:
+    import uvicorn
+
+    from api.bootstrap import ensure_operator
+    from api.main import create_app
+
+    app = create_app(settings, catalogue=catalogue, run_scheduler=run_scheduler)
+    token_file = ensure_operator(app.state.sessions, settings.data_dir, 1)
+    assert token_file is not None
+    port = _free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port,
+                                           log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    try:
+        deadline = time.monotonic() + 30
+        while not server.started:
+            if time.monotonic() > deadline or not thread.is_alive():
+                raise RuntimeError("uvicorn did not start")
+            time.sleep(0.05)
+        yield LiveApi(f"http://127.0.0.1:{port}", app, settings,
+                      token_file.read_text().strip())
+    finally:
+        server.should_exit = True
+        thread.join(timeout=60)
+
+
+@pytest.fixture(scope="session")
+def serve_api() -> Callable[..., AbstractContextManager[LiveApi]]:
+    """``with serve_api(settings, catalogue=..., run_scheduler=...) as api:`` — the real
+    app under uvicorn in a background thread on a free loopback port, with a bootstrap
+    operator (``api.operator_token``, ``api.operator()``, ``api.make_user(name)``)."""
+    return _serve_api
+
+
+def _ingest_synthetic_cli(root: str, *, rows: int, seed: int, clusters: int,
+                          timeout_s: float) -> str:
+    env = dict(os.environ, PYSPARK_PYTHON=sys.executable, PYSPARK_DRIVER_PYTHON=sys.executable,
+               AVIP_SPARK_MASTER="local[2]")
+    done = subprocess.run(
+        [str(Path(sys.executable).parent / "avip"), "ingest", "synthetic", "--rows", str(rows),
+         "--seed", str(seed), "--clusters", str(clusters), "--root", root],
+        env=env, capture_output=True, text=True, timeout=timeout_s)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    return root
+
+
+@pytest.fixture(scope="session")
+def ingest_synthetic_cli() -> Callable[..., str]:
+    """``ingest_synthetic_cli(root, rows=, seed=, clusters=, timeout_s=)``: a synthetic sky
+    ingested by ``avip ingest synthetic`` in its own process, as an operator would."""
+    return _ingest_synthetic_cli

@@ -144,53 +144,9 @@ def make_user(client: TestClient, operator: dict[str, str]):  # type: ignore[no-
     return make
 
 
-class LiveServer:
-    """The real app under uvicorn on a free loopback port, in a background thread."""
-
-    def __init__(self, app, port: int) -> None:  # type: ignore[no-untyped-def]
-        import threading
-
-        import uvicorn
-
-        self.url = f"http://127.0.0.1:{port}"
-        self.app = app
-        self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port,
-                                                    log_level="warning"))
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
-
-    def __enter__(self) -> LiveServer:
-        import time
-
-        self.thread.start()
-        deadline = time.monotonic() + 20
-        while not self.server.started:
-            if time.monotonic() > deadline:
-                raise RuntimeError("uvicorn did not start")
-            time.sleep(0.05)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.server.should_exit = True
-        self.thread.join(timeout=20)
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture
-def live(tmp_path: Path, catalogue: StaticCatalogue) -> Iterator[LiveServer]:
+def live(tmp_path: Path, catalogue: StaticCatalogue, serve_api):  # type: ignore[no-untyped-def]
     """A served app on SQLite with a bootstrap operator; ``live.operator_token``."""
-    from api.bootstrap import ensure_operator
-
     settings = Settings(data_dir=tmp_path / "data", cluster_cores=8, cluster_memory_mb=16384)
-    app = create_app(settings, catalogue=catalogue)
-    path = ensure_operator(app.state.sessions, settings.data_dir, 1)
-    assert path is not None
-    with LiveServer(app, free_port()) as server:
-        server.operator_token = path.read_text().strip()  # type: ignore[attr-defined]
+    with serve_api(settings, catalogue=catalogue) as server:
         yield server

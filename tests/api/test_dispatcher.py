@@ -104,20 +104,10 @@ def test_cancel_running_job_stops_the_process_group(client: TestClient, make_use
 
 
 @pytest.fixture(scope="module")
-def synthetic_lake(tmp_path_factory: pytest.TempPathFactory) -> str:
+def synthetic_lake(tmp_path_factory: pytest.TempPathFactory, ingest_synthetic_cli) -> str:  # type: ignore[no-untyped-def]
     """A small synthetic sky, ingested in its own process as an operator would."""
-    import subprocess
-    import sys
-
-    root = str(tmp_path_factory.mktemp("lake"))
-    env = dict(os.environ, PYSPARK_PYTHON=sys.executable, PYSPARK_DRIVER_PYTHON=sys.executable,
-               AVIP_SPARK_MASTER="local[2]")
-    ingest = subprocess.run(
-        [str(Path(sys.executable).parent / "avip"), "ingest", "synthetic", "--rows", "4000",
-         "--seed", "5", "--clusters", "1", "--root", root],
-        env=env, capture_output=True, text=True, timeout=600)
-    assert ingest.returncode == 0, ingest.stdout[-2000:] + ingest.stderr[-2000:]
-    return root
+    return ingest_synthetic_cli(str(tmp_path_factory.mktemp("lake")), rows=4000, seed=5,
+                                clusters=1, timeout_s=600)
 
 
 @pytest.mark.slow

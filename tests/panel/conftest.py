@@ -3,95 +3,27 @@ uvicorn on a loopback port, an operator, scientists, and finished jobs with resu
 
 from __future__ import annotations
 
-import os
-import socket
-import subprocess
-import sys
-import threading
-import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from api.client import AvipClient
 from api.settings import Settings
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-class Uvicorn:
-    """An ASGI app under uvicorn in a background thread."""
-
-    def __init__(self, app: Any, port: int) -> None:
-        import uvicorn
-
-        self.url = f"http://127.0.0.1:{port}"
-        self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port,
-                                                    log_level="warning"))
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
-
-    def __enter__(self) -> Uvicorn:
-        self.thread.start()
-        deadline = time.monotonic() + 30
-        while not self.server.started:
-            if time.monotonic() > deadline:
-                raise RuntimeError("uvicorn did not start")
-            time.sleep(0.05)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.server.should_exit = True
-        self.thread.join(timeout=60)
-
-
-@dataclass
-class LiveApi:
-    url: str
-    app: Any
-    settings: Settings
-    operator_token: str
-
-    def operator(self) -> AvipClient:
-        return AvipClient(self.url, self.operator_token)
-
-    def make_user(self, name: str, roles: list[str] | None = None,
-                  groups: list[str] | None = None) -> str:
-        """Create a user through the API; return a fresh token."""
-        with self.operator() as op:
-            op.create_user(name, roles or ["scientist"], groups)
-            return op.issue_token(name, "test").token
-
-
-def start_api(settings: Settings, *, run_scheduler: bool) -> tuple[Uvicorn, LiveApi]:
-    from api.avis import RegistryCatalogue
-    from api.bootstrap import ensure_operator
-    from api.main import create_app
-
-    app = create_app(settings, catalogue=RegistryCatalogue(), run_scheduler=run_scheduler)
-    token_file = ensure_operator(app.state.sessions, settings.data_dir, 1)
-    assert token_file is not None
-    server = Uvicorn(app, free_port())
-    return server, LiveApi(server.url, app, settings, token_file.read_text().strip())
-
-
 @pytest.fixture
-def live_api(tmp_path: Path) -> Iterator[LiveApi]:
+def live_api(tmp_path: Path, serve_api) -> Iterator[Any]:  # type: ignore[no-untyped-def]
     """The real API on SQLite, bundled AVIs, no scheduler (jobs stay queued)."""
+    from api.avis import RegistryCatalogue
+
     settings = Settings(data_dir=tmp_path / "data", cluster_cores=8, cluster_memory_mb=16384)
-    server, api = start_api(settings, run_scheduler=False)
-    with server:
+    with serve_api(settings, catalogue=RegistryCatalogue(), run_scheduler=False) as api:
         yield api
 
 
 @pytest.fixture
-def finished_job(live_api: LiveApi) -> Callable[..., int]:
+def finished_job(live_api: Any) -> Callable[..., int]:
     """Make a succeeded job of ``owner`` whose result folder holds ``files`` (test setup
     straight in the store, as the dispatcher would leave it)."""
     from sqlalchemy import select
@@ -120,29 +52,23 @@ def finished_job(live_api: LiveApi) -> Callable[..., int]:
 
 
 @pytest.fixture(scope="module")
-def lakehouse(tmp_path_factory: pytest.TempPathFactory) -> str:
+def lakehouse(tmp_path_factory: pytest.TempPathFactory, ingest_synthetic_cli) -> str:  # type: ignore[no-untyped-def]
     """20,000 synthetic stars, ingested in their own process as an operator would."""
-    root = str(tmp_path_factory.mktemp("lake"))
-    env = dict(os.environ, PYSPARK_PYTHON=sys.executable, PYSPARK_DRIVER_PYTHON=sys.executable,
-               AVIP_SPARK_MASTER="local[2]")
-    done = subprocess.run(
-        [str(Path(sys.executable).parent / "avip"), "ingest", "synthetic", "--rows", "20000",
-         "--seed", "11", "--clusters", "2", "--root", root],
-        env=env, capture_output=True, text=True, timeout=900)
-    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
-    return root
+    return ingest_synthetic_cli(str(tmp_path_factory.mktemp("lake")), rows=20000, seed=11,
+                                clusters=2, timeout_s=900)
 
 
 @pytest.fixture(scope="module")
-def platform(lakehouse: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+def platform(lakehouse: str, tmp_path_factory: pytest.TempPathFactory, serve_api,  # type: ignore[no-untyped-def]
+             free_port) -> Iterator[Any]:
     """API + scheduler and the Panel server, both on loopback ports."""
+    from api.avis import RegistryCatalogue
     from panel_apps.app import serve
 
     data = tmp_path_factory.mktemp("platform")
     settings = Settings(data_dir=data / "data", lakehouse_uri=lakehouse, cluster_cores=2,
                         cluster_memory_mb=4096, spark_master="local[2]")
-    server, api = start_api(settings, run_scheduler=True)
-    with server:
+    with serve_api(settings, catalogue=RegistryCatalogue(), run_scheduler=True) as api:
         port = free_port()
         panel = serve(api.url, address="127.0.0.1", port=port, cache_root=data / "cache",
                       threaded=True)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -67,56 +68,14 @@ def import_note(zeppelin: ZeppelinClient) -> Iterator[Callable[..., str]]:
             zeppelin.delete_note(note_id)
 
 
+@dataclass
 class NotesApi:
-    """The real avip API (bundled AVIs, scheduler on) under uvicorn on a free loopback port,
-    reading the notes' lakehouse; ``token_file`` holds a scientist's token."""
+    """The real avip API (bundled AVIs, scheduler on) on a free loopback port, reading the
+    notes' lakehouse; ``token_file`` holds a scientist's token."""
 
-    def __init__(self, lakehouse: str, data_dir: Path) -> None:
-        import socket
-        import threading
-
-        import uvicorn
-
-        from api.avis import RegistryCatalogue
-        from api.bootstrap import ensure_operator
-        from api.main import create_app
-        from api.settings import Settings
-
-        self.settings = Settings(data_dir=data_dir, lakehouse_uri=lakehouse, cluster_cores=2,
-                                 cluster_memory_mb=4096, spark_master="local[2]")
-        self.app = create_app(self.settings, catalogue=RegistryCatalogue(), run_scheduler=True)
-        operator_file = ensure_operator(self.app.state.sessions, data_dir, 1)
-        assert operator_file is not None
-        self.operator_token = operator_file.read_text().strip()
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            port = int(probe.getsockname()[1])
-        self.url = f"http://127.0.0.1:{port}"
-        self.server = uvicorn.Server(uvicorn.Config(self.app, host="127.0.0.1", port=port,
-                                                    log_level="warning"))
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
-        self.token_file = data_dir / "scientist.token"
-
-    def __enter__(self) -> NotesApi:
-        import time
-
-        from api.client import AvipClient
-
-        self.thread.start()
-        deadline = time.monotonic() + 30
-        while not self.server.started:
-            if time.monotonic() > deadline:
-                raise RuntimeError("uvicorn did not start")
-            time.sleep(0.05)
-        with AvipClient(self.url, self.operator_token) as operator:
-            operator.create_user("explorer", ["scientist"])
-            self.token = operator.issue_token("explorer", "notes").token
-        self.token_file.write_text(self.token + "\n")
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.server.should_exit = True
-        self.thread.join(timeout=60)
+    url: str
+    token: str
+    token_file: Path
 
     def note_params(self) -> dict[str, str]:
         """The API note's variables (z.textbox form values) pointing here."""
@@ -124,7 +83,16 @@ class NotesApi:
 
 
 @pytest.fixture(scope="session")
-def notes_api(note_lakehouse: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[NotesApi]:
-    with NotesApi(note_lakehouse, tmp_path_factory.mktemp("notes-api")) as api:
-        yield api
+def notes_api(note_lakehouse: str, tmp_path_factory: pytest.TempPathFactory,
+              serve_api) -> Iterator[NotesApi]:  # type: ignore[no-untyped-def]
+    from api.avis import RegistryCatalogue
+    from api.settings import Settings
 
+    data_dir = tmp_path_factory.mktemp("notes-api")
+    settings = Settings(data_dir=data_dir, lakehouse_uri=note_lakehouse, cluster_cores=2,
+                        cluster_memory_mb=4096, spark_master="local[2]")
+    with serve_api(settings, catalogue=RegistryCatalogue(), run_scheduler=True) as api:
+        token = api.make_user("explorer", ["scientist"], label="notes")
+        token_file = data_dir / "scientist.token"
+        token_file.write_text(token + "\n")
+        yield NotesApi(api.url, token, token_file)
