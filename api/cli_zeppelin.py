@@ -30,6 +30,9 @@ zeppelin_app = typer.Typer(help="Push, run and export Zeppelin notes.", no_args_
 UrlOpt = Annotated[str | None, typer.Option("--url", help="Zeppelin base URL")]
 UserOpt = Annotated[str | None, typer.Option("--user", help="Zeppelin user")]
 PasswordOpt = Annotated[str | None, typer.Option("--password", help="Zeppelin password")]
+ParamOpt = Annotated[list[str] | None, typer.Option(
+    "--param", "-p", help="NAME=VALUE form value (z.textbox) for every paragraph, repeatable; "
+    "e.g. api_url=http://127.0.0.1:8765")]
 
 
 def _fail(message: str, code: int = 2) -> typer.Exit:
@@ -90,9 +93,16 @@ def push(
 def run(
     note: Annotated[str, typer.Argument(help="note id or path, e.g. '/avip/01 Start here'")],
     paragraph: Annotated[str | None, typer.Option(help="run only this paragraph id")] = None,
+    param: ParamOpt = None,
     url: UrlOpt = None, user: UserOpt = None, password: PasswordOpt = None,
 ) -> None:
     """Run a note (or one paragraph) on the server and print its results."""
+    from zeppelin_notes.runner import parse_params
+
+    try:
+        params = parse_params(param or [])
+    except ValueError as exc:
+        raise _fail(str(exc)) from exc
     client = _client(url, user, password)
     try:
         note_id = client.find_note(note) if note.startswith("/") else note
@@ -101,7 +111,7 @@ def run(
         if paragraph:
             runs = [client.run_paragraph(note_id, paragraph, check=False)]
         else:
-            runs = client.run_all(note_id, check=False)
+            runs = client.run_all(note_id, check=False, params=params)
     except SessionExpired as exc:
         raise _fail(str(exc)) from exc
     except ZeppelinError as exc:
@@ -134,8 +144,10 @@ def export(
 @zeppelin_app.command()
 def local(
     notes: Annotated[list[Path] | None, typer.Argument(help=".zpln files (default: all)")] = None,
+    param: ParamOpt = None,
 ) -> None:
     """Run notes without Zeppelin (same session factory), as `make demo` does."""
     from zeppelin_notes.runner import main
 
-    raise typer.Exit(main([str(p) for p in notes or []]))
+    params = [arg for pair in param or [] for arg in ("--param", pair)]
+    raise typer.Exit(main([str(p) for p in notes or []] + params))

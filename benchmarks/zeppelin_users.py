@@ -103,6 +103,8 @@ def user_session(url: str, user: str, password: str, notes: list[Path],
             print(f"{user} {path.stem}: {failed[0].title} {failed[0].status}: "
                   f"{(failed[0].error or '').strip()[-300:]}", file=sys.stderr)
         times[path.stem] = float("nan") if failed else elapsed
+        print(f"{user} {path.stem}: {times[path.stem]:.1f} s (load {os.getloadavg()[0]:.1f})",
+              file=sys.stderr, flush=True)
         client.delete_note(note_id)
     return times
 

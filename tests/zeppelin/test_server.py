@@ -125,3 +125,21 @@ def test_shipped_note_runs_on_zeppelin(
     kinds = [sorted({x.type for x in r.results} - {"TEXT"}) for r in runs]
     assert any(k for k in kinds), kinds
     assert len(runs) == len([p for p in note["paragraphs"] if p["text"].strip()])
+
+
+def test_cli_run_passes_form_values(zeppelin: ZeppelinClient, import_note) -> None:
+    note = {"name": "forms", "paragraphs": [
+        {"title": "form", "text": "%python\nprint('url is', z.textbox('api_url', 'unset'))"}]}
+    import_note(note, "/tests/cli-forms")
+    creds = ["--url", zeppelin.base_url, "--user", os.environ["AVIP_TEST_ZEPPELIN_USER"],
+             "--password", os.environ["AVIP_TEST_ZEPPELIN_PASSWORD"]]
+    result = CliRunner().invoke(app, ["zeppelin", "run", "/tests/cli-forms", *creds,
+                                      "--param", "api_url=http://127.0.0.1:9"])
+    assert result.exit_code == 0, result.output
+    assert "url is http://127.0.0.1:9" in result.output
+
+
+def test_cli_rejects_a_param_without_a_value() -> None:
+    result = CliRunner().invoke(app, ["zeppelin", "run", "/any", "--param", "api_url"])
+    assert result.exit_code == 2
+    assert "write NAME=VALUE" in result.output
