@@ -231,15 +231,19 @@ class Dispatcher:
         try:
             driver = self.backend.launch(launch)
         except Exception as error:  # noqa: BLE001 — any launch failure fails the job, with why
-            log.exception("job %s: launch failed", job.id)
-            job_store.transition(session, job=job, to="failed",
-                                 reason=f"could not start the driver: {error}")
-            session.commit()
-            return False
+            return self._fail_start(session, job, f"could not start the driver: {error}")
         job.driver_pid, job.driver_start = driver.pid, driver.start
         session.commit()
         self.positions.pop(job.id, None)
         return True
+
+    def _fail_start(self, session: Session, job: Job, reason: str) -> bool:
+        """Fail a job that could not be started (called inside ``except``), saying why;
+        returns False: the job did not start."""
+        log.exception("job %s: %s", job.id, reason)
+        job_store.transition(session, job=job, to="failed", reason=reason)
+        session.commit()
+        return False
 
     def _launch(self, job: Job) -> JobLaunch:
         return JobLaunch(
@@ -259,11 +263,8 @@ class Dispatcher:
                 raise ValueError(f"user {owner.name!r} has no pool")
             wait = cluster.submit(self._launch(job), owner.name, pool)
         except Exception as error:  # noqa: BLE001 — a submission error fails the job, with why
-            log.exception("job %s: submission failed", job.id)
-            job_store.transition(session, job=job, to="failed",
-                                 reason=f"could not submit the Spark application: {error}")
-            session.commit()
-            return False
+            return self._fail_start(
+                session, job, f"could not submit the Spark application: {error}")
         if wait is not None:
             if self.waiting.get(job.id) != wait:
                 log.info("job %s waits: %s", job.id, wait)
