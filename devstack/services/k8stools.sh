@@ -9,16 +9,7 @@ BIN_DIR="$DEVSTACK_DIR/bin"
 KUSTOMIZE_VERSION=${AVIP_DEVSTACK_KUSTOMIZE_VERSION:-v5.8.0}
 
 build() {
-  mkdir -p "$BIN_DIR"
-  local stamp="$BIN_DIR/.kustomize-version"
-  if [ -x "$BIN_DIR/kustomize" ] && [ "$(cat "$stamp" 2>/dev/null)" = "$KUSTOMIZE_VERSION" ]; then
-    return 0
-  fi
-  command -v go >/dev/null || { echo "devstack: need Go (go install builds kustomize)" >&2; exit 1; }
-  echo "devstack: building kustomize $KUSTOMIZE_VERSION with go install"
-  GOBIN="$BIN_DIR" GOFLAGS="-buildvcs=false" GOTOOLCHAIN=local \
-    go install -ldflags "-s -w" "sigs.k8s.io/kustomize/kustomize/v5@$KUSTOMIZE_VERSION"
-  echo "$KUSTOMIZE_VERSION" > "$stamp"
+  go_install kustomize sigs.k8s.io/kustomize/kustomize/v5 "$KUSTOMIZE_VERSION"
 }
 
 up() {

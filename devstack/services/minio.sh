@@ -18,17 +18,7 @@ SECRET_KEY=avip-test-secret-key
 BUCKET=avip-test
 
 build() {
-  mkdir -p "$BIN_DIR"
-  local stamp="$BIN_DIR/.minio-version"
-  if [ -x "$BIN_DIR/minio" ] && [ "$(cat "$stamp" 2>/dev/null)" = "$MINIO_VERSION" ]; then
-    return 0
-  fi
-  command -v go >/dev/null || { echo "devstack: need Go (go install builds MinIO)" >&2; exit 1; }
-  echo "devstack: building MinIO $MINIO_VERSION with go install (first time: several minutes)"
-  # No debug info: a smaller binary and a lighter link on the small machine.
-  GOBIN="$BIN_DIR" GOFLAGS="-buildvcs=false" GOTOOLCHAIN=local \
-    go install -ldflags "-s -w" "github.com/minio/minio@$MINIO_VERSION"
-  echo "$MINIO_VERSION" > "$stamp"
+  go_install minio github.com/minio/minio "$MINIO_VERSION" " (first time: several minutes)"
 }
 
 # Create the test bucket with one SigV4-signed S3 `PUT /bucket`, signed with
