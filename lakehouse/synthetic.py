@@ -82,15 +82,7 @@ def plan_sky(rows: int, seed: int, clusters: int | None = None) -> SkyPlan:
     r50_pc = rng.uniform(1.0, 3.5, n)
     members = np.round(np.exp(rng.uniform(math.log(60), math.log(400), n))).astype(int)
     vel = _disc_velocity(*_helio_to_galactocentric(l, b, dist)) + rng.normal(0, 12, (n, 3))
-    pm_l, pm_b, _ = _proper_motions(l, b, dist, vel)
-    eq = SkyCoord(
-        l=l * u.deg,
-        b=b * u.deg,
-        distance=dist * u.kpc,
-        pm_l_cosb=pm_l * u.mas / u.yr,
-        pm_b=pm_b * u.mas / u.yr,
-        frame="galactic",
-    ).icrs
+    eq, _ = _icrs_motion(l, b, dist, vel)
     table = pd.DataFrame(
         {
             "cluster_id": np.arange(n, dtype=np.int32),
@@ -141,6 +133,21 @@ def _proper_motions(l, b, d, vel):
         v[:, 0] * np.cos(lr) * np.cos(br) + v[:, 1] * np.sin(lr) * np.cos(br) + v[:, 2] * np.sin(br)
     )
     return v_l / (K_PM * d), v_b / (K_PM * d), v_r
+
+
+def _icrs_motion(l, b, d, vel) -> tuple[SkyCoord, np.ndarray]:
+    """ICRS position and proper motion of stars at Galactic (l, b) in degrees and distance
+    ``d`` in kpc moving with Galactic velocities ``vel`` (km/s); and their radial velocity."""
+    pm_l, pm_b, v_r = _proper_motions(l, b, d, vel)
+    eq = SkyCoord(
+        l=l * u.deg,
+        b=b * u.deg,
+        distance=d * u.kpc,
+        pm_l_cosb=pm_l * u.mas / u.yr,
+        pm_b=pm_b * u.mas / u.yr,
+        frame="galactic",
+    ).icrs
+    return eq, v_r
 
 
 def _absolute_mags(rng: np.random.Generator, n: int) -> tuple[np.ndarray, np.ndarray]:
@@ -199,17 +206,9 @@ def _observe(rng, l, b, d, vel, m_abs, colour0) -> pd.DataFrame:
     a_g = _extinction_g(d, z_helio)
     g = m_abs + 5 * np.log10(d * 100) + a_g
     bp_rp = colour0 + a_g / 1.9
-    pm_l, pm_b, v_r = _proper_motions(l, b, d, vel)
+    eq, v_r = _icrs_motion(l, b, d, vel)
     sig_plx = np.hypot(0.018, 0.5 * 10 ** (0.2 * (g - 20)))
     sig_pm = 1.1 * sig_plx
-    eq = SkyCoord(
-        l=l * u.deg,
-        b=b * u.deg,
-        distance=d * u.kpc,
-        pm_l_cosb=pm_l * u.mas / u.yr,
-        pm_b=pm_b * u.mas / u.yr,
-        frame="galactic",
-    ).icrs
     sig_g = 0.0003 + 0.004 * 10 ** (0.4 * (g - 20))
     plx = 1 / d + rng.normal(0, sig_plx)
     rp = g - (0.1 + 0.52 * bp_rp)
