@@ -109,6 +109,7 @@ def main(argv: list[str] | None = None) -> int:
         log.info("ingested %d rows in %.1f s into %s", args.rows, time.perf_counter() - started,
                  root)
     truth = DeltaTable(f"{root}/synthetic_members").to_pandas()
+    rows = DeltaTable(f"{root}/gaia_source").to_pyarrow_dataset().count_rows()  # --reuse: real
     params = ClusterFinderParams(field_order=args.field_order, margin_levels=args.margin_levels,
                                  max_field_stars=args.max_field_stars)
 
@@ -119,7 +120,7 @@ def main(argv: list[str] | None = None) -> int:
     log.info("spark: %.1f s, %s", spark_seconds, spark_score)
     spark.stop()
 
-    print(f"rows={args.rows} injected={spark_score['injected']} field_order={args.field_order} "
+    print(f"rows={rows} injected={spark_score['injected']} field_order={args.field_order} "
           f"margin_levels={args.margin_levels} max_field_stars={args.max_field_stars}")
     print(f"spark local[2]: {spark_seconds:8.1f} s  found={spark_score['found']} "
           f"completeness={spark_score['completeness']:.3f} purity={spark_score['purity']:.3f}")
