@@ -35,8 +35,12 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager, nullcontext
 from pathlib import Path
 
-from zeppelin_notes.client import ZeppelinClient
-from zeppelin_notes.notes import load_note, shipped_notes
+# Python puts this folder first on sys.path, where benchmarks/lakehouse.py would shadow the
+# lakehouse package the API imports.
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
+
+from zeppelin_notes.client import ZeppelinClient  # noqa: E402
+from zeppelin_notes.notes import load_note, shipped_notes  # noqa: E402
 
 API_NOTE = "07_avi_job"
 
