@@ -37,6 +37,7 @@ jars: .jars/spark/.resolved
 
 demo: install jars
 	$(BIN)/avip demo
+	$(BIN)/avip zeppelin local zeppelin_notes/notes/01_start_here.zpln zeppelin_notes/notes/02_cone_search.zpln
 
 serve: install jars
 	$(BIN)/avip serve
