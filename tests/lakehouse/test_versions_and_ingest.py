@@ -86,7 +86,7 @@ spark = get_spark(sys.argv[1], app_name="avip-standalone-test",
                   conf={"spark.cores.max": "2", "spark.executor.memory": "1g"})
 cat = open_catalog(sys.argv[2], spark=spark)
 ids = sorted(r.source_id for r in cat.cone(0.0, 90.0, 1.5).select("source_id").df.collect())
-n_exec = len(spark.sparkContext._jsc.sc().getExecutorMemoryStatus()) - 1
+n_exec = spark.sparkContext._jsc.sc().getExecutorMemoryStatus().size() - 1  # minus the driver
 print(json.dumps({"ids": ids, "executors": n_exec}))
 spark.stop()
 """

@@ -61,9 +61,18 @@ def test_api_note_runs_locally(spark, notes_api, note_lakehouse: str, monkeypatc
     assert jobs and jobs[0].state == "succeeded" and jobs[0].params["order"] == ORDER
 
 
-def test_api_note_with_a_missing_token_file_says_what_to_do(spark, notes_api, tmp_path) -> None:
+def test_api_note_with_a_missing_token_file_says_what_to_do(
+    spark, notes_api, note_lakehouse: str, tmp_path, monkeypatch
+) -> None:
+    from api.settings import get_settings
+
     params = {**notes_api.note_params(), "api_token_file": str(tmp_path / "nope.token")}
-    runs = run_note(load_note(API_NOTE), params=params)
+    monkeypatch.setenv("AVIP_LAKEHOUSE_URI", note_lakehouse)
+    get_settings.cache_clear()
+    try:
+        runs = run_note(load_note(API_NOTE), params=params)
+    finally:
+        get_settings.cache_clear()
     assert runs[0].status == "ERROR" and "no API token file at" in runs[0].error
     assert "avip login" in runs[0].error
     assert {r.status for r in runs[1:]} == {"READY"}
