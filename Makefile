@@ -57,6 +57,11 @@ test: install jars
 	  $(BIN)/pytest; rc=$$?; \
 	  $(DEVSTACK) down; exit $$rc
 
+# Refresh the README's dashboard screenshots from a real browser run.
+screenshots: install
+	$(DEVSTACK) up chromium
+	AVIP_TEST_SCREENSHOTS_DIR=$(CURDIR)/docs/screenshots $(BIN)/pytest tests/panel/test_browser.py
+
 lint: install
 	$(BIN)/ruff check .
 
