@@ -12,16 +12,22 @@ Prints sustained alerts/s and latency p50/p99. Needs a broker
 from __future__ import annotations
 
 import argparse
+import sys
 import threading
 import time
 import uuid
+from pathlib import Path
 
 import numpy as np
 from confluent_kafka import Producer
 
-from api.settings import get_settings
-from spark_jobs.alerts import codec, simulate, stream
-from spark_jobs.alerts.consumer import consume
+# Python puts this folder first on sys.path, where benchmarks/lakehouse.py would shadow the
+# lakehouse package.
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
+
+from api.settings import get_settings  # noqa: E402
+from spark_jobs.alerts import codec, simulate, stream  # noqa: E402
+from spark_jobs.alerts.consumer import consume  # noqa: E402
 from spark_jobs.alerts.filters import make_filter
 
 FILTERS = [
