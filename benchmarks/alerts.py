@@ -28,7 +28,7 @@ sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__)
 from api.settings import get_settings  # noqa: E402
 from spark_jobs.alerts import codec, simulate, stream  # noqa: E402
 from spark_jobs.alerts.consumer import consume  # noqa: E402
-from spark_jobs.alerts.filters import make_filter
+from spark_jobs.alerts.filters import make_filter  # noqa: E402
 
 FILTERS = [
     "diaSource.psfFlux > 1000 AND gaia_sep_arcsec < 1 AND gaia_g_mag < 16",
