@@ -195,21 +195,18 @@ def xmatch(
 
 def tables(root: RootOpt = None) -> None:
     """List the catalogue tables with their versions, row counts and layout."""
+    import pyarrow as pa
     from deltalake import DeltaTable
+
+    from lakehouse.layout import ORDER_PROPERTY
 
     base = Path(_root(root))
     if not base.is_dir():
         raise fail(f"no lakehouse at {base}: run `avip ingest sample` first")
     for path in sorted(p for p in base.iterdir() if (p / "_delta_log").is_dir()):
         t = DeltaTable(str(path))
-        rows = sum(
-            pa_rows
-            for pa_rows in __import__("pyarrow")
-            .table(t.get_add_actions(flatten=True))["num_records"]
-            .to_pylist()
-        )
-        conf = t.metadata().configuration
-        order = conf.get("avip.healpix_partition_order", "-")
+        rows = pa.compute.sum(pa.table(t.get_add_actions(flatten=True))["num_records"]).as_py() or 0
+        order = t.metadata().configuration.get(ORDER_PROPERTY, "-")
         typer.echo(f"{path.name:20s} v{t.version():<4d} {rows:>12,d} rows  healpix order {order}")
 
 

@@ -56,11 +56,6 @@ def _bucket_order(n_rows: int, fine_order: int) -> int:
     return int(min(max(k, 0), fine_order))
 
 
-def _unit(ra: np.ndarray, dec: np.ndarray) -> np.ndarray:
-    ra, dec = np.radians(ra), np.radians(dec)
-    return np.column_stack([np.cos(dec) * np.cos(ra), np.cos(dec) * np.sin(ra), np.sin(dec)])
-
-
 def crossmatch(
     left: DataFrame,
     right: DataFrame,
@@ -111,12 +106,14 @@ def crossmatch(
     def match(lpdf: pd.DataFrame, rpdf: pd.DataFrame) -> pd.DataFrame:
         from scipy.spatial import cKDTree
 
-        from lakehouse.regions import angular_distance_deg
+        from lakehouse.regions import angular_distance_deg, unit_vectors
 
         if lpdf.empty or rpdf.empty:
             return pd.DataFrame({f.name: [] for f in out_schema.fields})
-        tree = cKDTree(_unit(rpdf["ra"].to_numpy(), rpdf["dec"].to_numpy()))
-        lists = tree.query_ball_point(_unit(lpdf["ra"].to_numpy(), lpdf["dec"].to_numpy()), chord)
+        tree = cKDTree(unit_vectors(rpdf["ra"].to_numpy(), rpdf["dec"].to_numpy()))
+        lists = tree.query_ball_point(
+            unit_vectors(lpdf["ra"].to_numpy(), lpdf["dec"].to_numpy()), chord
+        )
         li = np.repeat(np.arange(len(lists)), [len(x) for x in lists])
         ri = np.fromiter((j for x in lists for j in x), dtype=np.int64, count=len(li))
         lsel = lpdf.iloc[li][left_cols].reset_index(drop=True)

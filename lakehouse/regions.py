@@ -107,7 +107,8 @@ class BoxSearch:
         return in_dec & ((ra >= self.ra_min) | (ra <= self.ra_max))
 
 
-def _unit_vectors(ra_deg: np.ndarray, dec_deg: np.ndarray) -> np.ndarray:
+def unit_vectors(ra_deg: np.ndarray, dec_deg: np.ndarray) -> np.ndarray:
+    """Unit vectors (..., 3) of positions given in degrees."""
     ra, dec = np.radians(ra_deg), np.radians(dec_deg)
     return np.stack([np.cos(dec) * np.cos(ra), np.cos(dec) * np.sin(ra), np.sin(dec)], axis=-1)
 
@@ -122,8 +123,8 @@ def points_in_spherical_polygon(
     the bearing changes monotonically, so summing the wrapped differences
     between consecutive vertices is exact for great-circle edges.
     """
-    p = _unit_vectors(np.asarray(ra, float), np.asarray(dec, float))[:, None, :]
-    v = _unit_vectors(np.asarray(vertices_ra, float), np.asarray(vertices_dec, float))[None, :, :]
+    p = unit_vectors(np.asarray(ra, float), np.asarray(dec, float))[:, None, :]
+    v = unit_vectors(np.asarray(vertices_ra, float), np.asarray(vertices_dec, float))[None, :, :]
     north = np.array([0.0, 0.0, 1.0])
     # Local east/north basis at each point (poles: any orthonormal basis).
     east = np.cross(north, p)
