@@ -2,10 +2,11 @@
 
 The settings object holds the endpoint, keys, region and bucket; this module
 turns them into Hadoop ``fs.s3a.*`` options (Spark), ``storage_options``
-(delta-rs / the interactive reader), and checks them once at start-up with a
-real signed request, so a wrong key, a missing bucket or an unreachable
-endpoint fails at once with the name of the setting to fix — not minutes
-later inside a Spark task.
+(delta-rs), one pyarrow ``S3FileSystem`` per process (the interactive
+reader's Parquet reads and the S3 user spaces share its connection pool), and
+checks them once at start-up with a real signed request, so a wrong key, a
+missing bucket or an unreachable endpoint fails at once with the name of the
+setting to fix — not minutes later inside a Spark task.
 """
 
 from __future__ import annotations
@@ -16,7 +17,10 @@ import hmac
 import urllib.error
 import urllib.parse
 import urllib.request
+from functools import lru_cache
 from typing import TYPE_CHECKING
+
+from pyarrow import fs as pafs
 
 if TYPE_CHECKING:
     from api.settings import Settings
@@ -64,6 +68,41 @@ def storage_options(settings: Settings) -> dict[str, str]:
         options["AWS_ALLOW_HTTP"] = str(settings.s3_endpoint.startswith("http://")).lower()
         options["AWS_VIRTUAL_HOSTED_STYLE_REQUEST"] = "false"
     return options
+
+
+@lru_cache(maxsize=4)
+def _arrow_s3(endpoint: str | None, access: str, secret: str, region: str) -> pafs.S3FileSystem:
+    options: dict[str, object] = {
+        "access_key": access,
+        "secret_key": secret,
+        "region": region,
+        "connect_timeout": 10,
+        "request_timeout": 60,
+        "allow_bucket_creation": False,
+    }
+    if endpoint:
+        url = urllib.parse.urlsplit(endpoint)
+        options |= {"endpoint_override": url.netloc, "scheme": url.scheme or "https"}
+    return pafs.S3FileSystem(**options)  # type: ignore[arg-type]
+
+
+def arrow_filesystem(settings: Settings) -> pafs.S3FileSystem:
+    """The pyarrow S3 filesystem of the settings (one per process, so one connection pool).
+
+    Paths on it are ``bucket/key`` (no scheme): see :func:`arrow_path`.
+    """
+    return _arrow_s3(
+        settings.s3_endpoint, settings.s3_access_key or "", _secret(settings), settings.s3_region
+    )
+
+
+def arrow_path(url: str) -> str:
+    """``s3a://bucket/key`` (or ``s3://``) as a path on :func:`arrow_filesystem`.
+
+    >>> arrow_path("s3a://lake/gaia/gaia_source/")
+    'lake/gaia/gaia_source'
+    """
+    return url.split("://", 1)[1].strip("/")
 
 
 def _signed_list_request(settings: Settings) -> urllib.request.Request:

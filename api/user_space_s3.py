@@ -27,16 +27,15 @@ from __future__ import annotations
 
 import shutil
 import tempfile
-import urllib.parse
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
-from functools import lru_cache
 from typing import IO, TYPE_CHECKING, BinaryIO, cast
 
 from pyarrow import fs as pafs
 
+from api.s3 import arrow_filesystem
 from api.user_space import TMP_DIR, Entry, PathRefused, SpaceNotFound, normalize
 
 if TYPE_CHECKING:
@@ -46,23 +45,9 @@ if TYPE_CHECKING:
 SPOOL_IN_MEMORY_BYTES = 8 << 20
 
 
-@lru_cache(maxsize=4)
-def _filesystem(endpoint: str | None, access: str, secret: str, region: str) -> pafs.S3FileSystem:
-    options: dict[str, object] = {
-        "access_key": access, "secret_key": secret, "region": region,
-        "connect_timeout": 10, "request_timeout": 60, "allow_bucket_creation": False,
-    }
-    if endpoint:
-        url = urllib.parse.urlsplit(endpoint)
-        options |= {"endpoint_override": url.netloc, "scheme": url.scheme or "https"}
-    return pafs.S3FileSystem(**options)  # type: ignore[arg-type]
-
-
 def s3_filesystem(settings: Settings) -> pafs.S3FileSystem:
     """The pyarrow S3 filesystem for the settings' endpoint and credentials (one per process)."""
-    secret = settings.s3_secret_key.get_secret_value() if settings.s3_secret_key else ""
-    return _filesystem(settings.s3_endpoint, settings.s3_access_key or "", secret,
-                       settings.s3_region)
+    return arrow_filesystem(settings)
 
 
 def _mtime(info: pafs.FileInfo) -> float:

@@ -3,17 +3,31 @@
 delta-rs reads the Delta log (file list, partition values, per-file source_id
 min/max); pyarrow reads only the Parquet row groups whose source_id range meets
 the region's coverage; numpy applies the exact geometry; DuckDB runs the
-optional ``where`` over the few rows left. File footers are cached, so a
-session of queries over the same table pays for each footer once.
+optional ``where`` over the few rows left.
+
+On object storage every request costs a round trip, so what cannot change for
+the pinned version is fetched once per reader: the snapshot's file list and
+statistics, and each file's footer with its row groups' source_id min/max
+(a file in a Delta table is never rewritten in place). Files are read through
+pyarrow's native filesystems (local disk, or the one S3 filesystem of
+:func:`api.s3.arrow_filesystem` with its connection pool) from handles kept
+open, so a query costs only the GETs of the needed column chunks, issued
+together (``pre_buffer``), for each needed row group.
 """
 
 from __future__ import annotations
 
+import os
+import threading
+import urllib.parse
+from collections import OrderedDict
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from functools import cached_property
+from functools import cached_property, lru_cache
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
 from lakehouse import healpix
@@ -21,6 +35,10 @@ from lakehouse.filters import check_filter, referenced_columns, render
 from lakehouse.layout import MARGIN_PROPERTY, ORDER_PROPERTY
 from lakehouse.regions import BoxSearch, ConeSearch, PixelSearch, PolygonSearch, Region
 from lakehouse.schema import PARTITION_COLUMN
+
+#: Open file handles kept per reader (the least recently used beyond this are dropped).
+OPEN_FILES = 64
+_INT64 = np.iinfo(np.int64)
 
 
 @dataclass
@@ -31,14 +49,45 @@ class _FileIndex:
     sid_max: np.ndarray
 
 
+@dataclass(frozen=True)
+class _Footer:
+    """A file's Parquet footer and its row groups' source_id min/max (no stats: full range)."""
+
+    meta: pq.FileMetaData
+    sid_min: np.ndarray
+    sid_max: np.ndarray
+
+
+@lru_cache(maxsize=1)
+def _remote_pool() -> ThreadPoolExecutor:
+    """Threads that wait on object storage (not CPU): files of one query read in parallel."""
+    return ThreadPoolExecutor(max_workers=8, thread_name_prefix="lakehouse-read")
+
+
+def _overlapping(sid: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
+    """Which [lo, hi] intervals meet one of the sorted, disjoint [start, stop) ``sid`` ranges."""
+    if not len(sid):
+        return np.zeros(len(lo), bool)
+    j = np.searchsorted(sid[:, 1], lo, side="right")
+    return (j < len(sid)) & (sid[np.minimum(j, len(sid) - 1), 0] <= hi)
+
+
 @dataclass
 class InteractiveCatalog:
-    """Read-only, version-pinned access to one catalogue table."""
+    """Read-only, version-pinned access to one catalogue table.
+
+    ``filesystem`` is a native pyarrow filesystem holding the table at
+    ``path`` (``bucket/key`` for S3); without it local paths use the local
+    filesystem and anything else delta-rs's own (slower: a Python hop per read).
+    """
 
     path: str
     version: int | None = None
     storage_options: dict[str, str] | None = None
-    _footers: dict[str, pq.FileMetaData] = field(default_factory=dict, repr=False)
+    filesystem: pafs.FileSystem | None = field(default=None, repr=False)
+    _footers: dict[str, _Footer] = field(default_factory=dict, repr=False)
+    _handles: OrderedDict[str, pa.NativeFile] = field(default_factory=OrderedDict, repr=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     @cached_property
     def _table(self):
@@ -64,8 +113,22 @@ class InteractiveCatalog:
         return tuple(f.name for f in self._table.schema().fields if f.name != PARTITION_COLUMN)
 
     @cached_property
-    def _filesystem(self):
-        return self._table.to_pyarrow_dataset().filesystem
+    def _storage(self) -> tuple[pafs.FileSystem, str]:
+        """(filesystem, the table's root on it; '' when the paths are the table's own)."""
+        if self.filesystem is not None:
+            return self.filesystem, self.path.split("://", 1)[-1].rstrip("/")
+        if "://" not in self.path or self.path.startswith("file://"):
+            return pafs.LocalFileSystem(), os.path.abspath(self.path.removeprefix("file://"))
+        return self._table.to_pyarrow_dataset().filesystem, ""
+
+    def _location(self, path: str) -> str:
+        """A file of the Delta log (relative, percent-encoded) on :attr:`_storage`."""
+        root = self._storage[1]
+        if not root:
+            return path
+        if "://" in path:  # an absolute URL (e.g. a shallow clone's files)
+            return urllib.parse.unquote(path.split("://", 1)[1])
+        return f"{root}/{urllib.parse.unquote(path)}"
 
     @cached_property
     def _files(self) -> _FileIndex:
@@ -74,7 +137,7 @@ class InteractiveCatalog:
         part_col = f"partition.{PARTITION_COLUMN}"
         n = actions.num_rows
         return _FileIndex(
-            paths=actions["path"].to_pylist(),
+            paths=[self._location(p) for p in actions["path"].to_pylist()],
             partition=actions[part_col].to_numpy().astype(np.int64)
             if part_col in names
             else np.zeros(n, np.int64),
@@ -86,11 +149,33 @@ class InteractiveCatalog:
             else np.full(n, np.iinfo(np.int64).max),
         )
 
-    def _footer(self, path: str) -> pq.FileMetaData:
-        if path not in self._footers:
-            with self._filesystem.open_input_file(path) as fh:
-                self._footers[path] = pq.ParquetFile(fh).metadata
-        return self._footers[path]
+    def _handle(self, path: str) -> pa.NativeFile:
+        """An open handle on ``path`` (reads are positional, so threads may share it)."""
+        with self._lock:
+            handle = self._handles.get(path)
+            if handle is not None:
+                self._handles.move_to_end(path)
+                return handle
+        handle = self._storage[0].open_input_file(path)
+        with self._lock:
+            self._handles[path] = handle
+            while len(self._handles) > OPEN_FILES:
+                self._handles.popitem(last=False)  # closed when its last reader lets go
+        return handle
+
+    def _footer(self, path: str) -> _Footer:
+        footer = self._footers.get(path)
+        if footer is None:
+            meta = pq.ParquetFile(self._handle(path)).metadata
+            col = meta.schema.names.index("source_id")
+            lo = np.full(meta.num_row_groups, _INT64.min, np.int64)
+            hi = np.full(meta.num_row_groups, _INT64.max, np.int64)
+            for g in range(meta.num_row_groups):
+                stats = meta.row_group(g).column(col).statistics
+                if stats is not None and stats.has_min_max:
+                    lo[g], hi[g] = stats.min, stats.max
+            footer = self._footers[path] = _Footer(meta, lo, hi)
+        return footer
 
     # -- queries ------------------------------------------------------------
     def cone(self, ra: float, dec: float, radius: float, **kw) -> pa.Table:
@@ -138,24 +223,29 @@ class InteractiveCatalog:
         if ORDER_PROPERTY in self._config and len(sid):
             order = int(self._config[ORDER_PROPERTY])
             parts = healpix.partitions_of(ranges, order)
-            lo, hi = sid[:, 0], sid[:, 1]
             # a file is read if its [min, max] meets any [lo, hi)
-            starts = np.searchsorted(hi, files.sid_min, side="right")
-            overlaps = (starts < len(lo)) & (lo[np.minimum(starts, len(lo) - 1)] <= files.sid_max)
+            overlaps = _overlapping(sid, files.sid_min, files.sid_max)
             chosen = np.flatnonzero(np.isin(files.partition, parts) & overlaps)
         else:
             chosen = np.arange(len(files.paths)) if len(sid) else np.array([], int)
-        pieces = []
-        for i in chosen:
-            path = files.paths[i]
-            meta = self._footer(path)
-            groups = self._row_groups(meta, sid)
-            if not groups:
-                continue
-            with self._filesystem.open_input_file(path) as fh:
-                pieces.append(
-                    pq.ParquetFile(fh, metadata=meta).read_row_groups(groups, columns=columns)
-                )
+        # Local reads are cheap one by one; remote ones go out together: the column
+        # chunks of a file in concurrent coalesced requests, the files in parallel.
+        remote = not isinstance(self._storage[0], pafs.LocalFileSystem)
+
+        def read(path: str) -> pa.Table | None:
+            footer = self._footer(path)
+            groups = np.flatnonzero(_overlapping(sid, footer.sid_min, footer.sid_max))
+            if not len(groups):
+                return None
+            reader = pq.ParquetFile(self._handle(path), metadata=footer.meta, pre_buffer=remote)
+            return reader.read_row_groups(groups.tolist(), columns=columns)
+
+        paths = [files.paths[i] for i in chosen]
+        if remote and len(paths) > 1:
+            read_all = _remote_pool().map(read, paths)
+        else:
+            read_all = map(read, paths)
+        pieces = [piece for piece in read_all if piece is not None]
         if not pieces:
             schema = self._table.schema().to_arrow()
             return pa.table(
@@ -166,21 +256,6 @@ class InteractiveCatalog:
         idx = np.searchsorted(sid[:, 1], sids, side="right")
         in_range = (idx < len(sid)) & (sid[np.minimum(idx, len(sid) - 1), 0] <= sids)
         return table.filter(pa.array(in_range))
-
-    @staticmethod
-    def _row_groups(meta: pq.FileMetaData, sid: np.ndarray) -> list[int]:
-        """Row groups whose source_id statistics meet one of the ranges."""
-        col = meta.schema.names.index("source_id")
-        chosen = []
-        for g in range(meta.num_row_groups):
-            stats = meta.row_group(g).column(col).statistics
-            if stats is None or not stats.has_min_max:
-                chosen.append(g)
-                continue
-            j = np.searchsorted(sid[:, 1], stats.min, side="right")
-            if j < len(sid) and sid[j, 0] <= stats.max:
-                chosen.append(g)
-        return chosen
 
 
 def open_interactive(
@@ -194,9 +269,14 @@ def open_interactive(
         from api.settings import get_settings
 
         root = get_settings().catalogue_root
-    if storage_options is None and root.startswith(("s3a://", "s3://")):
+    filesystem = None
+    if root.startswith(("s3a://", "s3://")):
+        from api.s3 import arrow_filesystem
         from api.s3 import storage_options as s3_options
         from api.settings import get_settings
 
-        storage_options = s3_options(get_settings())
-    return InteractiveCatalog(f"{root.rstrip('/')}/{table}", version, storage_options)
+        settings = get_settings()
+        filesystem = arrow_filesystem(settings)
+        if storage_options is None:
+            storage_options = s3_options(settings)
+    return InteractiveCatalog(f"{root.rstrip('/')}/{table}", version, storage_options, filesystem)
