@@ -21,6 +21,7 @@ from api.avis import AviCatalogue
 from api.errors import Invalid, NotFound, Refused
 from api.models import Job, User
 from api.scheduler import Capacity, QueuedJob, never_fits
+from api.settings import Settings
 from api.store import jobs as job_store
 from api.store import shares as share_store
 from api.store import users as user_store
@@ -35,17 +36,41 @@ def job_dir(space_root: Path, user_name: str, job_id: int) -> Path:
     return space_root / user_name / JOBS_DIR / str(job_id)
 
 
+def _space_file(
+    space_root: Path, owner: str, path: str, reader: str, settings: Settings | None
+) -> Path:
+    """The local file a job reads for ``path`` of ``owner``'s space: job results are local
+    on both backends; other files of an S3 space are staged for the ``reader``'s jobs."""
+    if settings is None or settings.user_space_backend != "s3" or path.split("/")[0] == JOBS_DIR:
+        return LocalDirectoryBackend(space_root / owner).local_path(path)
+    from api.user_space_s3 import STAGED_INPUTS, stage_input
+
+    staging = space_root / reader / JOBS_DIR / STAGED_INPUTS
+    return stage_input(settings, owner=owner, path=path, staging=staging)
+
+
 def resolve_space_refs(
-    session: Session, *, user: User, space_root: Path, params: dict[str, Any], trusted: bool = False
+    session: Session, *, user: User, space_root: Path, params: dict[str, Any],
+    trusted: bool = False, settings: Settings | None = None,
 ) -> dict[str, Any]:
     """Replace ``space://`` strings (top-level params) by checked local paths.
 
-    Absolute paths into another user's space are refused unless ``trusted``
-    (a re-run of params this service resolved itself).
+    Absolute paths into another user's space (or, with spaces on S3 per
+    ``settings``, S3 URLs into another user's prefix) are refused unless
+    ``trusted`` (a re-run of params this service resolved itself).
     """
     resolved = dict(params)
     own_space = (space_root / user.name).resolve()
     for key, value in params.items():
+        if settings is not None and settings.user_space_backend == "s3" and not trusted:
+            from api.user_space_s3 import in_other_space
+
+            if isinstance(value, str) and in_other_space(settings, value, user.name):
+                raise Invalid(
+                    f"params.{key}: {value!r} is in another user's space; "
+                    "use space://shared/SHARE_ID/PATH for files shared with you",
+                    field=f"params.{key}",
+                )
         if isinstance(value, str) and value.startswith("/") and not trusted:
             target = Path(value).resolve()
             outside_own = own_space not in (target, *target.parents)
@@ -60,8 +85,7 @@ def resolve_space_refs(
         ref = value[len(SPACE_SCHEME):]
         try:
             if ref.startswith("me/"):
-                backend = LocalDirectoryBackend(space_root / user.name)
-                path = backend.local_path(normalize(ref[3:]))
+                path = _space_file(space_root, user.name, normalize(ref[3:]), user.name, settings)
             elif ref.startswith("shared/"):
                 share_id, _, rest = ref[len("shared/"):].partition("/")
                 share, owner = share_store.get_received(
@@ -71,7 +95,7 @@ def resolve_space_refs(
                 inner = normalize(f"{base}/{rest}" if rest else base)
                 if not (inner == base or inner.startswith(base.rstrip("/") + "/")):
                     raise SpaceError(f"{value!r} is outside what was shared")
-                path = LocalDirectoryBackend(space_root / owner.name).local_path(inner)
+                path = _space_file(space_root, owner.name, inner, user.name, settings)
             else:
                 raise SpaceError("use space://me/PATH or space://shared/SHARE_ID/PATH")
         except (SpaceError, ValueError, NotFound) as error:
@@ -95,11 +119,15 @@ def submit(
     priority: int = 0,
     pins: dict[str, Any] | None = None,
     rerun_of: int | None = None,
+    settings: Settings | None = None,
 ) -> Job:
-    """Validate and queue one job; raises Invalid / NotFound / Refused with the reason."""
+    """Validate and queue one job; raises Invalid / NotFound / Refused with the reason.
+
+    ``settings`` says where user spaces live (``space://`` inputs); None: local directories.
+    """
     avi = catalogue.get(avi_name, version)
     resolved = resolve_space_refs(session, user=user, space_root=space_root, params=params,
-                                  trusted=rerun_of is not None)
+                                  trusted=rerun_of is not None, settings=settings)
     try:
         parsed = avi.parse_params(resolved)
     except ParamsError as error:
@@ -130,6 +158,7 @@ def rerun(
     catalogue: AviCatalogue,
     capacity: Capacity,
     space_root: Path,
+    settings: Settings | None = None,
 ) -> Job:
     """Queue a new job with the AVI version, params and table versions of ``job``'s provenance.
 
@@ -149,5 +178,5 @@ def rerun(
     return submit(
         session, user=user, catalogue=catalogue, capacity=capacity, space_root=space_root,
         avi_name=avi_name, version=version, params=params, priority=job.priority, pins=pins,
-        rerun_of=job.id,
+        rerun_of=job.id, settings=settings,
     )

@@ -20,29 +20,38 @@ Safety rules, each tested against a real S3 server (MinIO):
   a temporary key under ``.uploads/`` and then copied server-side onto the
   final key (S3 copies are atomic), so a failure at any point leaves the old
   object or nothing; the temporary key is always deleted;
-* S3 has no real folders: a folder exists while a key lies under it.
+* S3 has no real folders: a folder exists while a key lies under it;
+* job inputs — AVIs read their inputs as local files, so a ``space://`` input
+  on S3 is staged (:func:`stage_input`): copied whole into a content-addressed
+  local folder, then renamed into place, so a job never sees half a file.
 """
 
 from __future__ import annotations
 
+import hashlib
+import os
+import posixpath
 import shutil
 import tempfile
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
+from pathlib import Path
 from typing import IO, TYPE_CHECKING, BinaryIO, cast
 
 from pyarrow import fs as pafs
 
-from api.s3 import arrow_filesystem
-from api.user_space import TMP_DIR, Entry, PathRefused, SpaceNotFound, normalize
+from api.s3 import arrow_filesystem, arrow_path, is_s3
+from api.user_space import TMP_DIR, Entry, PathRefused, SpaceNotFound, normalize, user_space
 
 if TYPE_CHECKING:
     from api.settings import Settings
 
 #: Uploads up to this size are spooled in memory, larger ones in a local temporary file.
 SPOOL_IN_MEMORY_BYTES = 8 << 20
+#: Staged job inputs live in ``<space_root>/<user>/jobs/.inputs/<digest>/``.
+STAGED_INPUTS = ".inputs"
 
 
 def s3_filesystem(settings: Settings) -> pafs.S3FileSystem:
@@ -128,6 +137,19 @@ class S3PrefixBackend:
         else:
             raise SpaceNotFound(f"no file {path!r} in your space")
 
+    def files_under(self, path: str) -> list[Entry]:
+        """Every file below the folder ``path`` (any depth), sorted by path."""
+        key = self._key(path)
+        selector = pafs.FileSelector(key, recursive=True, allow_not_found=True)
+        return sorted(
+            (
+                self._entry(f"{path}/{info.path[len(key) + 1 :]}", info)
+                for info in self.fs.get_file_info(selector)
+                if info.type == pafs.FileType.File
+            ),
+            key=lambda e: e.path,
+        )
+
     def used_bytes(self) -> int:
         selector = pafs.FileSelector(self.root, recursive=True, allow_not_found=True)
         skip = f"{self.root}/{TMP_DIR}/"
@@ -136,3 +158,56 @@ class S3PrefixBackend:
             for info in self.fs.get_file_info(selector)
             if info.type == pafs.FileType.File and not info.path.startswith(skip)
         )
+
+
+def stage_input(settings: Settings, *, owner: str, path: str, staging: Path) -> Path:
+    """A local copy of the file or folder ``path`` of ``owner``'s S3 space, for a job to read.
+
+    AVIs open their inputs as local files (astropy, pandas), so the object is
+    copied to ``staging/<digest>/<name>``; the digest covers names, sizes and
+    bytes, so staging the same content again reuses the copy and a changed
+    upload gets a new one (a task keyed by the file's digest then runs anew).
+    The copy is written to a temporary folder renamed into place: a job never
+    sees half an input. Confinement is the backend's: ``path`` is a space path
+    checked against ``owner``'s prefix; sharing is checked by the caller.
+    """
+    backend = cast(S3PrefixBackend, user_space(settings, owner, 0).backend)
+    entry = backend.stat(path)
+    if entry is None:
+        raise SpaceNotFound(f"no file {path!r} in the space")
+    name = path.rsplit("/", 1)[-1]
+    files = backend.files_under(path) if entry.is_dir else [entry]
+    staging.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=".staging-", dir=staging))
+    try:
+        digest = hashlib.sha256()
+        for file in files:
+            relative = name if file.path == path else f"{name}/{file.path[len(path) + 1 :]}"
+            digest.update(f"{relative}\0{file.size}\0".encode())
+            target = tmp / relative
+            target.parent.mkdir(parents=True, exist_ok=True)
+            with backend.open_read(file.path) as source, target.open("wb") as out:
+                while chunk := source.read(1 << 20):
+                    digest.update(chunk)
+                    out.write(chunk)
+        final = staging / digest.hexdigest()
+        try:
+            os.rename(tmp, final)
+        except OSError:
+            if not final.is_dir():  # not "staged already, by another request": a real failure
+                raise
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return final / name
+
+
+def in_other_space(settings: Settings, value: str, user: str) -> bool:
+    """Whether ``value`` is an S3 URL into another user's space (the S3 analogue of an
+    absolute path into another user's directory: refused as a job input)."""
+    if not is_s3(value) or not settings.s3_bucket:
+        return False
+    key = posixpath.normpath(arrow_path(value))  # s3a normalises '..' like a path
+    spaces = f"{settings.s3_bucket}/{settings.s3_space_prefix.strip('/')}"
+    own = f"{spaces}/{user}"
+    inside = key == spaces or key.startswith(spaces + "/")
+    return inside and not (key == own or key.startswith(own + "/"))

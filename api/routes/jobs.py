@@ -74,7 +74,7 @@ def submit_job(
         job = jobs_service.submit(
             session, user=user, catalogue=catalogue, capacity=capacity,
             space_root=settings.space_root, avi_name=body.avi, version=body.version,
-            params=body.params, priority=body.priority,
+            params=body.params, priority=body.priority, settings=settings,
         )
     session.commit()
     return job_public(job, user.name, _positions(request))
@@ -174,6 +174,7 @@ def rerun_job(
     job = _own_job(session, user, job_id)
     with http_errors():
         new = jobs_service.rerun(session, user=user, job=job, catalogue=catalogue,
-                                 capacity=capacity, space_root=settings.space_root)
+                                 capacity=capacity, space_root=settings.space_root,
+                                 settings=settings)
     session.commit()
     return job_public(new, user.name, _positions(request))
