@@ -1,23 +1,28 @@
 """Attach to each alert its nearest Gaia source, found through the HEALPix index.
 
-Per micro-batch the driver turns the alerts' positions into HEALPix cells at
+The alerts' positions are turned into HEALPix cells at
 :data:`ANNOTATION_ORDER` (13.7 arcmin) plus their eight neighbours, so a star
 across a cell edge is never missed for radii far below the cell size; the
-catalogue is read for exactly those cells (``Catalog.pixels``: partition
-pruning and source_id ranges, never a full scan), and the few thousand stars
-found are broadcast. Each executor then answers nearest-neighbour queries with
-a KD-tree on unit vectors and reports the exact great-circle separation.
+catalogue is read for exactly those cells by the in-process reader
+(:mod:`lakehouse.interactive`: delta-rs + pyarrow, partition and row-group
+pruning on source_id, the table version pinned by the driver) — tens of
+milliseconds, where a Spark Delta query costs a job and seconds per batch.
+The lookup runs inside a pandas UDF that sees only ``ra``/``dec``, so the
+wide alert rows never leave the JVM; a KD-tree on unit vectors answers the
+nearest-neighbour queries and the exact great-circle separation is reported.
 Positions are compared as given: Gaia at epoch 2016, alerts at their epoch.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import json
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from lakehouse import healpix
 
@@ -40,22 +45,51 @@ def cells_around(
     return [int(c) for c in cells]
 
 
-def gaia_near_empty() -> pd.DataFrame:
+def no_stars() -> dict[str, np.ndarray]:
     """No stars (annotation switched off): every alert gets null gaia_* columns."""
-    return pd.DataFrame(
-        {
-            c: pd.Series([], dtype="int64" if c == "source_id" else float)
-            for c in GAIA_SOURCE_COLUMNS
-        }
-    )
+    return {c: np.zeros(0, np.int64 if c == "source_id" else float) for c in GAIA_SOURCE_COLUMNS}
 
 
-def gaia_near(catalog: Any, ra_deg: np.ndarray, dec_deg: np.ndarray) -> pd.DataFrame:
-    """Catalogue stars in the cells around the given positions (pandas)."""
-    cells = cells_around(ra_deg, dec_deg)
-    if not cells:
-        return gaia_near_empty()
-    return catalog.pixels(ANNOTATION_ORDER, cells).select(*GAIA_SOURCE_COLUMNS).df.toPandas()
+_READERS: dict[tuple[str, int, str], Any] = {}
+
+
+@dataclass(frozen=True)
+class GaiaReader:
+    """One catalogue table at one pinned version, read in-process (picklable: it travels
+    to the executors, which keep one open reader per table version and Python worker)."""
+
+    path: str
+    version: int
+    storage_options_json: str = "{}"
+
+    @classmethod
+    def for_catalog(cls, catalog: Any) -> GaiaReader:
+        """The table and version of a :class:`lakehouse.catalog.Catalog` view."""
+        options: dict[str, str] = {}
+        if str(catalog.path).startswith(("s3a://", "s3://")):
+            from api.s3 import storage_options
+            from api.settings import get_settings
+
+            options = storage_options(get_settings())
+        return cls(str(catalog.path), int(catalog.version), json.dumps(options, sort_keys=True))
+
+    def _reader(self) -> Any:
+        key = (self.path, self.version, self.storage_options_json)
+        if key not in _READERS:
+            from lakehouse.interactive import InteractiveCatalog
+
+            _READERS[key] = InteractiveCatalog(
+                self.path, self.version, json.loads(self.storage_options_json) or None
+            )
+        return _READERS[key]
+
+    def stars_near(self, ra_deg: np.ndarray, dec_deg: np.ndarray) -> dict[str, np.ndarray]:
+        """Catalogue stars in the cells around the given positions, as numpy arrays."""
+        cells = cells_around(ra_deg, dec_deg)
+        if not cells:
+            return no_stars()
+        table = self._reader().pixels(ANNOTATION_ORDER, cells, columns=list(GAIA_SOURCE_COLUMNS))
+        return star_arrays(table)
 
 
 def _unit(ra_deg: np.ndarray, dec_deg: np.ndarray) -> np.ndarray:
@@ -89,37 +123,44 @@ def nearest(
     return idx, sep
 
 
-def star_arrays(stars: pd.DataFrame) -> dict[str, np.ndarray]:
-    """Plain numpy arrays (cheap to broadcast) from the catalogue rows; NaN for nulls."""
-    out = {"source_id": stars["source_id"].to_numpy(dtype=np.int64)}
+def star_arrays(stars: pa.Table) -> dict[str, np.ndarray]:
+    """Plain numpy arrays from the catalogue rows; NaN for nulls."""
+    out = {"source_id": stars["source_id"].to_numpy().astype(np.int64)}
     for c in GAIA_SOURCE_COLUMNS[1:]:
-        out[c] = pd.to_numeric(stars[c], errors="coerce").to_numpy(dtype=float, na_value=np.nan)
+        out[c] = pc.cast(stars[c], pa.float64()).fill_null(np.nan).to_numpy()
     return out
 
 
-def annotate_batches(stars: dict[str, np.ndarray], radius_arcsec: float, schema: pa.Schema) -> Any:
-    """A mapInArrow function appending gaia_* columns to record batches with ra/dec."""
+def annotation_udf(gaia: GaiaReader | None, radius_arcsec: float) -> Any:
+    """A pandas UDF (ra, dec) → struct of the gaia_* columns (null where no star is near)."""
+    from pyspark.sql.functions import pandas_udf
 
-    def run(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
-        for batch in batches:
-            ra = batch.column("ra").to_numpy(zero_copy_only=False)
-            dec = batch.column("dec").to_numpy(zero_copy_only=False)
-            idx, sep = nearest(ra, dec, stars, radius_arcsec)
-            hit = idx >= 0
-            safe = np.where(hit, idx, 0)
+    from spark_jobs.alerts.rows import GAIA_COLUMNS, GAIA_STRUCT
 
-            def pick(name: str, dtype: Any) -> pa.Array:
-                values = stars[name][safe] if len(stars[name]) else np.zeros(len(idx))  # noqa: B023
-                missing = ~hit if name == "source_id" else (~hit | np.isnan(values))  # noqa: B023
-                return pa.array(values, type=dtype, mask=missing)
+    names = list(GAIA_COLUMNS)
 
-            extra = [
-                pick("source_id", pa.int64()),
-                pa.array(sep, type=pa.float64(), mask=~hit),
-                pick("phot_g_mean_mag", pa.float64()),
-                pick("bp_rp", pa.float64()),
-                pick("parallax", pa.float64()),
-            ]
-            yield pa.RecordBatch.from_arrays(list(batch.columns) + extra, schema=schema)
+    @pandas_udf(GAIA_STRUCT)  # type: ignore[call-overload]
+    def gaia_annotation(ra: pd.Series, dec: pd.Series) -> pd.DataFrame:
+        ra_a = pd.to_numeric(ra).to_numpy(dtype=float, na_value=np.nan)
+        dec_a = pd.to_numeric(dec).to_numpy(dtype=float, na_value=np.nan)
+        known = np.isfinite(ra_a) & np.isfinite(dec_a)  # undecodable rows have no position
+        stars = gaia.stars_near(ra_a[known], dec_a[known]) if gaia is not None else no_stars()
+        idx = np.full(len(ra_a), -1, dtype=np.int64)
+        sep = np.full(len(ra_a), np.nan)
+        idx[known], sep[known] = nearest(ra_a[known], dec_a[known], stars, radius_arcsec)
+        hit = idx >= 0
+        safe = np.where(hit, idx, 0)
 
-    return run
+        def pick(name: str) -> np.ndarray:
+            values = stars[name][safe] if len(stars[name]) else np.zeros(len(idx))
+            return np.where(hit, values, np.nan)
+
+        source_id = pd.array(
+            stars["source_id"][safe] if len(stars["source_id"]) else np.zeros(len(idx), np.int64),
+            dtype="Int64",
+        )
+        source_id[~hit] = pd.NA
+        cols = [source_id, sep, pick("phot_g_mean_mag"), pick("bp_rp"), pick("parallax")]
+        return pd.DataFrame(dict(zip(names, cols, strict=True)))  # NaN travels as null
+
+    return gaia_annotation

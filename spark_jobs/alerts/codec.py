@@ -19,7 +19,7 @@ from __future__ import annotations
 import io
 import os
 import struct
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
 
@@ -41,6 +41,8 @@ class RubinSchema:
     major: int
     minor: int
     parsed: dict[str, Any]
+    definition: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
+    """The schema as the package defines it (named types resolved), for other Avro readers."""
 
     @property
     def schema_id(self) -> int:
@@ -72,7 +74,7 @@ def rubin_schema(version: str | None = None) -> RubinSchema:
             "upgrade the package or pick an installed version"
         )
     schema = Schema.from_file(path)
-    return RubinSchema(major, minor, fastavro.parse_schema(schema.definition))
+    return RubinSchema(major, minor, fastavro.parse_schema(schema.definition), schema.definition)
 
 
 def rubin_schema_for_id(schema_id: int) -> RubinSchema:

@@ -36,6 +36,8 @@ GAIA_COLUMNS: dict[str, T.DataType] = {
     "gaia_parallax": T.DoubleType(),
 }
 
+GAIA_STRUCT = T.StructType([T.StructField(n, t, True) for n, t in GAIA_COLUMNS.items()])
+
 TOP_LEVEL: list[tuple[str, T.DataType]] = [
     ("alert_id", T.LongType()),
     ("object_id", T.StringType()),

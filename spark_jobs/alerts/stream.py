@@ -1,15 +1,19 @@
 """The alert streaming job: raw topic → decode → Gaia annotation → user filters → topics.
 
 A Spark Structured Streaming query reads the raw alert topic; each
-micro-batch is decoded on the executors (Rubin and ZTF-style, see
-:mod:`codec`), annotated with the nearest Gaia source (:mod:`annotate`),
-evaluated against every enabled filter at once (one boolean column per
-filter, exploded into (filter, alert) matches) and written through
-:class:`sink.TransactionalSink`: matches to each filter's topic as JSON or
-the original Avro, undecodable packets to the dead-letter topic with the
-reason, all in one Kafka transaction per batch. Spark's checkpoint keeps the
-input offsets; the sink's commit marker makes a replayed batch a no-op — a
-restart neither loses nor duplicates output.
+micro-batch runs as ONE Spark job: records are decoded in the JVM
+(:mod:`decode`: ``from_avro`` for Rubin packets, the Python codec for the
+rest), annotated with the nearest Gaia source by a pandas UDF that reads the
+catalogue in-process (:mod:`annotate`), evaluated against every enabled
+filter at once (an array of the indices of the filters an alert matches) and
+serialised to JSON once per alert; only the matching alerts and the dead
+letters come back to the driver, which writes them through
+:class:`sink.TransactionalSink`: matches to each filter's topic as JSON (the
+alert's JSON with the filter's name prepended) or the original Avro,
+undecodable packets to the dead-letter topic with the reason, all in one
+Kafka transaction per batch. Spark's checkpoint keeps the input offsets; the
+sink's commit marker makes a replayed batch a no-op — a restart neither loses
+nor duplicates output.
 
 Entry point: ``python -m spark_jobs.alerts.stream --bootstrap HOST:PORT ...``.
 """
@@ -23,16 +27,14 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
 import pyarrow as pa
 from pyspark.errors import AnalysisException
-from pyspark.sql import Column, DataFrame, SparkSession
+from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
-from pyspark.sql.pandas.types import to_arrow_schema
 from pyspark.sql.streaming import StreamingQuery
 
-from spark_jobs.alerts import annotate, codec, rows
+from spark_jobs.alerts import annotate, decode, rows
 from spark_jobs.alerts.filters import AlertFilter
 from spark_jobs.alerts.sink import Message, TransactionalSink, ensure_topics
 
@@ -71,6 +73,7 @@ class StreamConfig:
     radius_arcsec: float = 5.0
     max_offsets_per_trigger: int = 20_000
     trigger_seconds: float = 0.0
+    min_partitions: int | None = None  # Spark tasks per batch; default: the cores Spark has
 
     def __post_init__(self) -> None:
         if not 0 < self.radius_arcsec <= annotate.MAX_RADIUS_ARCSEC:
@@ -80,35 +83,6 @@ class StreamConfig:
             )
         if self.max_offsets_per_trigger < 1:
             raise ValueError("max_offsets_per_trigger must be at least 1")
-
-
-def decode_batches(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
-    """mapInArrow: Kafka records → normalised alert rows (``error`` set when undecodable)."""
-    schema = to_arrow_schema(DECODED)
-    empty = {f.name: None for f in rows.alert_schema(with_gaia=False).fields}
-    for batch in batches:
-        out = []
-        for rec in batch.to_pylist():
-            kafka = {
-                "key": rec["key"],
-                "value": rec["value"],
-                "kafka_partition": rec["partition"],
-                "kafka_offset": rec["offset"],
-                "raw_timestamp_ms": rec["raw_timestamp_ms"],
-            }
-            try:
-                row = rows.normalise(codec.decode(rec["value"]))
-                row.update(kafka, error=None)
-            except codec.MalformedAlert as err:
-                row = {**empty, **kafka, "error": str(err)}
-            except (KeyError, TypeError, ValueError) as err:  # decodable but not an alert
-                row = {
-                    **empty,
-                    **kafka,
-                    "error": f"not a usable alert: {type(err).__name__}: {err}",
-                }
-            out.append(row)
-        yield pa.RecordBatch.from_pylist(out, schema=schema)
 
 
 class AlertStream:
@@ -127,9 +101,11 @@ class AlertStream:
         self.spark.conf.set("spark.sql.ansi.enabled", "false")
         self.config = config
         self.filters = filters
-        self.catalog = catalog
+        # The catalogue view's table and pinned version, read in-process on the executors.
+        self.gaia = annotate.GaiaReader.for_catalog(catalog) if catalog is not None else None
         self.fault = fault
         ensure_topics(config.bootstrap, [config.raw_topic, config.dead_letter_topic])
+        self._topics = {config.raw_topic, config.dead_letter_topic}
         self.sink = TransactionalSink(
             config.bootstrap, config.commit_topic, config.job_name, config.checkpoint_dir
         )
@@ -155,108 +131,103 @@ class AlertStream:
                 usable.append(f)
         return usable
 
+    def _ensure_filter_topics(self, filters: list[AlertFilter]) -> None:
+        new = {f.topic for f in filters} - self._topics
+        if new:
+            ensure_topics(self.config.bootstrap, new)
+            self._topics |= new
+
     # -- one micro-batch ------------------------------------------------------
+    def annotated(self, records: DataFrame) -> DataFrame:
+        """Kafka records → the ANNOTATED columns (decoded, normalised, gaia_* added)."""
+        decoded = decode.decode(records)
+        gaia = annotate.annotation_udf(self.gaia, self.config.radius_arcsec)(
+            F.col("ra"), F.col("dec")
+        )
+        out = decoded.select("*", gaia.alias("_gaia"))
+        return out.select(*[f.name for f in DECODED.fields], "_gaia.*")
+
     def process_batch(self, batch: DataFrame, batch_id: int) -> None:
         if self.sink.already_written(batch_id):
             log.info("batch %d was written before a restart; skipping", batch_id)
             return
-        decoded = (
-            batch.select(
-                "key",
-                "value",
-                "partition",
-                "offset",
-                F.unix_millis("timestamp").alias("raw_timestamp_ms"),
-            )
-            .mapInArrow(decode_batches, DECODED)
-            .persist()
+        filters = self.usable_filters()
+        self._ensure_filter_topics(filters)
+        out = self._output(self.annotated(batch), filters).toArrow()  # the batch's one job
+        messages = list(self._messages(out, filters))
+        if self.fault:
+            self.fault(batch_id, "before_write")
+        n = self.sink.write(
+            batch_id,
+            messages,
+            before_commit=(lambda: self.fault(batch_id, "before_commit")) if self.fault else None,
         )
-        try:
-            good = decoded.where(F.col("error").isNull())
-            stars = self._stars_for(good)
-            annotated = good.mapInArrow(
-                annotate.annotate_batches(
-                    stars, self.config.radius_arcsec, to_arrow_schema(ANNOTATED)
-                ),
-                ANNOTATED,
-            )
-            filters = self.usable_filters()
-            ensure_topics(self.config.bootstrap, [f.topic for f in filters])
-            messages = list(self._matches(annotated, filters)) + list(self._dead_letters(decoded))
-            if self.fault:
-                self.fault(batch_id, "before_write")
-            n = self.sink.write(
-                batch_id,
-                messages,
-                before_commit=(lambda: self.fault(batch_id, "before_commit"))
-                if self.fault
-                else None,
-            )
-            self.stats.append({"batch_id": batch_id, "messages": n})
-            if self.fault:
-                self.fault(batch_id, "after_commit")
-        finally:
-            decoded.unpersist()
+        self.stats.append({"batch_id": batch_id, "messages": n})
+        if self.fault:
+            self.fault(batch_id, "after_commit")
 
-    def _stars_for(self, good: DataFrame) -> dict[str, np.ndarray]:
-        if self.catalog is None:
-            return annotate.star_arrays(annotate.gaia_near_empty())
-        pos = good.select("ra", "dec").toArrow()
-        ra = pos.column("ra").to_numpy(zero_copy_only=False)
-        dec = pos.column("dec").to_numpy(zero_copy_only=False)
-        return annotate.star_arrays(annotate.gaia_near(self.catalog, ra, dec))
+    def _output(self, annotated: DataFrame, filters: list[AlertFilter]) -> DataFrame:
+        """One row per alert that matches a filter or is a dead letter: the matching
+        filters' indices, the JSON once per alert, the raw bytes only where needed."""
+        good = F.col("error").isNull()
+        matches = [F.when(good & F.expr(f.spark_sql), F.lit(i)) for i, f in enumerate(filters)]
+        hits = (
+            F.filter(F.array(*matches), lambda x: x.isNotNull())
+            if matches
+            else F.array().cast("array<int>")
+        )
+        step = annotated.select("*", hits.alias("_hits"))
+        avro = [i for i, f in enumerate(filters) if f.output_format == "avro"]
+        wants_raw = (
+            F.arrays_overlap(F.col("_hits"), F.array(*[F.lit(i) for i in avro]))
+            if avro
+            else F.lit(False)
+        )
+        matched = F.size("_hits") > 0
+        return step.where(matched | ~good).select(
+            F.col("_hits").alias("hits"),
+            "key",
+            F.when(~good | wants_raw, F.col("value")).alias("value"),
+            F.when(matched, F.to_json(F.struct(*PAYLOAD_COLUMNS)).cast("binary")).alias("json"),
+            F.when(matched, F.to_json(F.struct(*rows.GAIA_COLUMNS)).cast("binary")).alias("gaia"),
+            "error",
+            "kafka_partition",
+            "kafka_offset",
+        )
 
-    def _matches(self, annotated: DataFrame, filters: list[AlertFilter]) -> Iterator[Message]:
-        if not filters:
-            return
-        hits: Column = F.filter(
-            F.array(*[F.when(F.expr(f.spark_sql), F.lit(i)) for i, f in enumerate(filters)]),
-            lambda x: x.isNotNull(),
-        )
-        names = F.array(*[F.lit(f"{f.owner}/{f.name}") for f in filters])
-        out = (
-            annotated.select(F.explode(hits).alias("fi"), "key", "value", *PAYLOAD_COLUMNS)
-            .select(
-                "fi",
-                "key",
-                "value",
-                F.to_json(
-                    F.struct(F.element_at(names, F.col("fi") + 1).alias("filter"), *PAYLOAD_COLUMNS)
-                ).alias("json"),
-                F.to_json(F.struct(*rows.GAIA_COLUMNS)).alias("gaia"),
-            )
-            .toArrow()
-        )
-        for rec in out.to_pylist():
-            f = filters[rec["fi"]]
+    def _messages(self, out: pa.Table, filters: list[AlertFilter]) -> Iterator[Message]:
+        """The Kafka messages of the batch's output rows (matches, then dead letters)."""
+        cols = {c: out.column(c).to_pylist() for c in out.column_names}
+        # {"filter": NAME, <the alert's fields>} — the alert's JSON with the name prepended.
+        prefixes = [
+            b'{"filter":' + json.dumps(f"{f.owner}/{f.name}", ensure_ascii=False).encode()
+            for f in filters
+        ]
+        names = [f"{f.owner}/{f.name}".encode() for f in filters]
+        dead = []
+        for i, hits in enumerate(cols["hits"]):
+            if cols["error"][i] is not None:
+                dead.append(i)
+                continue
+            body, gaia, key = cols["json"][i][1:], cols["gaia"][i], cols["key"][i]
+            for fi in hits:
+                f = filters[fi]
+                if f.output_format == "json":
+                    value = prefixes[fi] + (b"," + body if body != b"}" else body)
+                else:
+                    value = cols["value"][i]
+                yield f.topic, key, value, [("avip-filter", names[fi]), ("avip-gaia", gaia)]
+        for i in dead:
+            source = {
+                "topic": self.config.raw_topic,
+                "partition": cols["kafka_partition"][i],
+                "offset": cols["kafka_offset"][i],
+            }
             headers = [
-                ("avip-filter", f"{f.owner}/{f.name}".encode()),
-                ("avip-gaia", rec["gaia"].encode()),
+                ("avip-error", cols["error"][i].encode()),
+                ("avip-source", json.dumps(source).encode()),
             ]
-            value = rec["json"].encode() if f.output_format == "json" else rec["value"]
-            yield f.topic, rec["key"], value, headers
-
-    def _dead_letters(self, decoded: DataFrame) -> Iterator[Message]:
-        bad = (
-            decoded.where(F.col("error").isNotNull())
-            .select("key", "value", "error", "kafka_partition", "kafka_offset")
-            .toArrow()
-        )
-        for rec in bad.to_pylist():
-            headers = [
-                ("avip-error", rec["error"].encode()),
-                (
-                    "avip-source",
-                    json.dumps(
-                        {
-                            "topic": self.config.raw_topic,
-                            "partition": rec["kafka_partition"],
-                            "offset": rec["kafka_offset"],
-                        }
-                    ).encode(),
-                ),
-            ]
-            yield self.config.dead_letter_topic, rec["key"], rec["value"] or b"", headers
+            yield self.config.dead_letter_topic, cols["key"][i], cols["value"][i] or b"", headers
 
     # -- the query ------------------------------------------------------------
     def start(self, available_now: bool = False) -> StreamingQuery:
@@ -267,6 +238,11 @@ class AlertStream:
             .option("subscribe", c.raw_topic)
             .option("startingOffsets", "earliest")
             .option("maxOffsetsPerTrigger", str(c.max_offsets_per_trigger))
+            # Split a topic partition's batch across the cores (the raw topic may have one).
+            .option(
+                "minPartitions",
+                str(c.min_partitions or self.spark.sparkContext.defaultParallelism),
+            )
             .option("failOnDataLoss", "false")
             .load()
         )
