@@ -2,48 +2,65 @@
 
 A ``Catalog`` is an immutable, lazily evaluated view of one Delta table at one
 pinned version: ``open_catalog().cone(266.4, -29.0, 0.5).where("parallax > 1")``
-builds a plan; ``.df`` gives the Spark DataFrame. Region searches turn into a
-partition filter, ``source_id`` range predicates (pushed down to Delta file
-skipping and Parquet row-group skipping) and then the exact geometry.
+builds a plan; ``.df`` gives the Spark DataFrame. A region search becomes
+``source_id`` ranges (from its HEALPix coverage): the pinned version's files
+whose partition and source_id min/max meet them are read as plain Parquet
+(:func:`region_scan`), with the ranges pushed down for row-group skipping,
+then the exact geometry. Reads without a region go through Delta.
 """
 
 from __future__ import annotations
 
+import operator
 from dataclasses import dataclass, field, replace
-from functools import lru_cache
+from functools import lru_cache, reduce
 
+import numpy as np
 from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
+from pyspark.sql import types as T
 
 from lakehouse import healpix
 from lakehouse.crossmatch import crossmatch as _crossmatch
 from lakehouse.filters import filter_sql
-from lakehouse.layout import TableInfo, table_info
+from lakehouse.layout import DataFiles, TableInfo, data_files, table_info
 from lakehouse.regions import BoxSearch, ConeSearch, PixelSearch, PolygonSearch, Region
 from lakehouse.schema import PARTITION_COLUMN
 
 
-def region_prefilter(region: Region, info: TableInfo) -> Column | None:
-    """Partition + source_id-range predicate that keeps every row the region can match.
+def region_source_ids(region: Region, info: TableInfo) -> np.ndarray | None:
+    """Sorted, disjoint ``[lo, hi)`` source_id ranges holding every row the region can match.
 
-    Returns None when the table has no HEALPix layout (then only the exact
-    filter applies).
+    None when the table has no HEALPix layout (then only the exact filter applies).
     """
     if info.partition_order is None:
         return None
     ranges = region.coverage()
     if not getattr(region, "by_source_id", False):
         ranges = healpix.dilate(ranges, info.margin_deg)
-    ranges = healpix.coarsen_ranges(ranges)
-    if len(ranges) == 0:
+    return healpix.to_source_id_ranges(healpix.coarsen_ranges(ranges))
+
+
+def source_id_ranges_sql(sid_ranges: np.ndarray) -> str:
+    """SQL for "source_id in one of the ranges": one parse, pushed down to Parquet."""
+    if len(sid_ranges) == 0:
+        return "false"
+    return " OR ".join(
+        f"(source_id >= {int(lo)} AND source_id < {int(hi)})" for lo, hi in sid_ranges
+    )
+
+
+def region_prefilter(region: Region, info: TableInfo) -> Column | None:
+    """Partition + source_id-range predicate that keeps every row the region can match
+    (None without a HEALPix layout); used when reading through Delta."""
+    sid_ranges = region_source_ids(region, info)
+    if sid_ranges is None:
+        return None
+    if len(sid_ranges) == 0:
         return F.lit(False)
-    parts = healpix.partitions_of(ranges, info.partition_order)
-    sid = F.col("source_id")
-    in_ranges = None
-    for lo, hi in healpix.to_source_id_ranges(ranges):
-        term = (sid >= int(lo)) & (sid < int(hi))
-        in_ranges = term if in_ranges is None else in_ranges | term
-    return F.col(PARTITION_COLUMN).isin([int(p) for p in parts]) & in_ranges
+    parts = healpix.partitions_of(sid_ranges >> healpix.SOURCE_ID_SHIFT, info.partition_order)
+    in_parts = f"{PARTITION_COLUMN} IN ({', '.join(str(int(p)) for p in parts)})"
+    return F.expr(f"{in_parts} AND ({source_id_ranges_sql(sid_ranges)})")
 
 
 @lru_cache(maxsize=64)
@@ -56,6 +73,50 @@ def pinned_table(spark: SparkSession, path: str, version: int) -> DataFrame:
     so the cache cannot go stale.
     """
     return spark.read.format("delta").option("versionAsOf", version).load(path)
+
+
+@lru_cache(maxsize=64)
+def _data_schema(spark: SparkSession, path: str, version: int) -> T.StructType:
+    """The columns stored in the data files (the table's, minus the partition column)."""
+    return pinned_table(spark, path, version).drop(PARTITION_COLUMN).schema
+
+
+@lru_cache(maxsize=16)
+def pinned_files(info: TableInfo) -> DataFiles | None:
+    """The data files of one version with their source_id ranges, read from the log once."""
+    return data_files(info)
+
+
+def region_scan(
+    spark: SparkSession, info: TableInfo, regions: tuple[Region, ...]
+) -> tuple[DataFrame, list[np.ndarray | None]] | None:
+    """Plain Parquet scan of just the files the regions can touch, or None to read via Delta.
+
+    A region search reads few files of a big table, and Delta's planning of
+    such a read (its data skipping runs a Spark job over the log's state) costs
+    more than the read itself. The catalogue pins one version, whose file list
+    and per-file source_id min/max come from the log once (:func:`pinned_files`);
+    choosing the files here and handing Spark only those keeps time travel
+    exact (the list is the snapshot) and leaves Spark the row-group skipping
+    on the source_id ranges returned alongside.
+    """
+    if not regions or info.partition_order is None:
+        return None
+    files = pinned_files(info)
+    if files is None:
+        return None
+    keep = np.ones(len(files.paths), dtype=bool)
+    sid_ranges = []
+    for region in regions:
+        ranges = region_source_ids(region, info)
+        parts = healpix.partitions_of(ranges >> healpix.SOURCE_ID_SHIFT, info.partition_order)
+        keep &= files.covering(ranges, parts)
+        sid_ranges.append(ranges)
+    schema = _data_schema(spark, info.path, info.version)
+    chosen = [p for p, k in zip(files.paths, keep, strict=True) if k]
+    if not chosen:
+        return spark.createDataFrame([], schema), sid_ranges
+    return spark.read.schema(schema).parquet(*chosen), sid_ranges
 
 
 @dataclass(frozen=True)
@@ -126,14 +187,18 @@ class Catalog:
     @property
     def df(self) -> DataFrame:
         """The Spark DataFrame of this view."""
-        df = pinned_table(self.spark, self.info.path, self.info.version)
-        for region in self.regions:
-            prefilter = region_prefilter(region, self.info)
-            if prefilter is not None:
-                df = df.where(prefilter)
-            df = df.where(region.spark_filter())
-        for predicate in self.predicates:
-            df = df.where(predicate)
+        scan = region_scan(self.spark, self.info, self.regions)
+        if scan is None:
+            df = pinned_table(self.spark, self.info.path, self.info.version)
+            prefilters = [region_prefilter(region, self.info) for region in self.regions]
+        else:
+            df, sid_ranges = scan
+            prefilters = [F.expr(source_id_ranges_sql(r)) for r in sid_ranges]
+        conditions = [p for p in prefilters if p is not None]
+        conditions += [region.spark_filter() for region in self.regions]
+        conditions += [F.expr(p) for p in self.predicates]
+        if conditions:
+            df = df.where(reduce(operator.and_, conditions))
         return df.select(*(self.columns or self._all_columns))
 
     def count(self) -> int:

@@ -81,10 +81,8 @@ class TableInfo:
     margin_deg: float
 
 
-def table_info(
-    path: str, version: int | None = None, storage_options: dict | None = None
-) -> TableInfo:
-    """Read version and layout properties from the Delta log (no Spark needed)."""
+def _delta_table(path: str, version: int | None, storage_options: dict | None):
+    """delta-rs's view of the table (S3 credentials from the settings for s3 paths)."""
     from deltalake import DeltaTable
 
     if storage_options is None and path.startswith(("s3a://", "s3://")):
@@ -93,7 +91,7 @@ def table_info(
 
         storage_options = s3_options(get_settings())
     try:
-        table = DeltaTable(path, version=version, storage_options=storage_options)
+        return DeltaTable(path, version=version, storage_options=storage_options)
     except Exception as exc:  # delta-rs raises several types for a missing table/version
         if version is not None and "version" in str(exc).lower():
             raise ValueError(f"table {path} has no version {version}: {exc}") from exc
@@ -101,12 +99,86 @@ def table_info(
             f"no Delta table at {path}: ingest one first (`avip ingest sample` or "
             f"`avip ingest synthetic --rows N`)"
         ) from exc
+
+
+def table_info(
+    path: str, version: int | None = None, storage_options: dict | None = None
+) -> TableInfo:
+    """Read version and layout properties from the Delta log (no Spark needed)."""
+    table = _delta_table(path, version, storage_options)
     conf = table.metadata().configuration
     return TableInfo(
         path=path,
         version=table.version(),
         partition_order=int(conf[ORDER_PROPERTY]) if ORDER_PROPERTY in conf else None,
         margin_deg=float(conf.get(MARGIN_PROPERTY, 0.0)),
+    )
+
+
+#: Reader features under which a data file, read as plain Parquet, still holds exactly
+#: the table's rows and columns (no deletion vectors, column mapping or type widening).
+PLAIN_PARQUET_FEATURES = frozenset({"timestampNtz", "v2Checkpoint", "vacuumProtocolCheck"})
+
+
+@dataclass(frozen=True, eq=False)
+class DataFiles:
+    """The data files of one table version and each one's partition and source_id range.
+
+    Taken from the Delta log's add actions (partition values and min/max
+    statistics), so the list *is* the snapshot: reading these files as
+    Parquet gives that version exactly. Files without statistics get the
+    full source_id range (never pruned on it).
+    """
+
+    paths: tuple[str, ...]  # as Spark reads them: the table's path + the file's
+    partition: np.ndarray  # healpix_partition, or -1 when the table has none
+    sid_min: np.ndarray
+    sid_max: np.ndarray
+
+    def covering(self, sid_ranges: np.ndarray, partitions: np.ndarray) -> np.ndarray:
+        """Mask of files in ``partitions`` whose source_id range meets a ``[lo, hi)`` range."""
+        meets = np.zeros(len(self.paths), dtype=bool)
+        if len(sid_ranges):
+            # the ranges are sorted and disjoint: the first one ending after a file's min
+            # is the only candidate for starting at or before its max
+            j = np.searchsorted(sid_ranges[:, 1], self.sid_min, side="right")
+            inside = j < len(sid_ranges)
+            meets = inside & (sid_ranges[np.minimum(j, len(sid_ranges) - 1), 0] <= self.sid_max)
+        return meets & ((self.partition < 0) | np.isin(self.partition, partitions))
+
+
+def data_files(info: TableInfo, storage_options: dict | None = None) -> DataFiles | None:
+    """The files of ``info``'s version, or None when plain Parquet reads of them would
+    not be exact (the table uses deletion vectors, column mapping or the like)."""
+    import urllib.parse
+
+    import pyarrow as pa
+
+    table = _delta_table(info.path, info.version, storage_options)
+    protocol = table.protocol()
+    features = set(protocol.reader_features or ())
+    if protocol.min_reader_version > 1 and not features <= PLAIN_PARQUET_FEATURES:
+        return None
+    if table.metadata().configuration.get("delta.columnMapping.mode", "none") != "none":
+        return None
+    actions = pa.table(table.get_add_actions(flatten=True))
+    names, n = actions.column_names, actions.num_rows
+    part = f"partition.{PARTITION_COLUMN}"
+    root = info.path.rstrip("/")
+
+    def located(path: str) -> str:  # log paths are relative and percent-encoded
+        return path if "://" in path else f"{root}/{urllib.parse.unquote(path)}"
+
+    def stat(name: str, missing: int) -> np.ndarray:
+        if name not in names:
+            return np.full(n, missing, dtype=np.int64)
+        return actions[name].fill_null(missing).to_numpy().astype(np.int64)
+
+    return DataFiles(
+        paths=tuple(located(p) for p in actions["path"].to_pylist()),
+        partition=stat(part, -1),
+        sid_min=stat("min.source_id", np.iinfo(np.int64).min),
+        sid_max=stat("max.source_id", np.iinfo(np.int64).max),
     )
 
 

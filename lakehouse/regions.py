@@ -31,16 +31,24 @@ def angular_distance_deg(ra1, dec1, ra2, dec2):
     return np.degrees(2 * np.arcsin(np.sqrt(np.clip(h, 0.0, 1.0))))
 
 
-def spark_angular_distance_deg(
-    ra: SparkColumn, dec: SparkColumn, ra0: float, dec0: float
-) -> SparkColumn:
-    """Great-circle distance in degrees from a fixed point (haversine, Spark column)."""
-    d_dec = F.radians(dec) - math.radians(dec0)
-    d_ra = F.radians(ra) - math.radians(ra0)
-    h = F.pow(F.sin(d_dec / 2), 2) + math.cos(math.radians(dec0)) * F.cos(F.radians(dec)) * F.pow(
-        F.sin(d_ra / 2), 2
+def _double(x: float) -> str:
+    """A Spark SQL double literal that round-trips ``x`` exactly."""
+    return f"({float(x)!r}D)"
+
+
+def angular_distance_sql(ra0: float, dec0: float) -> str:
+    """Spark SQL for the great-circle distance in degrees of (ra, dec) from a fixed point.
+
+    Haversine, as :func:`angular_distance_deg`. Built as one SQL string so the
+    driver parses it once instead of assembling a column call by call over Py4J.
+    """
+    d_dec = f"(radians(dec) - {_double(math.radians(dec0))})"
+    d_ra = f"(radians(ra) - {_double(math.radians(ra0))})"
+    h = (
+        f"pow(sin({d_dec} / 2), 2) + {_double(math.cos(math.radians(dec0)))} * "
+        f"cos(radians(dec)) * pow(sin({d_ra} / 2), 2)"
     )
-    return F.degrees(2 * F.asin(F.sqrt(F.least(F.lit(1.0), h))))
+    return f"degrees(2 * asin(sqrt(least(1.0D, {h}))))"
 
 
 @dataclass(frozen=True)
@@ -64,8 +72,8 @@ class ConeSearch:
         return angular_distance_deg(ra, dec, self.ra_deg, self.dec_deg) <= self.radius_deg
 
     def spark_filter(self) -> SparkColumn:
-        dist = spark_angular_distance_deg(F.col("ra"), F.col("dec"), self.ra_deg, self.dec_deg)
-        return dist <= self.radius_deg
+        dist = angular_distance_sql(self.ra_deg, self.dec_deg)
+        return F.expr(f"{dist} <= {_double(self.radius_deg)}")
 
 
 @dataclass(frozen=True)
@@ -100,11 +108,11 @@ class BoxSearch:
         return in_dec & ((ra >= self.ra_min) | (ra <= self.ra_max))
 
     def spark_filter(self) -> SparkColumn:
-        ra, dec = F.col("ra"), F.col("dec")
-        in_dec = dec.between(self.dec_min, self.dec_max)
+        lo, hi = _double(self.ra_min), _double(self.ra_max)
+        in_dec = f"dec BETWEEN {_double(self.dec_min)} AND {_double(self.dec_max)}"
         if self.ra_min <= self.ra_max:
-            return in_dec & ra.between(self.ra_min, self.ra_max)
-        return in_dec & ((ra >= self.ra_min) | (ra <= self.ra_max))
+            return F.expr(f"{in_dec} AND ra BETWEEN {lo} AND {hi}")
+        return F.expr(f"{in_dec} AND (ra >= {lo} OR ra <= {hi})")
 
 
 def unit_vectors(ra_deg: np.ndarray, dec_deg: np.ndarray) -> np.ndarray:

@@ -31,6 +31,7 @@ def test_time_travel(spark, tmp_path, edge_rows_for):
     assert v2 > v1
     cat = open_catalog(str(tmp_path), spark=spark)
     assert cat.version == v2 and cat.cone(11, 0, 2).count() == 800
+    assert cat.cone(230, -5, 2).count() == 0  # a region no file covers
     old = cat.as_of(v1).cone(11, 0, 2)
     assert {r.source_id for r in old.select("source_id").df.collect()} == set(first["source_id"])
     assert open_interactive(str(tmp_path), version=v1).cone(11, 0, 2).num_rows == 500
