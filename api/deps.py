@@ -18,8 +18,9 @@ from __future__ import annotations
 import functools
 import inspect
 from collections.abc import AsyncIterator, Callable
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
+import anyio
 from fastapi import Depends, HTTPException, Path, Request, status
 from fastapi.routing import APIRoute
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
@@ -32,6 +33,8 @@ from api.models import Token, User
 from api.scheduler import Capacity
 from api.settings import Settings
 from api.store import users as user_store
+
+T = TypeVar("T")
 
 bearer = HTTPBearer(auto_error=False, description="An avip API token (`avip login`).")
 
@@ -84,6 +87,27 @@ def _closing_sessions(endpoint: Callable[..., Any]) -> Callable[..., Any]:
 
     run._closes_sessions = True  # type: ignore[attr-defined]
     return run
+
+async def in_worker(request: Request, work: Callable[[Session], T], *, writes: bool = False) -> T:
+    """Run a route's store work with a session of its own in ONE worker-thread hop.
+
+    For the hot routes (submit, poll, list), written as ``async def`` without ``SessionDep``:
+    a sync endpoint costs FastAPI a second hop to validate its answer, the session
+    dependency an exit stack on the loop, and under load every hop queues behind the others
+    for a thread and the GIL. The session is opened and closed in the worker, so its pooled
+    connection is back before the answer is built (see :class:`SessionRoute`).
+
+    ``writes=True`` work waits its turn on ``app.state.store_write_limiter`` when there is
+    one (SQLite: one writer at a time, see :mod:`api.main`).
+    """
+
+    def run() -> T:
+        with request.app.state.sessions() as session:
+            return work(session)
+
+    limiter = getattr(request.app.state, "store_write_limiter", None) if writes else None
+    return await anyio.to_thread.run_sync(run, limiter=limiter)
+
 
 MISSING_TOKEN = "missing token: send 'Authorization: Bearer <token>' (get one with `avip login`)"
 BAD_TOKEN = "token unknown, expired or revoked: ask an operator for a new one"

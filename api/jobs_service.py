@@ -143,10 +143,9 @@ def submit(
         session, owner=user, avi=avi.manifest.name, avi_version=avi.manifest.version,
         params=parsed.model_dump(mode="json"), cores=resources.cores,
         memory_mb=resources.memory_mb, priority=priority, pins=pins, rerun_of=rerun_of,
+        resources=resources.model_dump(),
+        output_dir=lambda job_id: str(job_dir(space_root, user.name, job_id)),
     )
-    job.resources = resources.model_dump()
-    job.output_dir = str(job_dir(space_root, user.name, job.id))
-    session.flush()
     return job
 
 

@@ -12,6 +12,7 @@ import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+import anyio
 from fastapi import FastAPI
 
 from api.auth_cache import TokenCache
@@ -73,6 +74,13 @@ def create_app(
     app.state.auth_cache = TokenCache.watching(sessions, ttl_s=settings.auth_cache_ttl_s)
     app.state.catalogue = catalogue or RegistryCatalogue()
     app.state.dispatcher = dispatcher
+    # SQLite lets one transaction write at a time; the others sleep in its busy handler
+    # (1, 2, 5 ... 100 ms steps) however soon the lock frees, which made the submissions'
+    # tail latency under load. Routes' writes instead queue here, on the event loop, and
+    # run one at a time in a worker thread. PostgreSQL writes concurrently: no limiter.
+    app.state.store_write_limiter = (
+        anyio.CapacityLimiter(1) if engine.dialect.name == "sqlite" else None
+    )
     for module in (users, avis, jobs, events, space, shares):
         app.include_router(module.router)
     app.include_router(users.pools_router)

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request, Response, status
 from fastapi.responses import FileResponse, PlainTextResponse
+from sqlalchemy import Row
+from sqlalchemy.orm import Session
 
 from api import jobs_service, result_files
 from api.backends import LOG_FILE
@@ -18,6 +20,7 @@ from api.deps import (
     SessionDep,
     SessionRoute,
     SettingsDep,
+    in_worker,
 )
 from api.models import Job, User
 from api.routes.errors import http_errors
@@ -35,7 +38,8 @@ from api.store import jobs as job_store
 router = APIRouter(prefix="/jobs", tags=["jobs"], route_class=SessionRoute)
 
 
-def job_public(job: Job, owner: str, positions: dict[int, int]) -> JobPublic:
+def job_public(job: Job | Row[Any], owner: str, positions: dict[int, int]) -> JobPublic:
+    """The public view of a job row (an ORM ``Job`` or a read-only Core row)."""
     wait = ((job.started_at or job.finished_at) - job.submitted_at).total_seconds() \
         if (job.started_at or job.finished_at) else None
     run = (job.finished_at - job.started_at).total_seconds() \
@@ -63,41 +67,54 @@ def _own_job(session: SessionDep, user: User, job_id: int) -> Job:
         return job_store.get_job(session, job_id=job_id, owner=user)
 
 
+# Submit, poll and list are most of the traffic: async endpoints doing their store work in
+# one worker-thread hop (deps.in_worker), answer validated on the event loop.
+
+
 @router.post("", response_model=JobPublic, status_code=status.HTTP_201_CREATED)
-def submit_job(
-    request: Request, session: SessionDep, user: CurrentUser, settings: SettingsDep,
-    catalogue: CatalogueDep, capacity: CapacityDep, body: JobCreate,
+async def submit_job(
+    request: Request, user: CurrentUser, settings: SettingsDep, catalogue: CatalogueDep,
+    capacity: CapacityDep, body: JobCreate,
 ) -> JobPublic:
     """Queue a job. Params are checked against the AVI's schema (the error names the field);
     a job that could never fit your pool or the cluster is refused with the reason."""
-    with http_errors():
-        job = jobs_service.submit(
-            session, user=user, catalogue=catalogue, capacity=capacity,
-            space_root=settings.space_root, avi_name=body.avi, version=body.version,
-            params=body.params, priority=body.priority, settings=settings,
-        )
-    session.commit()
+
+    def work(session: Session) -> Job:
+        with http_errors():
+            job = jobs_service.submit(
+                session, user=user, catalogue=catalogue, capacity=capacity,
+                space_root=settings.space_root, avi_name=body.avi, version=body.version,
+                params=body.params, priority=body.priority, settings=settings,
+            )
+        session.commit()
+        return job
+
+    job = await in_worker(request, work, writes=True)
     return job_public(job, user.name, _positions(request))
 
 
 @router.get("", response_model=JobsPublic)
-def list_jobs(
-    request: Request, session: SessionDep, user: CurrentUser,
+async def list_jobs(
+    request: Request, user: CurrentUser,
     state: JobState | None = None,
     avi: Annotated[str | None, Query(max_length=100)] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     offset: Annotated[int, Query(ge=0, le=2**62)] = 0,
 ) -> JobsPublic:
     """Your jobs, newest first."""
-    jobs, count = job_store.list_jobs(session, owner=user, state=state, avi=avi, limit=limit,
-                                      offset=offset)
+    jobs, count = await in_worker(request, lambda session: job_store.list_jobs(
+        session, owner=user, state=state, avi=avi, limit=limit, offset=offset))
     positions = _positions(request)
     return JobsPublic(data=[job_public(j, user.name, positions) for j in jobs], count=count)
 
 
 @router.get("/{job_id}", response_model=JobPublic)
-def read_job(request: Request, session: SessionDep, user: CurrentUser, job_id: RowId) -> JobPublic:
-    return job_public(_own_job(session, user, job_id), user.name, _positions(request))
+async def read_job(request: Request, user: CurrentUser, job_id: RowId) -> JobPublic:
+    def work(session: Session) -> Row[Any]:
+        with http_errors():
+            return job_store.read_job(session, job_id=job_id, owner=user)
+
+    return job_public(await in_worker(request, work), user.name, _positions(request))
 
 
 @router.post("/{job_id}/cancel", response_model=JobPublic)

@@ -9,11 +9,12 @@ two schedulers racing for the same job cannot both start it.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select, update
-from sqlalchemy.orm import Session
+from sqlalchemy import Row, bindparam, func, insert, select, update
+from sqlalchemy.orm import Session, make_transient_to_detached
 
 from api.errors import Conflict, NotFound
 from api.models import Event, Job, User, utcnow
@@ -34,6 +35,15 @@ def add_event(
     return event
 
 
+_JOBS = Job.__table__
+# Built once: statements whose values come as execute() parameters keep one cache key.
+_INSERT_JOB = insert(_JOBS).returning(*_JOBS.c)
+_SET_OUTPUT_DIR = (update(_JOBS).where(_JOBS.c.id == bindparam("job_id"))
+                   .values(output_dir=bindparam("dir")))
+_INSERT_EVENT = insert(Event.__table__)
+_READ_JOB = select(_JOBS).where(_JOBS.c.id == bindparam("job_id"))
+
+
 def create_job(
     session: Session,
     *,
@@ -46,16 +56,33 @@ def create_job(
     priority: int = 0,
     pins: dict[str, Any] | None = None,
     rerun_of: int | None = None,
+    resources: dict[str, Any] | None = None,
+    output_dir: Callable[[int], str] | None = None,
 ) -> Job:
-    job = Job(
-        owner_id=owner.id, avi=avi, avi_version=avi_version, params=params, cores=cores,
-        memory_mb=memory_mb, priority=priority, pins=pins or {}, rerun_of=rerun_of,
-        state="queued", submitted_at=utcnow(),
-    )
+    """Insert a queued job and its ``job.queued`` event; returns the job, persistent in ``session``.
+
+    Written with Core statements on the session's connection (same transaction), not
+    through the unit of work: a flush per row was most of a submission's CPU under load.
+    ``output_dir`` maps the new id to the job's folder (the id is known only after the insert).
+    """
+    values: dict[str, Any] = {
+        "owner_id": owner.id, "avi": avi, "avi_version": avi_version, "params": params,
+        "cores": cores, "memory_mb": memory_mb, "priority": priority, "pins": pins or {},
+        "rerun_of": rerun_of, "resources": resources or {}, "state": "queued",
+        "submitted_at": utcnow(),
+    }
+    connection = session.connection()
+    row = dict(connection.execute(_INSERT_JOB, values).one()._mapping)
+    if output_dir is not None:
+        row["output_dir"] = output_dir(row["id"])
+        connection.execute(_SET_OUTPUT_DIR, {"job_id": row["id"], "dir": row["output_dir"]})
+    connection.execute(_INSERT_EVENT, {
+        "user": owner.name, "type": "job.queued", "job_id": row["id"],
+        "payload": {"avi": avi, "version": avi_version, "cores": cores, "memory_mb": memory_mb},
+        "created_at": values["submitted_at"]})
+    job = Job(**row)
+    make_transient_to_detached(job)  # as if loaded: later changes flush as UPDATEs
     session.add(job)
-    session.flush()
-    add_event(session, user=owner.name, type="job.queued", job_id=job.id,
-              payload={"avi": avi, "version": avi_version, "cores": cores, "memory_mb": memory_mb})
     return job
 
 
@@ -67,6 +94,18 @@ def get_job(session: Session, *, job_id: int, owner: User | None = None) -> Job:
     return job
 
 
+def read_job(session: Session, *, job_id: int, owner: User | None = None) -> Row[Any]:
+    """A read-only row of the job (columns as attributes), for answering polls.
+
+    A Core select, not an ORM load: polls are most requests, and ORM identity bookkeeping
+    is most of the cost of a one-row read. Same rules as :func:`get_job`.
+    """
+    row = session.connection().execute(_READ_JOB, {"job_id": job_id}).first()
+    if row is None or (owner is not None and row.owner_id != owner.id):
+        raise NotFound(f"no job {job_id}")
+    return row
+
+
 def list_jobs(
     session: Session,
     *,
@@ -75,18 +114,20 @@ def list_jobs(
     avi: str | None = None,
     limit: int = 50,
     offset: int = 0,
-) -> tuple[list[Job], int]:
-    """A page of jobs (newest first) and the total count matching the filters."""
-    query = select(Job)
+) -> tuple[list[Row[Any]], int]:
+    """A page of jobs (newest first, read-only rows) and the total count matching the filters."""
+    conditions = []
     if owner is not None:
-        query = query.where(Job.owner_id == owner.id)
+        conditions.append(_JOBS.c.owner_id == owner.id)
     if state is not None:
-        query = query.where(Job.state == state)
+        conditions.append(_JOBS.c.state == state)
     if avi is not None:
-        query = query.where(Job.avi == avi)
-    count = session.scalar(select(func.count()).select_from(query.subquery())) or 0
-    page = session.scalars(query.order_by(Job.id.desc()).limit(limit).offset(offset))
-    return list(page), count
+        conditions.append(_JOBS.c.avi == avi)
+    connection = session.connection()
+    count = connection.execute(select(func.count()).select_from(_JOBS).where(*conditions)).scalar()
+    page = connection.execute(select(_JOBS).where(*conditions).order_by(_JOBS.c.id.desc())
+                              .limit(limit).offset(offset))
+    return list(page), count or 0
 
 
 def transition(

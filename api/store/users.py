@@ -12,7 +12,7 @@ import re
 import secrets
 from datetime import datetime, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 from api.errors import Conflict, Invalid, NotFound
@@ -21,6 +21,8 @@ from api.pools import ROLES, Quota, quota_for, unknown_roles
 
 NAME = re.compile(r"^[a-z][a-z0-9_-]{0,63}$")
 TOKEN_PREFIX = "avip_"
+_POOLS = PoolOverride.__table__
+_POOL_OF = select(_POOLS).where(_POOLS.c.user_id == bindparam("user_id"))
 
 
 def hash_token(token: str) -> str:
@@ -144,8 +146,12 @@ def valid_token(
 
 
 def quota_of(session: Session, *, user: User) -> Quota:
-    """The user's effective quota: the operator's override, else the role default."""
-    override = session.get(PoolOverride, user.id)
+    """The user's effective quota: the operator's override, else the role default.
+
+    One Core select on the session's connection (every submission asks): it sees what the
+    session flushed, and :func:`set_pool` / :func:`clear_pool` flush.
+    """
+    override = session.connection().execute(_POOL_OF, {"user_id": user.id}).first()
     if override is None:
         return quota_for(user.roles)
     return Quota(override.cores, override.memory_mb, override.max_jobs, override.space_bytes)
