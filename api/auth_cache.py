@@ -55,9 +55,13 @@ class TokenCache:
     def watching(cls, sessions: sessionmaker[Session], ttl_s: float = 10.0) -> TokenCache:
         """A cache emptied whenever a session of ``sessions`` commits a user or token change."""
         cache = cls(ttl_s)
-        event.listen(sessions, "after_flush", _note_auth_changes)
-        event.listen(sessions, "after_commit", cache._after_commit)
+        cache.watch(sessions)
         return cache
+
+    def watch(self, sessions: sessionmaker[Session]) -> None:
+        """Also empty the cache when a session of ``sessions`` commits a user or token change."""
+        event.listen(sessions, "after_flush", _note_auth_changes)
+        event.listen(sessions, "after_commit", self._after_commit)
 
     @property
     def generation(self) -> int:

@@ -20,16 +20,23 @@ from sqlalchemy.orm import Session, sessionmaker
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 
 
-def make_engine(url: str) -> Engine:
-    """An engine for ``url``; SQLite files get their directory created and WAL turned on."""
+def make_engine(url: str, *, busy_timeout_s: float = 30.0, pool_size: int = 20,
+                max_overflow: int = 40, autocheckpoint: bool = True) -> Engine:
+    """An engine for ``url``; SQLite files get their directory created and WAL turned on.
+
+    SQLite only: ``busy_timeout_s`` is how long a statement waits for another connection's
+    write lock before failing with "database is locked" (0: fail at once);
+    ``autocheckpoint=False`` leaves WAL checkpoints to someone else (see api.loop_store).
+    """
     if url.startswith("sqlite"):
         path = url.split("///", 1)[-1]
         if path and path != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
         engine = create_engine(
-            url, connect_args={"check_same_thread": False, "timeout": 30}, pool_size=20,
-            max_overflow=40,
+            url, connect_args={"check_same_thread": False, "timeout": busy_timeout_s},
+            pool_size=pool_size, max_overflow=max_overflow,
         )
+        busy_timeout_ms = int(busy_timeout_s * 1000)
 
         @event.listens_for(engine, "connect")
         def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -37,11 +44,13 @@ def make_engine(url: str) -> Engine:
             cursor.execute("PRAGMA journal_mode=WAL")
             cursor.execute("PRAGMA synchronous=NORMAL")
             cursor.execute("PRAGMA foreign_keys=ON")
-            cursor.execute("PRAGMA busy_timeout=30000")
+            cursor.execute(f"PRAGMA busy_timeout={busy_timeout_ms}")
+            if not autocheckpoint:
+                cursor.execute("PRAGMA wal_autocheckpoint=0")
             cursor.close()
 
         return engine
-    return create_engine(url, pool_size=20, max_overflow=40, pool_pre_ping=True)
+    return create_engine(url, pool_size=pool_size, max_overflow=max_overflow, pool_pre_ping=True)
 
 
 def alembic_config(url: str) -> Config:

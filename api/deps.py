@@ -24,11 +24,13 @@ import anyio
 from fastapi import Depends, HTTPException, Path, Request, status
 from fastapi.routing import APIRoute
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 from starlette.concurrency import run_in_threadpool
 
 from api.auth_cache import TokenCache
 from api.avis import AviCatalogue
+from api.loop_store import LoopStore
 from api.models import Token, User
 from api.scheduler import Capacity
 from api.settings import Settings
@@ -88,24 +90,39 @@ def _closing_sessions(endpoint: Callable[..., Any]) -> Callable[..., Any]:
     run._closes_sessions = True  # type: ignore[attr-defined]
     return run
 
-async def in_worker(request: Request, work: Callable[[Session], T], *, writes: bool = False) -> T:
-    """Run a route's store work with a session of its own in ONE worker-thread hop.
+async def run_store(request: Request, work: Callable[[Session], T], *, writes: bool = False) -> T:
+    """Run a hot route's store work (submit, poll, list) with a session of its own.
 
-    For the hot routes (submit, poll, list), written as ``async def`` without ``SessionDep``:
-    a sync endpoint costs FastAPI a second hop to validate its answer, the session
-    dependency an exit stack on the loop, and under load every hop queues behind the others
-    for a thread and the GIL. The session is opened and closed in the worker, so its pooled
-    connection is back before the answer is built (see :class:`SessionRoute`).
+    Such routes are ``async def`` without ``SessionDep``: a sync endpoint costs FastAPI a
+    second thread hop to validate its answer, the session dependency an exit stack, and on
+    a busy machine every hop between threads waits for the GIL and the OS scheduler.
 
-    ``writes=True`` work waits its turn on ``app.state.store_write_limiter`` when there is
-    one (SQLite: one writer at a time, see :mod:`api.main`).
+    * Embedded SQLite (``app.state.loop_store``, see :mod:`api.loop_store`): on the event
+      loop, no hop at all. Those connections never wait for a lock: if another holds the
+      write lock, "database is locked" comes at once, the transaction is rolled back and
+      the work runs again in a worker thread (writes queue there one at a time). ``work``
+      must therefore change nothing outside its session before it commits.
+    * Otherwise (PostgreSQL: network round trips) in ONE worker-thread hop.
+
+    The session is closed where it was used, before the answer is built, so its pooled
+    connection is back at once (see :class:`SessionRoute`).
     """
+    loop_store: LoopStore | None = getattr(request.app.state, "loop_store", None)
+    limiter = None
+    if loop_store is not None:
+        try:
+            with loop_store.sessions() as session:
+                return work(session)
+        except OperationalError as error:
+            if "locked" not in str(error.orig) and "busy" not in str(error.orig):
+                raise
+        limiter = loop_store.write_limiter if writes else None
+    sessions: sessionmaker[Session] = request.app.state.sessions
 
     def run() -> T:
-        with request.app.state.sessions() as session:
+        with sessions() as session:
             return work(session)
 
-    limiter = getattr(request.app.state, "store_write_limiter", None) if writes else None
     return await anyio.to_thread.run_sync(run, limiter=limiter)
 
 

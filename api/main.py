@@ -8,11 +8,12 @@ The store is migrated on start-up; with ``run_scheduler`` the dispatcher
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-import anyio
 from fastapi import FastAPI
 
 from api.auth_cache import TokenCache
@@ -21,6 +22,7 @@ from api.backends import make_backend
 from api.db import make_engine, migrate, session_factory
 from api.dispatcher import Dispatcher
 from api.k8s_jobs import KubernetesJobs
+from api.loop_store import LoopStore
 from api.routes import alert_filters, avis, events, jobs, presets, shares, space, users
 from api.s3 import check_s3
 from api.scheduler import Capacity
@@ -57,10 +59,19 @@ def create_app(
         # the process: keep it out of the cyclic GC, whose full passes over it stopped all
         # requests for ~0.25 s each on this machine.
         gc.freeze()
+        loop_store: LoopStore | None = app.state.loop_store
+        checkpoints = asyncio.create_task(loop_store.checkpoint_every()) if loop_store else None
         yield
+        if checkpoints is not None:
+            checkpoints.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await checkpoints
         if run_scheduler:
             dispatcher.stop()
         engine.dispose()
+        if loop_store is not None:
+            loop_store.checkpoint()
+            loop_store.engine.dispose()
 
     app = FastAPI(
         title="avip",
@@ -74,13 +85,10 @@ def create_app(
     app.state.auth_cache = TokenCache.watching(sessions, ttl_s=settings.auth_cache_ttl_s)
     app.state.catalogue = catalogue or RegistryCatalogue()
     app.state.dispatcher = dispatcher
-    # SQLite lets one transaction write at a time; the others sleep in its busy handler
-    # (1, 2, 5 ... 100 ms steps) however soon the lock frees, which made the submissions'
-    # tail latency under load. Routes' writes instead queue here, on the event loop, and
-    # run one at a time in a worker thread. PostgreSQL writes concurrently: no limiter.
-    app.state.store_write_limiter = (
-        anyio.CapacityLimiter(1) if engine.dialect.name == "sqlite" else None
-    )
+    # Embedded SQLite: the hot routes' store work runs on the event loop (api.loop_store).
+    app.state.loop_store = LoopStore.for_store(engine)
+    if app.state.loop_store is not None:
+        app.state.auth_cache.watch(app.state.loop_store.sessions)
     for module in (users, avis, jobs, events, space, shares):
         app.include_router(module.router)
     app.include_router(users.pools_router)

@@ -20,7 +20,7 @@ from api.deps import (
     SessionDep,
     SessionRoute,
     SettingsDep,
-    in_worker,
+    run_store,
 )
 from api.models import Job, User
 from api.routes.errors import http_errors
@@ -67,8 +67,8 @@ def _own_job(session: SessionDep, user: User, job_id: int) -> Job:
         return job_store.get_job(session, job_id=job_id, owner=user)
 
 
-# Submit, poll and list are most of the traffic: async endpoints doing their store work in
-# one worker-thread hop (deps.in_worker), answer validated on the event loop.
+# Submit, poll and list are most of the traffic: async endpoints whose store work runs
+# through deps.run_store (on the loop for embedded SQLite, else one worker-thread hop).
 
 
 @router.post("", response_model=JobPublic, status_code=status.HTTP_201_CREATED)
@@ -89,7 +89,7 @@ async def submit_job(
         session.commit()
         return job
 
-    job = await in_worker(request, work, writes=True)
+    job = await run_store(request, work, writes=True)
     return job_public(job, user.name, _positions(request))
 
 
@@ -102,7 +102,7 @@ async def list_jobs(
     offset: Annotated[int, Query(ge=0, le=2**62)] = 0,
 ) -> JobsPublic:
     """Your jobs, newest first."""
-    jobs, count = await in_worker(request, lambda session: job_store.list_jobs(
+    jobs, count = await run_store(request, lambda session: job_store.list_jobs(
         session, owner=user, state=state, avi=avi, limit=limit, offset=offset))
     positions = _positions(request)
     return JobsPublic(data=[job_public(j, user.name, positions) for j in jobs], count=count)
@@ -114,7 +114,7 @@ async def read_job(request: Request, user: CurrentUser, job_id: RowId) -> JobPub
         with http_errors():
             return job_store.read_job(session, job_id=job_id, owner=user)
 
-    return job_public(await in_worker(request, work), user.name, _positions(request))
+    return job_public(await run_store(request, work), user.name, _positions(request))
 
 
 @router.post("/{job_id}/cancel", response_model=JobPublic)
