@@ -5,11 +5,15 @@ from __future__ import annotations
 import astropy.units as u
 import numpy as np
 import pandas as pd
+import pytest
 from cdshealpix import nested
 
 from avi_plugins.bundled.cluster_finder.fields import (
+    FIELD_COST_EXPONENT,
+    balance_fields,
     field_order_pixel,
     fields_of_stars,
+    pixel_field_table,
     pixel_of_source,
     plan_fields,
 )
@@ -71,3 +75,40 @@ def orders_of(fields: np.ndarray) -> list[int]:
 
 def _pixel_size_deg(order: int) -> float:
     return float(np.degrees(np.sqrt(4 * np.pi / (12 * 4**order))))
+
+
+def test_pixel_table_join_gives_the_same_fields_as_per_star_assignment():
+    source_id = _stars(5000, seed=5)
+    counts = pd.Series(pixel_of_source(source_id, 6)).value_counts()
+    fields = plan_fields(counts, 6, 3, max_stars=800)
+    pixel_order = 6 + 2
+    pixels = np.unique(pixel_of_source(source_id, pixel_order))
+    table = pixel_field_table(pixels, pixel_order, fields, margin_levels=2)
+    joined = pd.DataFrame({"row": np.arange(len(source_id)),
+                           "pixel": pixel_of_source(source_id, pixel_order)}).merge(table)
+    rows, ids = fields_of_stars(source_id, fields, margin_levels=2)
+    per_star = pd.DataFrame({"row": rows, "field": ids})
+    key = ["row", "field"]
+    assert len(per_star) > len(source_id)  # margins copy some stars
+    pd.testing.assert_frame_equal(joined[key].sort_values(key).reset_index(drop=True),
+                                  per_star.sort_values(key).reset_index(drop=True))
+
+
+def test_pixel_table_refuses_pixels_coarser_than_the_margins():
+    fields = plan_fields(pd.Series({0: 10}), 6, 3, max_stars=800)
+    with pytest.raises(ValueError, match="pixel_order"):
+        pixel_field_table(np.array([0]), 4, fields, margin_levels=2)
+
+
+def test_balanced_buckets_run_heaviest_first_and_stay_within_the_lpt_bound():
+    rng = np.random.default_rng(1)
+    stars = pd.Series(np.concatenate([rng.integers(1, 2000, 500), [40000, 30000, 25000]]),
+                      index=np.arange(1000, 1503))
+    bucket = balance_fields(stars, 8)
+    assert bucket.index.equals(stars.index) and set(bucket) == set(range(8))
+    cost = stars.astype(float) ** FIELD_COST_EXPONENT
+    load = cost.groupby(bucket).sum().sort_index()
+    assert load.is_monotonic_decreasing  # bucket 0 is the heaviest
+    assert bucket[1500] == 0  # the biggest field is in the first bucket
+    # greedy longest-first packing: no bucket exceeds the mean load by more than one field
+    assert load.max() <= cost.sum() / 8 + cost.max() + 1e-6

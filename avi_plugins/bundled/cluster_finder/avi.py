@@ -9,18 +9,18 @@ summarised (:mod:`.merge`). The whole sky never passes through the driver.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Literal
 
+import numpy as np
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from avi_plugins.bundled.cluster_finder.fields import (
     GAIA_ID_ORDER,
     GAIA_ID_SHIFT,
-    explode_into_fields,
+    balance_fields,
+    pixel_field_table,
     plan_fields,
 )
 from avi_plugins.bundled.cluster_finder.merge import merge_candidates, summarise
@@ -29,6 +29,7 @@ from avi_plugins.bundled.cluster_finder.per_field import (
     MEMBER_SCHEMA,
     FieldSettings,
     cluster_field,
+    one_thread_per_process,
 )
 from avi_plugins.bundled.tables import write_parquet
 from avi_plugins.sdk import AVI, Manifest, Resources, Task, TaskContext
@@ -103,30 +104,6 @@ class ClusterFinderParams(BaseModel):
         )
 
 
-@contextmanager
-def shuffle_for_fields(spark: Any) -> Iterator[None]:
-    """Many field groups per core and no coalescing, so slow fields balance out.
-
-    Hash partitioning spreads fields unevenly; with ~16 tasks per core the last
-    task to finish is short, so no core idles for long at the end.
-    """
-    keys = {
-        "spark.sql.shuffle.partitions": str(16 * spark.sparkContext.defaultParallelism),
-        "spark.sql.adaptive.coalescePartitions.enabled": "false",
-    }
-    before = {key: spark.conf.get(key, None) for key in keys}
-    for key, value in keys.items():
-        spark.conf.set(key, value)
-    try:
-        yield
-    finally:
-        for key, value in before.items():
-            if value is None:
-                spark.conf.unset(key)
-            else:
-                spark.conf.set(key, value)
-
-
 def select_stars(stars: Any, params: ClusterFinderParams) -> Any:
     """The quality cuts, then only the columns clustering needs (Spark DataFrame)."""
     from pyspark.sql import functions as F
@@ -139,17 +116,56 @@ def select_stars(stars: Any, params: ClusterFinderParams) -> Any:
     return df.select(*INPUT_COLUMNS).dropna()
 
 
-def plan_sky_fields(df: Any, params: ClusterFinderParams) -> Any:
-    """Field ids for the stars of ``df``, from star counts per pixel (a small aggregate)."""
+def _pixel(order: int) -> Any:
+    """Spark column: the HEALPix pixel at ``order`` encoded in ``source_id``."""
     from pyspark.sql import functions as F
 
+    return F.shiftright("source_id", GAIA_ID_SHIFT + 2 * (GAIA_ID_ORDER - order))
+
+
+def plan_sky_fields(df: Any, params: ClusterFinderParams) -> pd.DataFrame:
+    """(pixel, field) join table for the stars of ``df``, from one small aggregate.
+
+    Stars are counted per pixel at the deepest field order + margin (enough to
+    tell every star's fields); those counts, summed to the deepest order, plan
+    the adaptive fields, and the non-empty pixels become the join table. A
+    ``stars`` column holds each field's star count, margins included.
+    """
     order = params.deepest_order
-    shift = GAIA_ID_SHIFT + 2 * (GAIA_ID_ORDER - order)
+    pixel_order = order + params.margin_levels
     counts = (
-        df.select(F.shiftright("source_id", shift).alias("pixel")).groupBy("pixel").count()
-        .toPandas().set_index("pixel")["count"]
+        df.select(_pixel(pixel_order).alias("pixel")).groupBy("pixel").count().toPandas()
     )
-    return plan_fields(counts, order, params.field_order, params.max_field_stars)
+    pixels = counts["pixel"].to_numpy(dtype=np.int64)
+    coarse = counts.groupby(pixels >> (2 * params.margin_levels))["count"].sum()
+    fields = plan_fields(coarse, order, params.field_order, params.max_field_stars)
+    table = pixel_field_table(pixels, pixel_order, fields, params.margin_levels)
+    table = table.merge(counts, on="pixel")
+    table["stars"] = table.groupby("field")["count"].transform("sum")
+    return table.drop(columns="count")
+
+
+def partition_keys(spark: Any, n_partitions: int) -> np.ndarray:
+    """``keys[i]``: a long that Spark's hash partitioning sends to partition ``i``.
+
+    ``repartition(n, col)`` places a row by ``pmod(hash(col), n)``; asking Spark
+    itself which small integers land where lets a bucket choose its partition
+    (and so its place in the task order) without re-implementing Murmur3.
+    """
+    from pyspark.sql import functions as F
+
+    probe = (
+        spark.range(0, 64 * n_partitions)
+        .select("id", F.pmod(F.hash("id"), F.lit(n_partitions)).alias("partition"))
+        .groupBy("partition").agg(F.min("id").alias("key"))
+        .toPandas().set_index("partition")["key"]
+    )
+    if len(probe) < n_partitions:
+        raise RuntimeError(f"no key found for some of {n_partitions} partitions")
+    return probe.sort_index().to_numpy(dtype=np.int64)
+
+
+BUCKET_STARS = 250_000  # at most about this many star copies per bucket (one pandas frame)
 
 
 def find_members(stars: Any, params: ClusterFinderParams) -> pd.DataFrame:
@@ -157,32 +173,48 @@ def find_members(stars: Any, params: ClusterFinderParams) -> pd.DataFrame:
 
     ``stars`` needs the columns in :data:`INPUT_COLUMNS` (plus ``ruwe`` /
     ``phot_g_mean_mag`` when those cuts are on). The selected stars are cached
-    once: they are read twice (counts per pixel, then the fields).
+    once: they are read twice (counts per pixel, then the fields). Stars get
+    their fields by a broadcast join on their pixel (:func:`plan_sky_fields`).
+    Fields are packed into buckets of equal estimated cost, the heaviest in the
+    first partition (:func:`~.fields.balance_fields`), so both cores stay busy
+    to the end; one bucket is one task and one ``applyInPandas`` group, split
+    into its fields in pandas: a group per field would cost Spark's Arrow and
+    pandas round trip (~15 ms) for each of hundreds of mostly tiny fields.
+    ``repartition`` by bucket already places each group, so ``applyInPandas``
+    adds no second shuffle.
     """
-    from pyspark.sql.types import LongType, StructField, StructType
+    from pyspark.sql import functions as F
 
     df = select_stars(stars, params).persist()
     try:
-        fields = plan_sky_fields(df, params)
-        margin = params.margin_levels
-        exploded_schema = StructType([*df.schema.fields, StructField("field", LongType(), False)])
-
-        def explode(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
-            for batch in batches:
-                yield explode_into_fields(batch, fields, margin)
-
+        spark = df.sparkSession
+        table = plan_sky_fields(df, params)
+        field_stars = table.groupby("field")["stars"].first()
+        n_buckets = max(16 * spark.sparkContext.defaultParallelism,
+                        -(-int(field_stars.sum()) // BUCKET_STARS))
+        n_buckets = max(1, min(len(field_stars), n_buckets))
+        bucket = balance_fields(field_stars, n_buckets)
+        keys = partition_keys(spark, n_buckets)
+        table["bucket"] = keys[bucket.reindex(table["field"]).to_numpy()]
+        assignment = spark.createDataFrame(table[["pixel", "field", "bucket"]])
+        pixel_order = params.deepest_order + params.margin_levels
         settings = params.field_settings()
 
-        def per_field(frame: pd.DataFrame) -> pd.DataFrame:
-            return cluster_field(frame, settings)
+        def per_bucket(frame: pd.DataFrame) -> pd.DataFrame:
+            one_thread_per_process()  # one core per task, as the serial baseline
+            fields = frame.drop(columns="bucket").groupby("field", sort=True)
+            return pd.concat([cluster_field(group, settings) for _, group in fields],
+                             ignore_index=True)
 
-        with shuffle_for_fields(df.sparkSession):
-            members = (
-                df.mapInPandas(explode, schema=exploded_schema)
-                .groupBy("field")
-                .applyInPandas(per_field, schema=MEMBER_SCHEMA)
-                .toPandas()
-            )
+        members = (
+            df.withColumn("pixel", _pixel(pixel_order))
+            .join(F.broadcast(assignment), "pixel")
+            .drop("pixel")
+            .repartition(n_buckets, "bucket")
+            .groupBy("bucket")
+            .applyInPandas(per_bucket, schema=MEMBER_SCHEMA)
+            .toPandas()
+        )
     finally:
         df.unpersist()
     return merge_candidates(members)

@@ -130,6 +130,57 @@ def explode_into_fields(
     return out
 
 
+def pixel_field_table(
+    pixels: np.ndarray, pixel_order: int, fields: np.ndarray, margin_levels: int
+) -> pd.DataFrame:
+    """The field assignment as a small join table: one row per (pixel, field).
+
+    All stars of one pixel at ``pixel_order`` (at least the deepest field's
+    order + ``margin_levels``) belong to the same fields, so the fields of the
+    non-empty pixels, computed once on the driver by :func:`fields_of_stars`,
+    let Spark assign every star by a broadcast join on its pixel instead of
+    sending the whole sky through Python to be copied there.
+    """
+    orders = [field_order_pixel(int(u))[0] for u in np.unique(fields)]
+    if orders and max(orders) + margin_levels > pixel_order:
+        raise ValueError(
+            f"pixel_order {pixel_order} must be >= the deepest field order + margin_levels "
+            f"({max(orders)} + {margin_levels})"
+        )
+    pixels = np.asarray(pixels, dtype=np.int64)
+    first_source = pixels << (GAIA_ID_SHIFT + 2 * (GAIA_ID_ORDER - pixel_order))
+    rows, ids = fields_of_stars(first_source, fields, margin_levels)
+    return pd.DataFrame({"pixel": pixels[rows], "field": ids})
+
+
+FIELD_COST_EXPONENT = 1.3  # per-field time ~ stars**1.3, fitted on synthetic-sky fields
+
+
+def balance_fields(field_stars: pd.Series, n_buckets: int) -> pd.Series:
+    """Bucket (0 = heaviest) of each field, so buckets run largest-first and end together.
+
+    ``field_stars`` maps field ids to their star counts (margins included).
+    Fields go, most expensive first, to the least loaded bucket (longest
+    processing time first; the load estimate is stars**1.3, as HDBSCAN's cost
+    grows faster than linearly); buckets are then numbered by decreasing load.
+    Spark starts tasks in partition order, so with bucket ``i`` in partition
+    ``i`` a big bulge field starts early instead of leaving one core to finish
+    it alone while the other idles.
+    """
+    if n_buckets < 1:
+        raise ValueError(f"n_buckets must be >= 1, got {n_buckets}")
+    cost = field_stars.to_numpy(dtype=np.float64) ** FIELD_COST_EXPONENT
+    load = np.zeros(n_buckets)
+    bucket = np.empty(len(cost), dtype=np.int64)
+    for i in np.argsort(-cost, kind="stable"):
+        b = int(np.argmin(load))
+        bucket[i] = b
+        load[b] += cost[i]
+    rank = np.empty(n_buckets, dtype=np.int64)
+    rank[np.argsort(-load, kind="stable")] = np.arange(n_buckets)
+    return pd.Series(rank[bucket], index=field_stars.index, name="bucket")
+
+
 def mean_direction(lon_deg: np.ndarray, lat_deg: np.ndarray) -> tuple[float, float]:
     """Mean position of points on the sphere (unit-vector mean), in degrees.
 
