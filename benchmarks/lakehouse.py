@@ -20,9 +20,11 @@ HATS copy (hats-import) of the same rows. Then:
   astropy ``search_around_sky``. Pair counts must agree.
 
 ``--s3`` copies the sky to ``s3a://<AVIP_S3_BUCKET>/bench-lakehouse-N-sS``
-(settings ``AVIP_S3_*``) and repeats our cone and crossmatch there, reporting
-S3/local ratios. Figures go to ``benchmarks/results/lakehouse-<rows>.json``;
-progress to stderr.
+(settings ``AVIP_S3_*``; byte for byte, see ``s3_copy``) and repeats our cone
+and crossmatch there, reporting S3/local ratios; the interactive cone is also
+timed local and S3 alternately, centre by centre (``alternating_cones``), a
+ratio that survives a busy machine. Figures go to
+``benchmarks/results/lakehouse-<rows>.json``; progress to stderr.
 """
 
 from __future__ import annotations
@@ -325,6 +327,45 @@ def s3_copy(root: Path, xm: Path, reuse: bool, rows: int, seed: int) -> str:
     return s3_root
 
 
+def alternating_cones(root: str, s3_root: str, centres: np.ndarray, warmup) -> dict:
+    """The interactive cone timed on local disk and on S3 centre by centre, alternately.
+
+    The figures above time all local cones, then all S3 cones, minutes apart; on
+    a shared machine the load drifts in between and skews the S3/local ratio.
+    Alternating puts the same load on both sides of it (same readers, centres,
+    columns and answer check; one untimed warm-up each).
+    """
+    import os
+
+    from lakehouse import open_interactive
+
+    readers = {"local": open_interactive(root), "s3": open_interactive(s3_root)}
+    for reader in readers.values():
+        reader.cone(*warmup, RADIUS_DEG, columns=ID_COLUMNS)
+    seconds: dict[str, list[float]] = {"local": [], "s3": []}
+    mismatches = []
+    for ra, dec in centres:
+        found = {}
+        for name, reader in readers.items():
+            started = time.perf_counter()
+            rows = reader.cone(float(ra), float(dec), RADIUS_DEG, columns=ID_COLUMNS)
+            seconds[name].append(time.perf_counter() - started)
+            found[name] = np.sort(rows["source_id"].to_numpy())
+        if not np.array_equal(found["local"], found["s3"]):
+            mismatches.append({"peer": "ours: interactive on S3 (alternating)", "ra": float(ra),
+                               "dec": float(dec), "ours": len(found["local"]),
+                               "peer_rows": len(found["s3"])})
+            print(f"!!! CONE MISMATCH interactive S3 vs local at ra={ra:.6f} dec={dec:.6f}",
+                  file=sys.stderr)
+    out: dict = {name: {"p50": float(np.percentile(v, 50)), "p95": float(np.percentile(v, 95)),
+                        "seconds": v} for name, v in seconds.items()}
+    out["ratio_p50"] = out["s3"]["p50"] / out["local"]["p50"]
+    out["load_1min"], out["mismatches"] = os.getloadavg()[0], mismatches
+    log.info("interactive alternating: local p50 %.4f s, S3 p50 %.4f s (%.2fx)",
+             out["local"]["p50"], out["s3"]["p50"], out["ratio_p50"])
+    return out
+
+
 # -- the run -----------------------------------------------------------------------
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -399,7 +440,9 @@ def run(args: argparse.Namespace, spark) -> dict:
         mismatches += check_cones({**s3_cones, local: cones["ours: spark path"]}, local, centres)
         s3_xmatch = _timed(lambda: ours_crossmatch(spark, f"{s3_root}/xmatch/left",
                                                    f"{s3_root}/xmatch/right"))
-        s3 = {"root": s3_root, "cone": s3_cones, "crossmatch": {"ours: spark": s3_xmatch}}
+        s3 = {"root": s3_root, "cone": s3_cones, "crossmatch": {"ours: spark": s3_xmatch},
+              "interactive_alternating": alternating_cones(str(root), s3_root, centres, warmup)}
+        mismatches += s3["interactive_alternating"]["mismatches"]
     figures = {"rows": args.rows, "seed": args.seed, "radius_deg": RADIUS_DEG,
                "centres": centres.tolist(), "warmup_centre": list(warmup), "xmatch_rows": n_xm,
                "xmatch_radius_arcsec": XMATCH_RADIUS_ARCSEC, "prepare_s": prep, "cone": cones,
@@ -453,6 +496,10 @@ def report(f: dict) -> None:
         x = s3["crossmatch"]["ours: spark"]
         print(f"{'crossmatch ours: spark':26} {x['seconds']:.1f} s  {x['pairs']:,} pairs  S3/local "
               f"{x['seconds'] / base['seconds']:.2f}x")
+        alt = s3["interactive_alternating"]
+        print(f"{'interactive, alternating':26} local p50 {alt['local']['p50']:.4f} s  S3 p50 "
+              f"{alt['s3']['p50']:.4f} s  S3/local p50 {alt['ratio_p50']:.2f}x  "
+              f"(load {alt['load_1min']:.1f})")
 
 
 def main(argv: list[str] | None = None) -> int:
