@@ -8,9 +8,11 @@
    injected clusters) into a fresh lakehouse, unless ``--reuse``.
 2. Ours, timed: ``find_members`` on Spark ``local[2]`` (both cores). Stars
    get their overlapping fields by a broadcast join on a driver-made
-   (pixel -> field) table; fields are packed into 32 buckets of equal
-   estimated cost, heaviest first; each field is clustered in a Python
-   worker by ``per_field.cluster_field`` (RobustScaler, ``hdbscan.HDBSCAN``
+   (pixel -> field) table; fields are packed into >= 32 buckets (about
+   250k star copies at most each) of equal estimated cost, heaviest first,
+   one task and one ``applyInPandas`` group per bucket; each field is
+   clustered in a Python worker by
+   ``per_field.cluster_field`` (RobustScaler, ``hdbscan.HDBSCAN``
    with its default algorithm -- boruvka_kdtree for 5-d data, approximate
    MST -- and ``core_dist_n_jobs=1``, then the significance test), BLAS
    limited to one thread per task; members are merged on the driver.
@@ -25,7 +27,9 @@
 4. Scores both against the ground truth ``synthetic_members``: completeness
    (injected clusters recovered with >= 50 % of their members) and purity
    (found clusters whose majority is one injected cluster). Prints the load
-   average next to each wall time (ratios from a busy machine mislead).
+   average next to each wall time (ratios from a busy machine mislead), and
+   the CPU seconds each side used (Spark: driver + JVM + Python workers), a
+   figure the load barely changes.
 """
 
 from __future__ import annotations
@@ -67,6 +71,22 @@ def score(members: pd.DataFrame, truth: pd.DataFrame) -> dict[str, float]:
     recovered = int((best >= 0.5 * sizes.reindex(best.index)).sum())
     return {"found": n_found, "injected": len(sizes), "recovered": recovered,
             "completeness": recovered / max(len(sizes), 1), "purity": pure / max(n_found, 1)}
+
+
+def cpu_seconds() -> float:
+    """CPU seconds used so far by this process and its children (Spark's JVM and workers)."""
+    total = time.process_time()
+    try:
+        import psutil
+    except ImportError:  # psutil ships with the dev tools; without it, this process only
+        return total
+    for child in psutil.Process().children(recursive=True):
+        try:
+            times = child.cpu_times()
+        except psutil.NoSuchProcess:
+            continue
+        total += times.user + times.system
+    return total
 
 
 def baseline(root: str, params: ClusterFinderParams) -> tuple[pd.DataFrame, float]:
@@ -126,9 +146,10 @@ def main(argv: list[str] | None = None) -> int:
     params = ClusterFinderParams(field_order=args.field_order, margin_levels=args.margin_levels,
                                  max_field_stars=args.max_field_stars)
 
-    started = time.perf_counter()
+    started, cpu_started = time.perf_counter(), cpu_seconds()
     members = find_members(open_catalog(root, spark=spark).df, params)
     spark_seconds = time.perf_counter() - started
+    spark_cpu = cpu_seconds() - cpu_started
     spark_load = os.getloadavg()[0]
     spark_score = score(members, truth)
     log.info("spark: %.1f s, %s", spark_seconds, spark_score)
@@ -138,13 +159,18 @@ def main(argv: list[str] | None = None) -> int:
           f"margin_levels={args.margin_levels} max_field_stars={args.max_field_stars}")
     print(f"spark local[2]: {spark_seconds:8.1f} s  found={spark_score['found']} "
           f"completeness={spark_score['completeness']:.3f} purity={spark_score['purity']:.3f} "
-          f"load1={spark_load:.1f}")
+          f"load1={spark_load:.1f} cpu={spark_cpu:.1f} s")
     if not args.skip_baseline:
+        cpu_started = time.process_time()
         base_members, base_seconds = baseline(root, params)
+        base_cpu = time.process_time() - cpu_started
         base_score = score(base_members, truth)
         print(f"serial hdbscan, 1 core: {base_seconds:8.1f} s  found={base_score['found']} "
-              f"completeness={base_score['completeness']:.3f} purity={base_score['purity']:.3f}")
-        print(f"speed-up (serial / spark): {base_seconds / spark_seconds:.2f}x")
+              f"completeness={base_score['completeness']:.3f} purity={base_score['purity']:.3f} "
+              f"load1={os.getloadavg()[0]:.1f} cpu={base_cpu:.1f} s")
+        cpu_ratio = base_cpu / spark_cpu
+        print(f"speed-up (serial / spark): {base_seconds / spark_seconds:.2f}x wall; CPU seconds "
+              f"serial / spark {cpu_ratio:.2f} (idle 2 cores: wall ratio <= {2 * cpu_ratio:.2f}x)")
     return 0
 
 
