@@ -115,7 +115,10 @@ def list_jobs(
     limit: int = 50,
     offset: int = 0,
 ) -> tuple[list[Row[Any]], int]:
-    """A page of jobs (newest first, read-only rows) and the total count matching the filters."""
+    """A page of jobs (newest first) and the total count matching the filters.
+
+    Read-only Core rows, like :func:`read_job` (what the session has flushed is seen).
+    """
     conditions = []
     if owner is not None:
         conditions.append(_JOBS.c.owner_id == owner.id)
