@@ -1,17 +1,29 @@
 """Alert pipeline throughput and latency on this machine.
 
-Produces simulated Rubin visits to a fresh raw topic while the streaming job
-runs (decode → Gaia annotation → 20 filters → transactional output), and
-consumes one catch-all filter's topic to time produce→consume latency.
-Prints sustained alerts/s and latency p50/p99. Needs a broker
-(AVIP_KAFKA_BOOTSTRAP) and a lakehouse with gaia_source.
+The streaming job runs (decode → Gaia annotation → 20 filters → transactional
+output) while simulated Rubin visits of 10,000 alerts are produced to a fresh
+raw topic; a reader consumes one catch-all filter's topic and times
+produce→consume latency (Kafka record timestamp of the raw alert to the
+moment the filtered copy is read). Two runs, each with its own topics and job:
 
-    python benchmarks/alerts.py --visits 6 --alerts-per-visit 10000
+- **back-to-back** (the original method): every visit produced as fast as
+  possible, one after the other. The job drains a backlog, so alerts/s is
+  its *sustained* rate; latency there is mostly queueing and is printed too.
+- **Rubin cadence** (``--cadence-s``, default 34 s: 30 s exposure plus
+  readout and slew): one visit every cadence seconds, each produced as one
+  burst. A survey delivers one visit at a time, so this run's p50/p99 are
+  the latency figures the targets (≥ 2,000 alerts/s, p99 ≤ 5 s) refer to.
+  ``--cadence-s 0`` skips it.
+
+Needs a broker (AVIP_KAFKA_BOOTSTRAP) and a lakehouse with gaia_source.
+
+    AVIP_KAFKA_BOOTSTRAP=127.0.0.1:59092 python benchmarks/alerts.py --visits 3
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import threading
 import time
@@ -53,28 +65,13 @@ FILTERS = [
 ]
 
 
-def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--visits", type=int, default=4)
-    ap.add_argument("--alerts-per-visit", type=int, default=10_000)
-    ap.add_argument("--max-offsets", type=int, default=20_000)
-    args = ap.parse_args()
-    settings = get_settings()
-    bootstrap = settings.kafka_bootstrap
-    if not bootstrap:
-        raise SystemExit("set AVIP_KAFKA_BOOTSTRAP=host:port (e.g. from .devstack/env)")
-    from lakehouse.catalog import open_catalog
-    from spark_jobs.session import get_spark
+def run_once(
+    spark, catalog, bootstrap: str, visits: list, max_offsets: int, cadence_s: float
+) -> tuple[int, float, np.ndarray]:
+    """Produce the visits (cadence_s apart; 0: back to back) through a fresh job.
 
-    spark = get_spark(app_name="avip-bench-alerts")
-    catalog = open_catalog(spark=spark)
-    stars = simulate.gaia_stars_from_lakehouse(spark=spark)
-    sim = simulate.RubinSimulator(stars=stars, seed=1)
-    plans = simulate.plan_night(
-        args.visits, simulate.pointings_on(stars, args.visits), args.alerts_per_visit
-    )
-    print(f"encoding {args.visits} visits of {args.alerts_per_visit} alerts...")
-    visits = [simulate.encode_visit(sim, p) for p in plans]
+    Returns (alerts read from the catch-all topic, seconds from the first produce
+    to the last read, latencies in seconds)."""
     run = uuid.uuid4().hex[:8]
     filters = [
         make_filter(
@@ -93,38 +90,82 @@ def main() -> int:
         raw_topic=f"bench-raw-{run}",
         dead_letter_topic=f"bench-dlq-{run}",
         commit_topic=f"bench-commits-{run}",
-        max_offsets_per_trigger=args.max_offsets,
+        max_offsets_per_trigger=max_offsets,
     )
     job = stream.AlertStream(spark, config, lambda: filters, catalog)
     query = job.start()
     total = sum(len(v) for v in visits)
     latencies: list[float] = []
+    last_read = [0.0]
 
     def reader() -> None:
         for msg in consume(bootstrap, filters[-1].topic, max_messages=total, idle_timeout_s=120):
-            latencies.append(time.time() * 1000 - msg.value["raw_timestamp_ms"])
+            last_read[0] = time.time()
+            latencies.append(last_read[0] * 1000 - msg.value["raw_timestamp_ms"])
 
     thread = threading.Thread(target=reader, daemon=True)
     thread.start()
     producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 10})
     t0 = time.time()
-    for messages in visits:  # bursts, one visit after the other, as fast as possible
-        for key, value in messages:
+    for i, messages in enumerate(visits):
+        if cadence_s > 0:
+            time.sleep(max(0.0, t0 + i * cadence_s - time.time()))
+        for key, value in messages:  # one visit: a burst, as fast as possible
             producer.produce(config.raw_topic, key=key, value=value)
             producer.poll(0)
         producer.flush()
     thread.join()
-    elapsed = time.time() - t0
     query.stop()
     job.close()
-    lat = np.array(latencies) / 1000
-    print(f"alerts: {len(lat)}/{total} through decode → annotate → {len(filters)} filters → output")
-    print(f"sustained: {len(lat) / elapsed:,.0f} alerts/s over {elapsed:.1f}s")
-    if len(lat):
-        print(
-            f"latency produce→consume: p50 {np.percentile(lat, 50):.2f}s  "
-            f"p99 {np.percentile(lat, 99):.2f}s"
+    return len(latencies), (last_read[0] or time.time()) - t0, np.array(latencies) / 1000
+
+
+def _latency(lat: np.ndarray) -> str:
+    if not len(lat):
+        return "no alerts read"
+    return f"p50 {np.percentile(lat, 50):.2f}s  p99 {np.percentile(lat, 99):.2f}s"
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--visits", type=int, default=4)
+    ap.add_argument("--alerts-per-visit", type=int, default=10_000)
+    ap.add_argument("--max-offsets", type=int, default=20_000)
+    ap.add_argument(
+        "--cadence-s", type=float, default=34.0, help="seconds between visits (0: skip that run)"
+    )
+    args = ap.parse_args()
+    settings = get_settings()
+    bootstrap = settings.kafka_bootstrap
+    if not bootstrap:
+        raise SystemExit("set AVIP_KAFKA_BOOTSTRAP=host:port (e.g. from .devstack/env)")
+    from lakehouse.catalog import open_catalog
+    from spark_jobs.session import get_spark
+
+    spark = get_spark(app_name="avip-bench-alerts")
+    catalog = open_catalog(spark=spark)
+    stars = simulate.gaia_stars_from_lakehouse(spark=spark)
+    sim = simulate.RubinSimulator(stars=stars, seed=1)
+    plans = simulate.plan_night(
+        args.visits, simulate.pointings_on(stars, args.visits), args.alerts_per_visit
+    )
+    print(f"encoding {args.visits} visits of {args.alerts_per_visit} alerts...")
+    visits = [simulate.encode_visit(sim, p) for p in plans]
+    total = sum(len(v) for v in visits)
+    stages = f"decode → annotate → {len(FILTERS) + 1} filters → output"
+    print(f"load average before: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+
+    n, elapsed, lat = run_once(spark, catalog, bootstrap, visits, args.max_offsets, 0.0)
+    print(f"back-to-back: {n}/{total} alerts through {stages}")
+    print(f"  sustained: {n / elapsed:,.0f} alerts/s over {elapsed:.1f}s (target ≥ 2,000)")
+    print(f"  latency produce→consume (queueing included): {_latency(lat)}")
+    if args.cadence_s > 0:
+        n, elapsed, lat = run_once(
+            spark, catalog, bootstrap, visits, args.max_offsets, args.cadence_s
         )
+        print(f"Rubin cadence, one visit every {args.cadence_s:g}s: {n}/{total} alerts")
+        print(f"  latency produce→consume: {_latency(lat)} (target p99 ≤ 5 s)")
+    print(f"load average after: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     print(f"(codec check: schema {codec.rubin_schema().version})")
     return 0
 

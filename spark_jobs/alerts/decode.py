@@ -50,11 +50,20 @@ def _non_null(avro_type: Any) -> Any:
     return next(b for b in branches if b != "null")
 
 
+def _without_docs(node: Any) -> Any:
+    """The schema minus its documentation (megabytes of plan text otherwise)."""
+    if isinstance(node, list):
+        return [_without_docs(n) for n in node]
+    if isinstance(node, dict):
+        return {k: _without_docs(v) for k, v in node.items() if k != "doc"}
+    return node
+
+
 @lru_cache(maxsize=4)
 def rubin_reader_schemas(version: str | None = None) -> tuple[str, str, bytes]:
     """(writer schema JSON, projected reader schema JSON, 5-byte wire header) of a version."""
     schema = codec.rubin_schema(version)
-    definition = schema.definition
+    definition = _without_docs(schema.definition)
     struct_fields = rows.struct_fields(schema.version)
     keep_source = {n for n, _ in struct_fields["diaSource"]}
     keep_object = {n for n, _ in struct_fields["diaObject"]}
@@ -165,7 +174,10 @@ def decode(records: DataFrame) -> DataFrame:
         F.col("offset").alias("kafka_offset"),
         F.unix_millis("timestamp").alias("raw_timestamp_ms"),
     ]
-    step = records.select(*kafka, _jvm_row(jvm, version, target).alias("_jvm"))
+    # from_avro in a projection of its own: referenced by every field of the row, it would
+    # otherwise be inlined (and run) once per reference.
+    step = records.select(*kafka, jvm.alias("_avro"))
+    step = step.select(*KAFKA_COLUMNS, _jvm_row(F.col("_avro"), version, target).alias("_jvm"))
     # The UDF sees bytes only where the JVM gave nothing (an empty value stays empty).
     step = step.select(
         *KAFKA_COLUMNS,

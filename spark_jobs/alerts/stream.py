@@ -167,8 +167,8 @@ class AlertStream:
             self.fault(batch_id, "after_commit")
 
     def _output(self, annotated: DataFrame, filters: list[AlertFilter]) -> DataFrame:
-        """One row per alert that matches a filter or is a dead letter: the matching
-        filters' indices, the JSON once per alert, the raw bytes only where needed."""
+        """One row per record: the indices of the filters it matches, its JSON once (when
+        it matches any), the raw bytes only where needed (dead letters, Avro outputs)."""
         good = F.col("error").isNull()
         matches = [F.when(good & F.expr(f.spark_sql), F.lit(i)) for i, f in enumerate(filters)]
         hits = (
@@ -184,7 +184,9 @@ class AlertStream:
             else F.lit(False)
         )
         matched = F.size("_hits") > 0
-        return step.where(matched | ~good).select(
+        # No `where` here: the optimizer would push it below the projections and inline
+        # the decoded row (and both UDFs) into it. An unmatched alert costs a few bytes.
+        return step.select(
             F.col("_hits").alias("hits"),
             "key",
             F.when(~good | wants_raw, F.col("value")).alias("value"),
@@ -208,6 +210,8 @@ class AlertStream:
         for i, hits in enumerate(cols["hits"]):
             if cols["error"][i] is not None:
                 dead.append(i)
+                continue
+            if not hits:
                 continue
             body, gaia, key = cols["json"][i][1:], cols["gaia"][i], cols["key"][i]
             for fi in hits:
