@@ -37,7 +37,7 @@ def packets() -> list[bytes | None]:
 
 
 def test_jvm_decode_equals_the_python_codec(spark, packets):
-    when = dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc)
+    when = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
     records = spark.createDataFrame(
         [(b"k%d" % i, p, 0, i, when) for i, p in enumerate(packets)],
         "key binary, value binary, partition int, offset long, timestamp timestamp",
