@@ -165,6 +165,10 @@ def main() -> int:
         )
         print(f"Rubin cadence, one visit every {args.cadence_s:g}s: {n}/{total} alerts")
         print(f"  latency produce→consume: {_latency(lat)} (target p99 ≤ 5 s)")
+        # Visits are cadence seconds apart, so they are read in order: split by count.
+        bounds = np.cumsum([0] + [len(v) for v in visits])
+        for i in range(len(visits)):
+            print(f"    visit {i + 1}: {_latency(lat[bounds[i] : bounds[i + 1]])}")
     print(f"load average after: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     print(f"(codec check: schema {codec.rubin_schema().version})")
     return 0
