@@ -173,7 +173,12 @@ class AlertStream:
         self.stats.append({"batch_id": batch_id, "messages": n})
         log.info(
             "batch %d: %d records, %d messages; spark %.2fs, messages %.2fs, kafka %.2fs",
-            batch_id, out.num_rows, n, t1 - t0, t2 - t1, t3 - t2,
+            batch_id,
+            out.num_rows,
+            n,
+            t1 - t0,
+            t2 - t1,
+            t3 - t2,
         )
         if self.fault:
             self.fault(batch_id, "after_commit")
