@@ -184,3 +184,16 @@ def partitions_of(ranges: np.ndarray, partition_order: int) -> np.ndarray:
     shift = 2 * (INDEX_ORDER - partition_order)
     parts = [np.arange(lo >> shift, ((hi - 1) >> shift) + 1) for lo, hi in ranges]
     return np.unique(np.concatenate(parts)) if parts else np.empty(0, dtype=np.int64)
+
+
+def ranges_meet(ranges: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
+    """Which closed ``[lo, hi]`` intervals (files, row groups) meet one of ``ranges``.
+
+    ``ranges`` are sorted, disjoint ``[start, stop)`` rows (as from
+    :func:`to_source_id_ranges`): the first range ending after an interval's
+    ``lo`` is the only candidate for starting at or before its ``hi``.
+    """
+    if not len(ranges):
+        return np.zeros(len(lo), dtype=bool)
+    j = np.searchsorted(ranges[:, 1], lo, side="right")
+    return (j < len(ranges)) & (ranges[np.minimum(j, len(ranges) - 1), 0] <= hi)

@@ -84,14 +84,6 @@ def _remote_pool() -> ThreadPoolExecutor:
     return ThreadPoolExecutor(max_workers=8, thread_name_prefix="lakehouse-read")
 
 
-def _overlapping(sid: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
-    """Which [lo, hi] intervals meet one of the sorted, disjoint [start, stop) ``sid`` ranges."""
-    if not len(sid):
-        return np.zeros(len(lo), bool)
-    j = np.searchsorted(sid[:, 1], lo, side="right")
-    return (j < len(sid)) & (sid[np.minimum(j, len(sid) - 1), 0] <= hi)
-
-
 @dataclass
 class InteractiveCatalog:
     """Read-only, version-pinned access to one catalogue table.
@@ -255,7 +247,7 @@ class InteractiveCatalog:
             order = int(self._config[ORDER_PROPERTY])
             parts = healpix.partitions_of(ranges, order)
             # a file is read if its [min, max] meets any [lo, hi)
-            overlaps = _overlapping(sid, files.sid_min, files.sid_max)
+            overlaps = healpix.ranges_meet(sid, files.sid_min, files.sid_max)
             chosen = np.flatnonzero(np.isin(files.partition, parts) & overlaps)
         else:
             chosen = np.arange(len(files.paths)) if len(sid) else np.array([], int)
@@ -264,7 +256,8 @@ class InteractiveCatalog:
         # chunks of a file in coalesced concurrent requests, the files in parallel.
         def read(i: int) -> pa.Table | None:
             footer = self._footer(files.paths[i], files.sizes[i])
-            groups = np.flatnonzero(_overlapping(sid, footer.sid_min, footer.sid_max)).tolist()
+            meets = healpix.ranges_meet(sid, footer.sid_min, footer.sid_max)
+            groups = np.flatnonzero(meets).tolist()
             if not groups:
                 return None
             if footer.fragment is not None:

@@ -137,13 +137,7 @@ class DataFiles:
 
     def covering(self, sid_ranges: np.ndarray, partitions: np.ndarray) -> np.ndarray:
         """Mask of files in ``partitions`` whose source_id range meets a ``[lo, hi)`` range."""
-        meets = np.zeros(len(self.paths), dtype=bool)
-        if len(sid_ranges):
-            # the ranges are sorted and disjoint: the first one ending after a file's min
-            # is the only candidate for starting at or before its max
-            j = np.searchsorted(sid_ranges[:, 1], self.sid_min, side="right")
-            inside = j < len(sid_ranges)
-            meets = inside & (sid_ranges[np.minimum(j, len(sid_ranges) - 1), 0] <= self.sid_max)
+        meets = healpix.ranges_meet(sid_ranges, self.sid_min, self.sid_max)
         return meets & ((self.partition < 0) | np.isin(self.partition, partitions))
 
 
