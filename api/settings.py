@@ -118,9 +118,12 @@ class Settings(BaseSettings):
 
     # --- Kafka: job events and alert streams ---
     kafka_bootstrap: str | None = Field(
-        default=None, description="Kafka bootstrap servers (host:port); unset = embedded (outbox only)."
+        default=None,
+        description="Kafka bootstrap servers (host:port); unset = embedded (outbox only).",
     )
-    events_topic: str = Field(default="avip.job-events", description="Topic the event relay publishes to.")
+    events_topic: str = Field(
+        default="avip.job-events", description="Topic the event relay publishes to."
+    )
     alerts_raw_topic: str = Field(default="avip.alerts.raw", description="Raw alert topic.")
     alerts_filter_topic_prefix: str = Field(
         default="avip.alerts.filter", description="Filter output topics: <prefix>.<user>.<filter>."
