@@ -13,8 +13,9 @@ DEVSTACK_DIR=${DEVSTACK_DIR:-$ROOT/.devstack}
 DIR="$DEVSTACK_DIR/kafka"
 JARS="$ROOT/.jars/kafka"
 POM="$ROOT/jvm/kafka/pom.xml"
-PORT=${AVIP_DEVSTACK_KAFKA_PORT:-59092}
-CONTROLLER_PORT=$((PORT + 1))
+# The broker listens on PORT and its controller on PORT+1; AVIP_DEVSTACK_KAFKA_PORT
+# pins PORT, otherwise the first free pair from 59092 (see choose_port).
+PORT=${AVIP_DEVSTACK_KAFKA_PORT:-}
 CP="$JARS/*"
 
 jars() {
@@ -58,11 +59,9 @@ log4j.logger.org.apache.kafka=INFO
 PROPS
 }
 
-up() {
-  jars
-  mkdir -p "$DIR"
-  stop_pids "$DIR"
-  write_config
+# start: format the storage on first use and start the broker; fails (with the
+# log tails) when the broker exits or does not listen within the time given.
+start() {
   local log4j="-Dlog4j.configuration=file:$DIR/log4j.properties"
   if [ ! -f "$DIR/data/meta.properties" ]; then
     local cluster_id
@@ -73,8 +72,28 @@ up() {
   fi
   nohup java -Xmx512m -Xms256m $log4j -cp "$CP" kafka.Kafka "$DIR/server.properties" \
     > "$DIR/stdout.log" 2>&1 &
-  echo $! >> "$DIR/pids"
-  wait_port 127.0.0.1 "$PORT" 90 "kafka broker"
+  local pid=$!
+  echo "$pid" >> "$DIR/pids"
+  wait_port 127.0.0.1 "$PORT" 120 "kafka broker" "$pid" "$DIR/stdout.log" "$DIR/server.log"
+}
+
+up() {
+  jars
+  mkdir -p "$DIR"
+  stop_pids "$DIR"
+  [ -n "$PORT" ] || PORT=$(choose_port "$DIR" 59092 2)
+  CONTROLLER_PORT=$((PORT + 1))
+  write_config
+  # One more try on a fresh port: a broker that lost a race for its port, or
+  # started on a machine still busy with the last run, usually comes up then.
+  if ! start; then
+    stop_pids "$DIR"
+    [ -n "${AVIP_DEVSTACK_KAFKA_PORT:-}" ] || { rm -f "$DIR/port"; PORT=$(choose_port "$DIR" 59092 2); }
+    CONTROLLER_PORT=$((PORT + 1))
+    write_config
+    echo "devstack: retrying the kafka broker on 127.0.0.1:$PORT" >&2
+    start
+  fi
   echo "AVIP_TEST_KAFKA_BOOTSTRAP=127.0.0.1:$PORT" >> "$DEVSTACK_DIR/env"
 }
 

@@ -11,8 +11,7 @@ BIN_DIR="$DEVSTACK_DIR/bin"
 # MinIO publishes no semver tags; this is the module proxy's pseudo-version of
 # the upstream commit we test against (go list -m github.com/minio/minio@latest).
 MINIO_VERSION=${AVIP_DEVSTACK_MINIO_VERSION:-v0.0.0-20260212201848-7aac2a2c5b7c}
-PORT=${AVIP_DEVSTACK_MINIO_PORT:-9310}
-CONSOLE_PORT=$((PORT + 1))
+PORT=${AVIP_DEVSTACK_MINIO_PORT:-}  # S3 on PORT, console on PORT+1; default: first free pair from 9310
 ACCESS_KEY=avip-test
 SECRET_KEY=avip-test-secret-key
 BUCKET=avip-test
@@ -57,13 +56,16 @@ up() {
   build
   mkdir -p "$DIR/data"
   stop_pids "$DIR"
+  [ -n "$PORT" ] || PORT=$(choose_port "$DIR" 9310 2)
+  CONSOLE_PORT=$((PORT + 1))
   MINIO_ROOT_USER="$ACCESS_KEY" MINIO_ROOT_PASSWORD="$SECRET_KEY" \
     MINIO_BROWSER=off MINIO_UPDATE=off MINIO_CI_CD=1 \
     nohup "$BIN_DIR/minio" server "$DIR/data" --quiet \
       --address "127.0.0.1:$PORT" --console-address "127.0.0.1:$CONSOLE_PORT" \
       > "$DIR/minio.log" 2>&1 &
-  echo $! >> "$DIR/pids"
-  wait_port 127.0.0.1 "$PORT" 60 "minio"
+  local pid=$!
+  echo "$pid" >> "$DIR/pids"
+  wait_port 127.0.0.1 "$PORT" 90 "minio" "$pid" "$DIR/minio.log"
   for _ in $(seq 1 60); do
     curl -sf "http://127.0.0.1:$PORT/minio/health/ready" >/dev/null && break
     sleep 0.5

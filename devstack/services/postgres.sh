@@ -5,7 +5,7 @@
 set -euo pipefail
 source "$(dirname "$0")/../lib.sh"
 DIR="$DEVSTACK_DIR/postgres"
-PORT=${AVIP_DEVSTACK_POSTGRES_PORT:-55432}
+PORT=${AVIP_DEVSTACK_POSTGRES_PORT:-}  # default: the first free port from 55432
 DB=avip_test
 
 pg_bin() {
@@ -36,6 +36,7 @@ up() {
   local bin; bin=$(pg_bin)
   down
   mkdir -p "$DIR"
+  [ -n "$PORT" ] || PORT=$(choose_port "$DIR" 55432 1)
   if [ "$(id -u)" -eq 0 ]; then chown postgres: "$DIR"; fi
   if [ ! -f "$DIR/data/PG_VERSION" ]; then
     as_db_user "$bin/initdb" -D "$DIR/data" -U avip --auth=trust -E UTF8 --no-locale >"$DIR/initdb.log" 2>&1 \
@@ -43,9 +44,9 @@ up() {
   fi
   as_db_user "$bin/pg_ctl" -D "$DIR/data" -l "$DIR/postgres.log" -w -t 60 start \
     -o "-c listen_addresses=127.0.0.1 -p $PORT -k $DIR -c fsync=off -c max_connections=200" >/dev/null \
-    || { echo "devstack: postgres did not start; see $DIR/postgres.log" >&2; exit 1; }
+    || { echo "devstack: postgres did not start" >&2; show_logs "$DIR/postgres.log"; exit 1; }
   head -1 "$DIR/data/postmaster.pid" > "$DIR/pids"
-  wait_port 127.0.0.1 "$PORT" 30 postgres
+  wait_port 127.0.0.1 "$PORT" 30 postgres "" "$DIR/postgres.log"
   if ! as_db_user "$bin/psql" -h 127.0.0.1 -p "$PORT" -U avip -d postgres -tAc \
       "SELECT 1 FROM pg_database WHERE datname='$DB'" | grep -q 1; then
     as_db_user "$bin/createdb" -h 127.0.0.1 -p "$PORT" -U avip "$DB"

@@ -4,7 +4,7 @@
 set -euo pipefail
 source "$(dirname "$0")/../lib.sh"
 DIR="$DEVSTACK_DIR/spark"
-MASTER_PORT=${AVIP_DEVSTACK_SPARK_PORT:-7177}
+MASTER_PORT=${AVIP_DEVSTACK_SPARK_PORT:-}  # default: the first free port from 7177
 SPARK_HOME=$("$VENV_BIN/python" -c 'import pyspark, os; print(os.path.dirname(pyspark.__file__))')
 export SPARK_HOME SPARK_LOCAL_IP=127.0.0.1 SPARK_LOG_DIR="$DIR" SPARK_WORKER_DIR="$DIR/work"
 # Executors launched by a worker look for Scala build dirs unless told the version.
@@ -14,11 +14,13 @@ CP="$SPARK_HOME/jars/*"
 up() {
   mkdir -p "$DIR/work"
   stop_pids "$DIR"
+  [ -n "$MASTER_PORT" ] || MASTER_PORT=$(choose_port "$DIR" 7177 1)
   nohup java -Xmx512m -cp "$CP" org.apache.spark.deploy.master.Master \
     --host 127.0.0.1 --port "$MASTER_PORT" --webui-port $((MASTER_PORT + 1000)) \
     > "$DIR/master.log" 2>&1 &
-  echo $! >> "$DIR/pids"
-  wait_port 127.0.0.1 "$MASTER_PORT" 60 "spark master"
+  local pid=$!
+  echo "$pid" >> "$DIR/pids"
+  wait_port 127.0.0.1 "$MASTER_PORT" 90 "spark master" "$pid" "$DIR/master.log"
   for i in 1 2; do
     nohup java -Xmx512m -cp "$CP" org.apache.spark.deploy.worker.Worker \
       --host 127.0.0.1 --cores 1 --memory 3g --webui-port $((MASTER_PORT + 1000 + i)) \
@@ -31,7 +33,9 @@ up() {
     [ "$alive" -ge 2 ] && break
     sleep 0.5
   done
-  [ "$alive" -ge 2 ] || { echo "devstack: spark workers did not register; see $DIR/worker*.log" >&2; exit 1; }
+  [ "$alive" -ge 2 ] || {
+    echo "devstack: spark workers did not register with the master" >&2
+    show_logs "$DIR"/worker*.log "$DIR/master.log"; exit 1; }
   echo "AVIP_TEST_SPARK_MASTER=spark://127.0.0.1:$MASTER_PORT" >> "$DEVSTACK_DIR/env"
 }
 

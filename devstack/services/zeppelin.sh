@@ -15,7 +15,7 @@ DIR="$DEVSTACK_DIR/zeppelin"
 HOME_DIR="$DIR/home"
 JARS="$ROOT/.jars/zeppelin"
 POM="$ROOT/jvm/zeppelin/pom.xml"
-PORT=${AVIP_DEVSTACK_ZEPPELIN_PORT:-18490}
+PORT=${AVIP_DEVSTACK_ZEPPELIN_PORT:-}  # default: the first free port from 18490
 USERS="user1 user2 user3 user4"
 
 jars() {
@@ -140,6 +140,7 @@ up() {
   jars
   stop_pids "$DIR"
   mkdir -p "$DIR"
+  [ -n "$PORT" ] || PORT=$(choose_port "$DIR" 18490 1)
   write_conf
   # Environment the interpreter processes inherit: Spark from our pyspark, a small local
   # driver per user, and the same lakehouse the rest of the stack uses.
@@ -162,13 +163,13 @@ up() {
       < /dev/null > "$DIR/server.out" 2>&1 &
     echo $! >> "$DIR/pids"
   )
-  wait_port 127.0.0.1 "$PORT" 120 "zeppelin"
+  wait_port 127.0.0.1 "$PORT" 120 "zeppelin" "$(tail -1 "$DIR/pids")" "$DIR/server.out" "$HOME_DIR/logs/server.log"
   for _ in $(seq 1 120); do
     curl -sf "http://127.0.0.1:$PORT/api/version" >/dev/null && break
     sleep 0.5
   done
   curl -sf "http://127.0.0.1:$PORT/api/version" >/dev/null \
-    || { echo "devstack: zeppelin REST API not answering; see $HOME_DIR/logs/server.log" >&2; exit 1; }
+    || { echo "devstack: zeppelin REST API not answering" >&2; show_logs "$HOME_DIR/logs/server.log"; exit 1; }
   {
     echo "AVIP_TEST_ZEPPELIN_URL=http://127.0.0.1:$PORT"
     echo "AVIP_TEST_ZEPPELIN_LAKEHOUSE=$AVIP_LAKEHOUSE_URI"
