@@ -1,46 +1,60 @@
-"""Positional crossmatch on Spark: HEALPix buckets with a margin, KD-trees inside.
+"""Positional crossmatch on Spark as one equi-join on sky cells (the *zones* idea).
 
-Left rows fall in exactly one bucket (their own position's HEALPix cell at a
-coarse order). Right rows are copied into every bucket their search disc can
-reach, found from their fine-order cell and its eight neighbours — the
-*margin*. A left–right pair is kept only where the right copy's bucket is the
-left row's, so no pair across a pixel edge is lost and none is duplicated.
+The sky is cut into declination zones of height ``h`` (a few search radii),
+and each zone into right-ascension cells at least ``h`` wide. A left row
+falls in exactly one cell: its own. A right row is copied into every cell
+that meets the box ``[ra ± Δα] × [dec ± r]`` around it, where
+``sin Δα = sin r / cos dec`` bounds the right ascension of every point within
+``r`` (a disc around a pole takes every cell of its zones). A left–right pair
+within ``r`` therefore shares exactly one cell — the left row's — so the
+join on the cell number finds it once, and the exact great-circle separation
+decides.
 
-Both sides go through Python once before the shuffle (one Arrow pass that
-names the buckets and makes the margin copies), are hash-partitioned by
-bucket, and each partition is matched in one go: a KD-tree on the right
-rows' unit vectors, a bounded k-nearest query for the left rows, the bucket
-check, then the exact great-circle separation. Matching a whole partition
-rather than each bucket (a cogroup) keeps the per-group overhead away, so
-buckets can be small enough to spread a crowded sky evenly over the tasks.
+Everything runs in the JVM: the cell numbers are Spark expressions, the copies
+an ``explode``, the match a shuffled join and a filter. No row goes through a
+Python worker, which is where the time went when buckets and KD-trees were
+made in Python (moving rows between the JVM and Python, not the matching).
+
+Work stays proportional to the answer in crowded fields too: a cell is a few
+radii across, so the candidate pairs a left row meets are a bounded multiple
+of the pairs within ``r`` around it. On a sparse sky cells grow (up to
+:data:`MAX_CELL_RADII` radii) so that few right rows need a copy.
+
+Only ``+ - * /`` and ``floor`` decide which cell a row is in, so every
+executor computes the same cell for the same position; trigonometry only
+widens the box a right row is copied into, by a margin far above its
+rounding error.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
 from dataclasses import dataclass
 
-import numpy as np
-import pyarrow as pa
-from pyspark.sql import DataFrame
+from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
-from pyspark.sql import types as T
 
-from lakehouse import healpix
-
-BUCKET = "_xm_bucket"
-SIDE = "_xm_side"  # 0: left row, 1: right row (a margin copy or not)
-TARGET_ROWS_PER_BUCKET = 2_000
-#: Buckets stay this many orders coarser than the fine cells, so that only the right
-#: rows in the outer ring of fine cells (~4 / 2**3 of them) are copied into a neighbour.
-MARGIN_ORDERS = 3
+ZONE = "_xm_zone"
+CELL = "_xm_cell"
+LEFT_KEY, RIGHT_KEY = "_xm_left_key", "_xm_right_key"
+INTERNAL = (ZONE, CELL, LEFT_KEY, RIGHT_KEY, "_xm_hw", "_xm_n")
+#: Cells are between these many search radii tall: small in crowded skies (the
+#: candidate pairs per left row grow with the cell's area), large in sparse ones
+#: (a right row within ``r`` of a cell edge is copied, ~``4 r / h`` of them).
+MIN_CELL_RADII, MAX_CELL_RADII = 4, 32
+#: Mean rows of the larger side per cell that sizes the cells between those bounds.
+TARGET_ROWS_PER_CELL = 0.05
+MIN_CELL_DEG = 1e-6  # keeps cell numbers within a long however small the radius
+SKY_DEG2 = 4 * math.pi * (180 / math.pi) ** 2
 ROWS_PER_TASK = 1_000_000
 BYTES_PER_COLUMN = 8  # for the row estimate from Spark's plan statistics
+#: The box a right row is copied into is widened by this much (relative, then in
+#: degrees): orders of magnitude above the rounding of the sums that decide cells.
+MARGIN_REL, MARGIN_DEG = 1e-9, 1e-9
 
 
 @dataclass(frozen=True)
-class KDTreeCrossmatch:
+class ZoneCrossmatch:
     """All pairs within ``radius_arcsec`` (not only the nearest)."""
 
     radius_arcsec: float
@@ -59,31 +73,87 @@ class KDTreeCrossmatch:
         clash = {self.right_prefix + c for c in right.columns} & set(left.columns)
         if clash or "sep_arcsec" in left.columns:
             raise ValueError(f"output columns would clash: {sorted(clash) or ['sep_arcsec']}")
-        internal = {BUCKET, SIDE} & (set(left.columns) | set(right.columns))
+        internal = set(INTERNAL) & (set(left.columns) | set(right.columns))
         if internal:
             raise ValueError(f"rename column(s) {sorted(internal)}: the crossmatch uses them")
 
     @property
-    def fine_order(self) -> int:
-        """Order whose cells are at least five search radii across."""
-        return healpix.order_for_size(5 * self.radius_arcsec / 3600)
+    def radius_deg(self) -> float:
+        return self.radius_arcsec / 3600
 
-    @property
-    def chord(self) -> float:
-        """The radius as a straight-line distance between unit vectors."""
-        return 2 * math.sin(math.radians(self.radius_arcsec / 3600) / 2)
+    def zones(self, n_rows: int) -> int:
+        """Declination zones (pole to pole) for ``n_rows`` rows on the larger side."""
+        r = self.radius_deg
+        sized = math.sqrt(TARGET_ROWS_PER_CELL * SKY_DEG2 / max(n_rows, 1))
+        height = max(min(max(sized, MIN_CELL_RADII * r), MAX_CELL_RADII * r), MIN_CELL_DEG)
+        return max(math.ceil(180 / height), 1)
 
 
-def _bucket_order(n_rows: int, fine_order: int) -> int:
-    k = math.floor(math.log(max(n_rows / (12 * TARGET_ROWS_PER_BUCKET), 1.0), 4))
-    return int(min(max(k, 0), max(fine_order - MARGIN_ORDERS, 0)))
+class _Grid:
+    """Zone and cell numbers as Spark expressions, for a grid of ``n_zones`` zones."""
+
+    def __init__(self, n_zones: int) -> None:
+        self.n_zones = n_zones
+        self.height = 180 / n_zones
+        self.max_cells = math.floor(360 / self.height) + 1
+
+    def zone_of(self, dec: Column) -> Column:
+        return F.least(F.floor((dec + 90.0) / self.height), F.lit(self.n_zones - 1))
+
+    def cells_in(self, zone: Column) -> Column:
+        """Cells of a zone: ≥ ``height`` wide at its pole-most edge (cos x ≥ 1 - x/90°)."""
+        edge = F.greatest(F.abs(zone * self.height - 90.0), F.abs((zone + 1) * self.height - 90.0))
+        return F.greatest(F.floor((1.0 - edge / 90.0) * (360.0 / self.height)), F.lit(1))
+
+    def key(self, zone: Column, cell: Column) -> Column:
+        return zone * self.max_cells + cell
+
+    def own_key(self, ra: Column, dec: Column) -> Column:
+        """The one cell of a position (left rows)."""
+        zone = self.zone_of(dec)
+        cells = self.cells_in(zone)
+        cell = F.least(F.floor(F.pmod(ra, F.lit(360.0)) * cells / 360.0), cells - 1)
+        return self.key(zone, cell)
+
+    def copies(self, df: DataFrame, ra: str, dec: str, radius_deg: float) -> DataFrame:
+        """``df`` with one row per cell the disc of ``radius_deg`` around each row meets."""
+        r = radius_deg * (1 + MARGIN_REL) + MARGIN_DEG
+        ra_c, dec_c = F.pmod(F.col(ra), F.lit(360.0)), F.col(dec)
+        # cos(dec) as sin(90° - |dec|): exact to the last bits near the poles too
+        cos_dec = F.greatest(F.sin(F.radians(90.0 - F.abs(dec_c))), F.lit(1e-300))
+        ratio = math.sin(math.radians(r)) / cos_dec
+        # a disc around (or close to) a pole takes all of its zones' cells
+        half_width = F.when(
+            (F.abs(dec_c) + r < 90.0) & (ratio <= 0.5),
+            F.degrees(F.asin(ratio)) * (1 + MARGIN_REL) + MARGIN_DEG,
+        ).otherwise(F.lit(360.0))
+        zones = F.sequence(
+            F.greatest(F.floor((dec_c - r + 90.0) / self.height), F.lit(0)),
+            self.zone_of(F.least(dec_c + r, F.lit(90.0))),
+        )
+        with_zone = (
+            df.withColumn("_xm_hw", half_width)
+            .withColumn(ZONE, F.explode(zones))
+            .withColumn("_xm_n", self.cells_in(F.col(ZONE)))
+        )
+        hw, cells = F.col("_xm_hw"), F.col("_xm_n")
+        first = F.floor((ra_c - hw) * cells / 360.0)
+        last = F.floor((ra_c + hw) * cells / 360.0)
+        span = F.when(last - first + 1 >= cells, F.sequence(F.lit(0), cells - 1)).otherwise(
+            F.sequence(first, last)
+        )
+        return (
+            with_zone.withColumn(CELL, F.explode(span))
+            .withColumn(RIGHT_KEY, self.key(F.col(ZONE), F.pmod(F.col(CELL), cells)))
+            .drop(ZONE, CELL, "_xm_hw", "_xm_n")
+        )
 
 
 def estimated_rows(df: DataFrame) -> int:
     """Rows of ``df`` from Spark's plan statistics (file sizes), without running a job.
 
-    Only the bucket order and task count depend on it, both on a log or
-    coarse scale, so a rough figure does; a plan without statistics is counted.
+    Only the cell size and task count depend on it, both on a coarse scale, so
+    a rough figure does; a plan without statistics is counted.
     """
     try:
         stats = df._jdf.queryExecution().optimizedPlan().stats()
@@ -95,8 +165,18 @@ def estimated_rows(df: DataFrame) -> int:
     return max(size // (BYTES_PER_COLUMN * (1 + len(df.columns))), 1)
 
 
-def _column(batch: pa.RecordBatch | pa.Table, name: str) -> np.ndarray:
-    return batch.column(name).to_numpy(zero_copy_only=False)
+def _has_position(ra: str, dec: str) -> Column:
+    # Spark orders NaN above every number, so these also drop NaN (and nulls)
+    return (F.abs(F.col(ra)) < F.lit(math.inf)) & (F.abs(F.col(dec)) <= 90.0)
+
+
+def separation_deg(ra1: Column, dec1: Column, ra2: Column, dec2: Column) -> Column:
+    """Great-circle distance in degrees (haversine, as ``regions.angular_distance_deg``)."""
+    d1, d2 = F.radians(dec1), F.radians(dec2)
+    h = F.pow(F.sin((d2 - d1) / 2), 2) + F.cos(d1) * F.cos(d2) * F.pow(
+        F.sin(F.radians(ra2 - ra1) / 2), 2
+    )
+    return F.degrees(2 * F.asin(F.sqrt(F.least(F.greatest(h, F.lit(0.0)), F.lit(1.0)))))
 
 
 def crossmatch(
@@ -110,125 +190,30 @@ def crossmatch(
 
     Output: every left column, every right column with ``right_prefix``, and
     ``sep_arcsec``. Positions are ICRS degrees in ``ra``/``dec`` on both sides;
-    rows without a position match nothing. ``n_rows_hint`` (rows of the
-    larger side) overrides the estimate that sizes the buckets; the number of
-    tasks follows Spark's estimate of the data.
+    rows without a valid position (null, NaN, |dec| > 90) match nothing.
+    ``n_rows_hint`` (rows of the larger side) overrides the estimate that sizes
+    the cells; the number of tasks follows Spark's estimate of the data.
     """
-    algo = KDTreeCrossmatch(radius_arcsec, right_prefix)
+    algo = ZoneCrossmatch(radius_arcsec, right_prefix)
     algo.validate(left, right)
     n = max(estimated_rows(left), estimated_rows(right))
-    fine = algo.fine_order
-    down = 2 * (fine - _bucket_order(n if n_rows_hint is None else n_rows_hint, fine))
+    grid = _Grid(algo.zones(n if n_rows_hint is None else n_rows_hint))
     left_cols, right_cols = left.columns, [right_prefix + c for c in right.columns]
     r_ra, r_dec = right_prefix + "ra", right_prefix + "dec"
 
-    has_position = "ra IS NOT NULL AND dec IS NOT NULL"
-    wide = (
-        left.where(has_position)
-        .withColumn(SIDE, F.lit(0).cast("byte"))
-        .unionByName(
-            right.where(has_position).toDF(*right_cols).withColumn(SIDE, F.lit(1).cast("byte")),
-            allowMissingColumns=True,
-        )
-    )
-    bucketed_schema = T.StructType(
-        [*wide.schema.fields, T.StructField(BUCKET, T.LongType(), False)]
-    )
-
-    def into_buckets(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
-        """Left rows into their own bucket; right rows into every bucket they reach."""
-        import cdshealpix.nested as hp
-
-        for batch in batches:
-            is_left = _column(batch, SIDE) == 0
-            ra = np.where(is_left, _column(batch, "ra"), _column(batch, r_ra))
-            dec = np.where(is_left, _column(batch, "dec"), _column(batch, r_dec))
-            cells = healpix.healpix_index(ra, dec, fine)
-            lefts = np.flatnonzero(is_left)
-            if len(lefts):
-                yield _with_bucket(batch.take(lefts), cells[lefts] >> down)
-            rights = np.flatnonzero(~is_left)
-            if len(rights):
-                own = cells[rights]
-                around = hp.neighbours(own.astype(np.uint64), fine).astype(np.int64)
-                around = np.where(around < 0, own[:, None], around) >> down
-                around.sort(axis=1)
-                first = np.ones(around.shape, dtype=bool)
-                first[:, 1:] = around[:, 1:] != around[:, :-1]
-                row, col = np.nonzero(first)
-                yield _with_bucket(batch.take(rights[row]), around[row, col])
-
-    out_schema = T.StructType(
-        [f for f in bucketed_schema.fields if f.name not in (BUCKET, SIDE)]
-        + [T.StructField("sep_arcsec", T.DoubleType(), False)]
-    )
-    out_names = out_schema.names
-    chord = algo.chord * (1 + 1e-12)  # the exact separation decides; never prune a pair
-
-    def match(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
-        """All pairs of one partition (many buckets), each once: in the left row's bucket."""
-        from lakehouse.regions import angular_distance_deg, unit_vectors
-
-        received = list(batches)
-        if not received:
-            return
-        part = pa.Table.from_batches(received)
-        side = _column(part, SIDE)
-        lt, rt = part.filter(pa.array(side == 0)), part.filter(pa.array(side == 1))
-        if lt.num_rows == 0 or rt.num_rows == 0:
-            return
-        lv = unit_vectors(_column(lt, "ra"), _column(lt, "dec"))
-        rv = unit_vectors(_column(rt, r_ra), _column(rt, r_dec))
-        li, ri = _pairs_within(rv, lv, chord)
-        same = _column(lt, BUCKET)[li] == _column(rt, BUCKET)[ri]
-        li, ri = li[same], ri[same]
-        lsel, rsel = lt.select(left_cols).take(li), rt.select(right_cols).take(ri)
-        sep = 3600 * angular_distance_deg(
-            _column(lsel, "ra"), _column(lsel, "dec"), _column(rsel, r_ra), _column(rsel, r_dec)
-        )
-        keep = pa.array(sep <= radius_arcsec)
-        columns = [*lsel.columns, *rsel.columns, pa.array(sep, pa.float64())]
-        out = pa.Table.from_arrays(columns, names=out_names).filter(keep)
-        yield from out.to_batches(max_chunksize=100_000)
-
     partitions = max(int(left.sparkSession.conf.get("spark.sql.shuffle.partitions")), 1)
     partitions = max(partitions, math.ceil(2 * n / ROWS_PER_TASK))
+    lefts = (
+        left.where(_has_position("ra", "dec"))
+        .withColumn(LEFT_KEY, grid.own_key(F.col("ra"), F.col("dec")))
+        .repartition(partitions, LEFT_KEY)
+    )
+    rights = grid.copies(
+        right.toDF(*right_cols).where(_has_position(r_ra, r_dec)), r_ra, r_dec, algo.radius_deg
+    ).repartition(partitions, RIGHT_KEY)
+    sep = 3600 * separation_deg(F.col("ra"), F.col("dec"), F.col(r_ra), F.col(r_dec))
     return (
-        wide.mapInArrow(into_buckets, bucketed_schema)
-        .repartition(partitions, BUCKET)
-        .mapInArrow(match, out_schema)
+        lefts.join(rights, F.col(LEFT_KEY) == F.col(RIGHT_KEY))
+        .select(*left_cols, *right_cols, sep.alias("sep_arcsec"))
+        .where(F.col("sep_arcsec") <= radius_arcsec)
     )
-
-
-def _with_bucket(batch: pa.RecordBatch, bucket: np.ndarray) -> pa.RecordBatch:
-    return pa.RecordBatch.from_arrays(
-        [*batch.columns, pa.array(bucket, pa.int64())], names=[*batch.schema.names, BUCKET]
-    )
-
-
-def _pairs_within(
-    right_vectors: np.ndarray, left_vectors: np.ndarray, chord: float
-) -> tuple[np.ndarray, np.ndarray]:
-    """(left index, right index) of every pair closer than ``chord``.
-
-    A k-nearest query bounded by the chord is much faster than a ball query in
-    scipy; left rows whose k-th neighbour is still inside are asked again with
-    a larger k, so no pair is missed however crowded the field.
-    """
-    from scipy.spatial import cKDTree
-
-    tree = cKDTree(right_vectors)
-    left_parts, right_parts = [], []
-    todo, k = np.arange(len(left_vectors)), 4
-    while len(todo):
-        k = min(k, len(right_vectors))
-        dist, idx = tree.query(left_vectors[todo], k=k, distance_upper_bound=chord)
-        dist, idx = dist.reshape(len(todo), k), idx.reshape(len(todo), k)
-        found = np.isfinite(dist)
-        full = found[:, -1] & (k < len(right_vectors))
-        done = ~full
-        rows, cols = np.nonzero(found & done[:, None])
-        left_parts.append(todo[rows])
-        right_parts.append(idx[rows, cols])
-        todo, k = todo[full], 4 * k
-    return np.concatenate(left_parts), np.concatenate(right_parts)
