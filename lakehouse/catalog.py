@@ -112,11 +112,23 @@ def region_scan(
         parts = healpix.partitions_of(ranges >> healpix.SOURCE_ID_SHIFT, info.partition_order)
         keep &= files.covering(ranges, parts)
         sid_ranges.append(ranges)
-    schema = _data_schema(spark, info.path, info.version)
-    chosen = [p for p, k in zip(files.paths, keep, strict=True) if k]
-    if not chosen:
-        return spark.createDataFrame([], schema), sid_ranges
-    return spark.read.schema(schema).parquet(*chosen), sid_ranges
+    chosen = tuple(p for p, k in zip(files.paths, keep, strict=True) if k)
+    return files_scan(spark, info.path, info.version, chosen), sid_ranges
+
+
+@lru_cache(maxsize=256)
+def files_scan(spark: SparkSession, path: str, version: int, files: tuple[str, ...]) -> DataFrame:
+    """Plain Parquet read of some of one version's data files, resolved once per session.
+
+    Resolving a read looks up the data source and lists each file (a request
+    per file on object storage); searches near one another read the same few
+    files, so they share this DataFrame and skip that work. The files of a
+    version never change, so the cache cannot go stale.
+    """
+    schema = _data_schema(spark, path, version)
+    if not files:
+        return spark.createDataFrame([], schema)
+    return spark.read.schema(schema).parquet(*files)
 
 
 @dataclass(frozen=True)

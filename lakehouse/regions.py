@@ -4,6 +4,9 @@ Each search is a small frozen dataclass. ``coverage()`` gives the order-12
 pixel ranges that may hold matching rows (→ partition pruning and source_id
 range skipping); ``mask`` (numpy) and ``spark_filter`` (Spark column) apply
 the exact geometry to the rows that survive. Angles are degrees throughout.
+
+The Spark filters take their numbers as parameters (:func:`with_parameters`),
+not as literals, so every search of one kind runs the same plan code.
 """
 
 import math
@@ -36,18 +39,33 @@ def _double(x: float) -> str:
     return f"({float(x)!r}D)"
 
 
-def angular_distance_sql(ra0: float, dec0: float) -> str:
+def with_parameters(condition: str, **parameters: float) -> SparkColumn:
+    """Spark SQL ``condition`` with ``p.<name>`` bound to each parameter (doubles).
+
+    Spark compiles a condition's literals into the Java it generates for the
+    query, so a region with its numbers inlined made new whole-stage code for
+    every search, compiled twice in local mode (the driver's check, then the
+    executor's copy: the code cache is per class loader), which cost more than
+    the search. Here the numbers ride in a one-element array the condition is
+    evaluated over (``exists``), which Spark evaluates without generating
+    code; its inputs are the few rows the pushed-down source_id ranges let
+    through. What still compiles per search is the small predicate of those
+    ranges, once, where the task runs. Same arithmetic as inlined literals, so
+    the same rows, bit for bit.
+    """
+    fields = ", ".join(f"'{name}', {_double(value)}" for name, value in parameters.items())
+    return F.expr(f"exists(array(named_struct({fields})), p -> {condition})")
+
+
+def angular_distance_sql(ra0_rad: str, dec0_rad: str, cos_dec0: str) -> str:
     """Spark SQL for the great-circle distance in degrees of (ra, dec) from a fixed point.
 
-    Haversine, as :func:`angular_distance_deg`. Built as one SQL string so the
-    driver parses it once instead of assembling a column call by call over Py4J.
+    Haversine, as :func:`angular_distance_deg`; the point is given as SQL for
+    its ra and dec in radians and the cosine of its dec (parameters or literals).
     """
-    d_dec = f"(radians(dec) - {_double(math.radians(dec0))})"
-    d_ra = f"(radians(ra) - {_double(math.radians(ra0))})"
-    h = (
-        f"pow(sin({d_dec} / 2), 2) + {_double(math.cos(math.radians(dec0)))} * "
-        f"cos(radians(dec)) * pow(sin({d_ra} / 2), 2)"
-    )
+    d_dec = f"(radians(dec) - {dec0_rad})"
+    d_ra = f"(radians(ra) - {ra0_rad})"
+    h = f"pow(sin({d_dec} / 2), 2) + {cos_dec0} * cos(radians(dec)) * pow(sin({d_ra} / 2), 2)"
     return f"degrees(2 * asin(sqrt(least(1.0D, {h}))))"
 
 
@@ -72,8 +90,14 @@ class ConeSearch:
         return angular_distance_deg(ra, dec, self.ra_deg, self.dec_deg) <= self.radius_deg
 
     def spark_filter(self) -> SparkColumn:
-        dist = angular_distance_sql(self.ra_deg, self.dec_deg)
-        return F.expr(f"{dist} <= {_double(self.radius_deg)}")
+        dist = angular_distance_sql("p.ra", "p.dec", "p.cos_dec")
+        return with_parameters(
+            f"{dist} <= p.radius",
+            ra=math.radians(self.ra_deg),
+            dec=math.radians(self.dec_deg),
+            cos_dec=math.cos(math.radians(self.dec_deg)),
+            radius=self.radius_deg,
+        )
 
 
 @dataclass(frozen=True)
@@ -108,11 +132,17 @@ class BoxSearch:
         return in_dec & ((ra >= self.ra_min) | (ra <= self.ra_max))
 
     def spark_filter(self) -> SparkColumn:
-        lo, hi = _double(self.ra_min), _double(self.ra_max)
-        in_dec = f"dec BETWEEN {_double(self.dec_min)} AND {_double(self.dec_max)}"
-        if self.ra_min <= self.ra_max:
-            return F.expr(f"{in_dec} AND ra BETWEEN {lo} AND {hi}")
-        return F.expr(f"{in_dec} AND (ra >= {lo} OR ra <= {hi})")
+        in_dec = "dec BETWEEN p.dec_min AND p.dec_max"
+        in_ra = "ra BETWEEN p.ra_min AND p.ra_max"
+        if self.ra_min > self.ra_max:
+            in_ra = "(ra >= p.ra_min OR ra <= p.ra_max)"
+        return with_parameters(
+            f"{in_dec} AND {in_ra}",
+            ra_min=self.ra_min,
+            ra_max=self.ra_max,
+            dec_min=self.dec_min,
+            dec_max=self.dec_max,
+        )
 
 
 def unit_vectors(ra_deg: np.ndarray, dec_deg: np.ndarray) -> np.ndarray:
