@@ -74,10 +74,12 @@ class TransactionalSink:
         )
         # Fences any earlier incarnation and aborts its unfinished transaction.
         self.producer.init_transactions(60)
-        self.last_batch_id = self._read_last_marker()
+        self.last_marker = self._read_last_marker()
+        self.last_batch_id = int(self.last_marker.get("batch_id", -1))
         log.info("alert sink %s resumes after batch %s", self.marker_key, self.last_batch_id)
 
-    def _read_last_marker(self, timeout_s: float = 30.0) -> int:
+    def _read_last_marker(self, timeout_s: float = 30.0) -> dict:
+        """The newest committed marker of this job ({} when there is none)."""
         consumer = Consumer(
             {
                 "bootstrap.servers": self.bootstrap,
@@ -88,7 +90,7 @@ class TransactionalSink:
         )
         try:
             _, high = consumer.get_watermark_offsets(TopicPartition(self.commit_topic, 0), 30)
-            last = -1
+            last: dict = {}
             if high == 0:
                 return last
             consumer.assign([TopicPartition(self.commit_topic, 0, OFFSET_BEGINNING)])
@@ -100,7 +102,9 @@ class TransactionalSink:
                     and msg.error() is None
                     and msg.key() == self.marker_key.encode()
                 ):
-                    last = max(last, int(json.loads(msg.value())["batch_id"]))
+                    marker = json.loads(msg.value())
+                    if int(marker["batch_id"]) > int(last.get("batch_id", -1)):
+                        last = marker
                 pos = consumer.position([TopicPartition(self.commit_topic, 0)])[0].offset
                 if pos >= high:
                     return last
@@ -111,8 +115,15 @@ class TransactionalSink:
     def already_written(self, batch_id: int) -> bool:
         return batch_id <= self.last_batch_id
 
-    def write(self, batch_id: int, messages: Iterable[Message], before_commit=None) -> int:
-        """Produce ``messages`` and the batch marker in one transaction; return the count."""
+    def write(
+        self,
+        batch_id: int,
+        messages: Iterable[Message],
+        before_commit=None,
+        marker_extra: dict | None = None,
+    ) -> int:
+        """Produce ``messages`` and the batch marker (plus ``marker_extra``, read back as
+        :attr:`last_marker` after a restart) in one transaction; return the count."""
         if self.already_written(batch_id):
             log.info("batch %d already in Kafka; skipping its replay", batch_id)
             return 0
@@ -122,8 +133,10 @@ class TransactionalSink:
             for topic, key, value, headers in messages:
                 self._produce(topic, key, value, list(headers))
                 n += 1
-            marker = json.dumps({"batch_id": batch_id, "messages": n}).encode()
-            self._produce(self.commit_topic, self.marker_key.encode(), marker, [])
+            marker = {**(marker_extra or {}), "batch_id": batch_id, "messages": n}
+            self._produce(
+                self.commit_topic, self.marker_key.encode(), json.dumps(marker).encode(), []
+            )
             if before_commit is not None:
                 before_commit()
             self.producer.commit_transaction(120)
@@ -134,6 +147,7 @@ class TransactionalSink:
                 log.warning("could not abort the transaction of batch %d", batch_id)
             raise
         self.last_batch_id = batch_id
+        self.last_marker = marker
         return n
 
     def _produce(self, topic: str, key: bytes | None, value: bytes, headers: list) -> None:

@@ -35,7 +35,7 @@ from pyspark.sql import functions as F
 from pyspark.sql import types as T
 from pyspark.sql.streaming import StreamingQuery
 
-from spark_jobs.alerts import annotate, decode, rows
+from spark_jobs.alerts import annotate, decode, rows, settle, warmup
 from spark_jobs.alerts.filters import AlertFilter
 from spark_jobs.alerts.sink import Message, TransactionalSink, ensure_topics
 
@@ -75,6 +75,12 @@ class StreamConfig:
     max_offsets_per_trigger: int = 20_000
     trigger_seconds: float = 0.0
     min_partitions: int | None = None  # Spark tasks per batch; default: the cores Spark has
+    warm_up_alerts: int = 2_000  # synthetic alerts run through the plan at start (0: none)
+    warm_up_rounds: int = 2
+    # A batch waits for the raw topic to be quiet this long (at most settle_max_seconds) and
+    # takes what arrived after its end too, so a visit's burst is one batch (see settle).
+    settle_seconds: float = 0.1
+    settle_max_seconds: float = 0.5
 
     def __post_init__(self) -> None:
         if not 0 < self.radius_arcsec <= annotate.MAX_RADIUS_ARCSEC:
@@ -106,6 +112,7 @@ class AlertStream:
         self.config = config
         self.filters = filters
         # The catalogue view's table and pinned version, read in-process on the executors.
+        self.catalog = catalog
         self.gaia = annotate.GaiaReader.for_catalog(catalog) if catalog is not None else None
         self.fault = fault
         ensure_topics(config.bootstrap, [config.raw_topic, config.dead_letter_topic])
@@ -114,6 +121,7 @@ class AlertStream:
             config.bootstrap, config.commit_topic, config.job_name, config.checkpoint_dir
         )
         self._empty = self.spark.createDataFrame([], ANNOTATED)
+        self._settler: settle.Settler | None = None
         self._checked: dict[str, bool] = {}
         self.stats: list[dict[str, int]] = []
 
@@ -158,7 +166,13 @@ class AlertStream:
         t0 = time.perf_counter()
         filters = self.usable_filters()
         self._ensure_filter_topics(filters)
-        out = self._output(self.annotated(batch), filters).toArrow()  # the batch's one job
+        t_settle = time.perf_counter()
+        records, processed_to = self._settled_records(batch, batch_id)
+        t_settle = time.perf_counter() - t_settle
+        if records is None:
+            log.info("batch %d: all taken by an earlier batch; no job", batch_id)
+            return
+        out = self._output(self.annotated(records), filters).toArrow()  # the batch's one job
         t1 = time.perf_counter()
         messages = list(self._messages(out, filters))
         t2 = time.perf_counter()
@@ -168,20 +182,52 @@ class AlertStream:
             batch_id,
             messages,
             before_commit=(lambda: self.fault(batch_id, "before_commit")) if self.fault else None,
+            marker_extra={"processed_to": {str(p): o for p, o in processed_to.items()}},
         )
         t3 = time.perf_counter()
         self.stats.append({"batch_id": batch_id, "messages": n})
         log.info(
-            "batch %d: %d records, %d messages; spark %.2fs, messages %.2fs, kafka %.2fs",
+            "batch %d: %d records, %d messages; settle %.2fs, spark %.2fs, messages %.2fs, "
+            "kafka %.2fs",
             batch_id,
             out.num_rows,
             n,
-            t1 - t0,
+            t_settle,
+            t1 - t0 - t_settle,
             t2 - t1,
             t3 - t2,
         )
         if self.fault:
             self.fault(batch_id, "after_commit")
+
+    def _settled_records(self, batch: DataFrame, batch_id: int) -> tuple[DataFrame | None, dict]:
+        """The batch minus records an earlier batch took (None: nothing left) or, when
+        settling, the batch and the rest of the burst it caught the start of; and the
+        offsets processed once it is written."""
+        c = self.config
+        marker = self.sink.last_marker.get("processed_to") or {}
+        processed_to = {int(p): int(o) for p, o in marker.items()}
+        end = settle.batch_end_offsets(c.checkpoint_dir, batch_id, c.raw_topic)
+        if (
+            end is not None
+            and processed_to
+            and all(o <= processed_to.get(p, -1) for p, o in end.items())
+        ):
+            return None, processed_to
+        if self._settler is None or end is None:
+            return settle.unprocessed(batch, processed_to), processed_to
+        begin = settle.batch_end_offsets(c.checkpoint_dir, batch_id - 1, c.raw_topic)
+        begin = begin or self._settler.log_starts(list(end))
+        first = {p: max(begin.get(p, o), processed_to.get(p, 0)) for p, o in end.items()}
+        start = {p: max(o, first[p]) for p, o in end.items()}
+        taken = sum(start[p] - first[p] for p in end)
+        ends = self._settler.settled_ends(start, c.max_offsets_per_trigger - taken)
+        done = {**processed_to, **ends}
+        if ends == start:  # nothing arrived past the batch
+            return settle.unprocessed(batch, processed_to), done
+        log.info("batch %d takes %d more records of the burst", batch_id,
+                 sum(ends[p] - start[p] for p in end))  # fmt: skip
+        return self._settler.read(first, ends), done
 
     def _output(self, annotated: DataFrame, filters: list[AlertFilter]) -> DataFrame:
         """One row per record: the indices of the filters it matches, its JSON once (when
@@ -250,8 +296,30 @@ class AlertStream:
             ]
             yield self.config.dead_letter_topic, cols["key"][i], cols["value"][i] or b"", headers
 
+    def _dry_batch(self, records: DataFrame) -> int:
+        """A batch's work without the Kafka write (the warm-up): its message count."""
+        filters = self.usable_filters()
+        self._ensure_filter_topics(filters)
+        out = self._output(self.annotated(records), filters).toArrow()
+        return sum(1 for _ in self._messages(out, filters))
+
     # -- the query ------------------------------------------------------------
+    def warm_up(self) -> float:
+        """Run the synthetic warm-up visit through the batch code (see :mod:`warmup`)."""
+        c = self.config
+        if c.warm_up_alerts <= 0 or c.warm_up_rounds <= 0:
+            return 0.0
+        seconds = warmup.warm_up(
+            self.spark, self._dry_batch, self.catalog, c.warm_up_alerts, c.warm_up_rounds
+        )
+        log.info(
+            "warm-up: %d rounds of %d alerts in %.1fs", c.warm_up_rounds, c.warm_up_alerts, seconds
+        )
+        return seconds
+
     def start(self, available_now: bool = False) -> StreamingQuery:
+        """Warm up, then start the query."""
+        self.warm_up_seconds = self.warm_up()
         c = self.config
         source = (
             self.spark.readStream.format("kafka")
@@ -272,13 +340,25 @@ class AlertStream:
             .option("checkpointLocation", c.checkpoint_dir)
             .queryName(f"avip-{c.job_name}")
         )
-        if available_now:
+        if available_now:  # a backlog: Spark's batches as planned
             writer = writer.trigger(availableNow=True)
         else:
             writer = writer.trigger(processingTime=f"{c.trigger_seconds} seconds")
+            if c.settle_seconds > 0:
+                self._settler = settle.Settler(
+                    self.spark,
+                    c.bootstrap,
+                    c.raw_topic,
+                    c.settle_seconds,
+                    c.settle_max_seconds,
+                    c.min_partitions or self.spark.sparkContext.defaultParallelism,
+                    group_id=f"avip-settle-{self.sink.marker_key}",
+                )
         return writer.start()
 
     def close(self) -> None:
+        if self._settler is not None:
+            self._settler.close()
         self.sink.close()
 
 

@@ -112,6 +112,8 @@ def test_stream_annotates_filters_dead_letters_and_survives_restart(
         commit_topic=f"commits-{run_id}",
         radius_arcsec=RADIUS,
         max_offsets_per_trigger=200,
+        warm_up_alerts=300,  # the warm-up runs (and must write nothing: exact sets below)
+        warm_up_rounds=1,
     )
     catalog = open_catalog(root, spark=spark)
 
