@@ -4,7 +4,10 @@ The streaming job runs (decode → Gaia annotation → 20 filters → transactio
 output) while simulated Rubin visits of 10,000 alerts are produced to a fresh
 raw topic; a reader consumes one catch-all filter's topic and times
 produce→consume latency (Kafka record timestamp of the raw alert to the
-moment the filtered copy is read). Two runs, each with its own topics and job:
+moment the filtered copy is read). The reader is a process of its own, as a
+subscriber is: as a thread of the job's driver it held the GIL for its
+polling and JSON parsing while the driver built and produced messages.
+Two runs, each with its own topics and job:
 
 - **back-to-back** (the original method): every visit produced as fast as
   possible, one after the other. The job drains a backlog, so alerts/s is
@@ -38,11 +41,13 @@ Needs a broker (AVIP_KAFKA_BOOTSTRAP) and a lakehouse with gaia_source.
 from __future__ import annotations
 
 import argparse
+import logging
+import multiprocessing as mp
 import os
 import sys
-import threading
 import time
 import uuid
+from multiprocessing.queues import Queue
 from pathlib import Path
 
 import numpy as np
@@ -80,6 +85,17 @@ FILTERS = [
 ]
 
 
+def read_latencies(bootstrap: str, topic: str, total: int, results: Queue) -> None:
+    """Read the catch-all topic; put (latencies in ms, time of the last read)."""
+    latencies: list[float] = []
+    last_read = 0.0
+    results.put("ready")
+    for msg in consume(bootstrap, topic, max_messages=total, idle_timeout_s=120):
+        last_read = time.time()
+        latencies.append(last_read * 1000 - msg.value["raw_timestamp_ms"])
+    results.put((latencies, last_read))
+
+
 def run_once(
     spark, catalog, bootstrap: str, visits: list, max_offsets: int, cadence_s: float, peer: bool
 ) -> tuple[int, float, np.ndarray]:
@@ -115,16 +131,13 @@ def run_once(
     if not peer:
         print(f"  (job warm-up at start: {job.warm_up_seconds:.1f}s, before the first produce)")
     total = sum(len(v) for v in visits)
-    latencies: list[float] = []
-    last_read = [0.0]
-
-    def reader() -> None:
-        for msg in consume(bootstrap, filters[-1].topic, max_messages=total, idle_timeout_s=120):
-            last_read[0] = time.time()
-            latencies.append(last_read[0] * 1000 - msg.value["raw_timestamp_ms"])
-
-    thread = threading.Thread(target=reader, daemon=True)
-    thread.start()
+    results: Queue = mp.get_context("spawn").Queue()
+    reader = mp.get_context("spawn").Process(
+        target=read_latencies, args=(bootstrap, filters[-1].topic, total, results), daemon=True
+    )
+    reader.start()
+    if results.get(timeout=120) != "ready":
+        raise RuntimeError("the reader process did not start")
     producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 10})
     t0 = time.time()
     for i, messages in enumerate(visits):
@@ -134,10 +147,11 @@ def run_once(
             producer.produce(config.raw_topic, key=key, value=value)
             producer.poll(0)
         producer.flush()
-    thread.join()
+    latencies, last_read = results.get()
+    reader.join()
     query.stop()
     job.close()
-    return len(latencies), (last_read[0] or time.time()) - t0, np.array(latencies) / 1000
+    return len(latencies), (last_read or time.time()) - t0, np.array(latencies) / 1000
 
 
 def _load() -> str:
@@ -164,7 +178,11 @@ def main() -> int:
         action="store_false",
         help="skip the peer runs (the job cold and without settle)",
     )
+    ap.add_argument("-v", "--verbose", action="store_true", help="log each batch's phase times")
     args = ap.parse_args()
+    if args.verbose:
+        logging.basicConfig(format="%(asctime)s %(name)s %(message)s")
+        logging.getLogger("spark_jobs.alerts").setLevel(logging.INFO)
     settings = get_settings()
     bootstrap = settings.kafka_bootstrap
     if not bootstrap:

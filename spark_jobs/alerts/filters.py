@@ -13,7 +13,9 @@ quoted, never the user's text.
 
 from __future__ import annotations
 
+import json
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from pyspark.sql import types as T
@@ -21,7 +23,14 @@ from pyspark.sql import types as T
 from lakehouse.filters import FilterError, check_filter, render
 from spark_jobs.alerts.rows import filter_columns
 
-__all__ = ["FilterError", "AlertFilter", "check_where", "make_filter", "topic_for"]
+__all__ = [
+    "FilterError",
+    "AlertFilter",
+    "check_where",
+    "filters_from_json",
+    "make_filter",
+    "topic_for",
+]
 
 MAX_FILTER_CHARS = 4000
 NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
@@ -105,3 +114,26 @@ def make_filter(
         output_format=output_format,
         enabled=enabled,
     )
+
+
+def filters_from_json(path: str) -> Callable[[], list[AlertFilter]]:
+    """Filters from a JSON list of {owner, name, where, output_format?, enabled?}.
+
+    Re-read every micro-batch."""
+
+    def load() -> list[AlertFilter]:
+        with open(path) as fh:
+            items = json.load(fh)
+        return [
+            make_filter(
+                filter_id=i,
+                owner=d["owner"],
+                name=d["name"],
+                where=d["where"],
+                output_format=d.get("output_format", "json"),
+                enabled=d.get("enabled", True),
+            )
+            for i, d in enumerate(items)
+        ]
+
+    return load

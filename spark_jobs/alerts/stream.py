@@ -36,7 +36,7 @@ from pyspark.sql import types as T
 from pyspark.sql.streaming import StreamingQuery
 
 from spark_jobs.alerts import annotate, decode, rows, settle, warmup
-from spark_jobs.alerts.filters import AlertFilter
+from spark_jobs.alerts.filters import AlertFilter, filters_from_json
 from spark_jobs.alerts.sink import Message, TransactionalSink, ensure_topics
 
 log = logging.getLogger(__name__)
@@ -75,8 +75,8 @@ class StreamConfig:
     max_offsets_per_trigger: int = 20_000
     trigger_seconds: float = 0.0
     min_partitions: int | None = None  # Spark tasks per batch; default: the cores Spark has
-    warm_up_alerts: int = 2_000  # synthetic alerts run through the plan at start (0: none)
-    warm_up_rounds: int = 2
+    warm_up_alerts: int = 5_000  # synthetic alerts run through the plan at start (0: none)
+    warm_up_rounds: int = 3
     # A batch waits for the raw topic to be quiet this long (at most settle_max_seconds) and
     # takes what arrived after its end too, so a visit's burst is one batch (see settle).
     settle_seconds: float = 0.1
@@ -170,7 +170,9 @@ class AlertStream:
         records, processed_to = self._settled_records(batch, batch_id)
         t_settle = time.perf_counter() - t_settle
         if records is None:
-            log.info("batch %d: all taken by an earlier batch; no job", batch_id)
+            log.info(
+                "batch %d: nothing new (empty, or taken by an earlier batch); no job", batch_id
+            )
             return
         out = self._output(self.annotated(records), filters).toArrow()  # the batch's one job
         t1 = time.perf_counter()
@@ -201,23 +203,24 @@ class AlertStream:
             self.fault(batch_id, "after_commit")
 
     def _settled_records(self, batch: DataFrame, batch_id: int) -> tuple[DataFrame | None, dict]:
-        """The batch minus records an earlier batch took (None: nothing left) or, when
-        settling, the batch and the rest of the burst it caught the start of; and the
+        """The batch minus records an earlier batch took (None: nothing left, so no job) or,
+        when settling, the batch and the rest of the burst it caught the start of; and the
         offsets processed once it is written."""
         c = self.config
         marker = self.sink.last_marker.get("processed_to") or {}
         processed_to = {int(p): int(o) for p, o in marker.items()}
         end = settle.batch_end_offsets(c.checkpoint_dir, batch_id, c.raw_topic)
-        if (
-            end is not None
-            and processed_to
-            and all(o <= processed_to.get(p, -1) for p, o in end.items())
-        ):
-            return None, processed_to
-        if self._settler is None or end is None:
-            return settle.unprocessed(batch, processed_to), processed_to
         begin = settle.batch_end_offsets(c.checkpoint_dir, batch_id - 1, c.raw_topic)
-        begin = begin or self._settler.log_starts(list(end))
+        if end is not None and begin is None and self._settler is not None:
+            begin = self._settler.log_starts(list(end))  # batch 0 starts at the earliest
+        if end is not None:
+            # A batch with nothing new (Spark plans one at query start even on an empty
+            # topic) or wholly taken by an earlier batch costs a job's fixed cost for nothing.
+            floor = {p: max((begin or {}).get(p, 0), processed_to.get(p, 0)) for p in end}
+            if (begin is not None or processed_to) and all(o <= floor[p] for p, o in end.items()):
+                return None, processed_to
+        if self._settler is None or end is None or begin is None:
+            return settle.unprocessed(batch, processed_to), processed_to
         first = {p: max(begin.get(p, o), processed_to.get(p, 0)) for p, o in end.items()}
         start = {p: max(o, first[p]) for p, o in end.items()}
         taken = sum(start[p] - first[p] for p in end)
@@ -360,30 +363,6 @@ class AlertStream:
         if self._settler is not None:
             self._settler.close()
         self.sink.close()
-
-
-def filters_from_json(path: str) -> FilterSource:
-    """Filters from a JSON list of {owner, name, where, output_format?, enabled?}.
-
-    Re-read every micro-batch."""
-    from spark_jobs.alerts.filters import make_filter
-
-    def load() -> list[AlertFilter]:
-        with open(path) as fh:
-            items = json.load(fh)
-        return [
-            make_filter(
-                filter_id=i,
-                owner=d["owner"],
-                name=d["name"],
-                where=d["where"],
-                output_format=d.get("output_format", "json"),
-                enabled=d.get("enabled", True),
-            )
-            for i, d in enumerate(items)
-        ]
-
-    return load
 
 
 def main(argv: list[str] | None = None) -> int:
