@@ -24,14 +24,16 @@ min/max, so a row group is the least a query reads. A 0.5° cone needs a few
 hundred rows; with :data:`ROW_GROUP_BYTES` = 2 MiB (Spark's
 ``parquet.block.size``, set on every session by
 ``spark_jobs.session.with_catalogue_layout``) a row group holds ~12,000
-rows and its source_id, ra and dec chunks ~85 KB each, ~350 KB with the
-columns between them: one request on object storage, where a request costs
-about as much as a megabyte of data (MinIO on loopback: ~1.3 ms a GET,
-~2 ms for 300 KB, ~4 ms for 1.4 MB). At 8 MiB (42,000 rows) the same cone
-fetched 1.4 MB. The cost is the footer: ~3.3 KB a row group, so a 6M-row
-file's footer is 1.6 MB (at DR3 scale a 1 GB file has ~500 row groups), read
-once per file by the in-process reader and once per split by Spark. Smaller
-groups (1 MiB) shaved little more off a cone and doubled the footers.
+rows and its source_id, ra and dec chunks ~85 KB each, ~400 KB with the two
+columns between them: one ~2 ms GET on MinIO (loopback), where 8 MiB groups
+(42,000 rows) made it 1.4 MB and ~4 ms. The cost is the footer, ~3.3 KB a
+row group: a 6M-row file's footer is 1.6 MB (at DR3 scale a 1 GB file has
+~500 row groups), read once per file by the in-process reader and once per
+split by Spark. Measured on the 10M-row benchmark sky (same run, 8 -> 2 MiB):
+in-process cone p50 local 1.9 -> 1.4 ms, on S3 5.5 -> 4.1 ms; Spark-path cone
+local 0.35-0.46 -> 0.29 s, on S3 0.41-0.42 -> 0.45-0.51 s (the bigger footers
+read per split). 1 MiB groups shaved a little more off in-process cones,
+doubled the footers and slowed the Spark path's p95.
 
 The position margin
 -------------------
