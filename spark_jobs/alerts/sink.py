@@ -73,6 +73,7 @@ class TransactionalSink:
             }
         )
         # Fences any earlier incarnation and aborts its unfinished transaction.
+        self._produced = 0
         self.producer.init_transactions(60)
         self.last_marker = self._read_last_marker()
         self.last_batch_id = int(self.last_marker.get("batch_id", -1))
@@ -157,7 +158,9 @@ class TransactionalSink:
                 break
             except BufferError:
                 self.producer.poll(0.05)
-        self.producer.poll(0)
+        self._produced += 1
+        if self._produced % 1000 == 0:  # serve delivery reports now and then, not per message
+            self.producer.poll(0)
 
     def close(self) -> None:
         self.producer.flush(30)
