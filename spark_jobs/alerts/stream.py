@@ -15,6 +15,13 @@ Kafka transaction per batch. Spark's checkpoint keeps the input offsets; the
 sink's commit marker makes a replayed batch a no-op — a restart neither loses
 nor duplicates output.
 
+Latency: :meth:`AlertStream.start` first runs a synthetic visit through the
+batch code (:mod:`warmup`), so the first real visit does not pay the JVM's
+and Python workers' start-up; and a batch that catches only the start of a
+visit's burst waits for it to land and takes all of it (:mod:`settle`; the
+offsets it took ride in the commit marker), so a visit is one Spark job, not
+two. A batch with nothing new runs no job.
+
 Entry point: ``python -m spark_jobs.alerts.stream --bootstrap HOST:PORT ...``.
 """
 
@@ -76,7 +83,7 @@ class StreamConfig:
     trigger_seconds: float = 0.0
     min_partitions: int | None = None  # Spark tasks per batch; default: the cores Spark has
     warm_up_alerts: int = 5_000  # synthetic alerts run through the plan at start (0: none)
-    warm_up_rounds: int = 3
+    warm_up_rounds: int = 3  # at least; more while a round is >10% faster than the last
     # A batch waits for the raw topic to be quiet this long (at most settle_max_seconds) and
     # takes what arrived after its end too, so a visit's burst is one batch (see settle).
     settle_seconds: float = 0.1
@@ -315,9 +322,7 @@ class AlertStream:
         seconds = warmup.warm_up(
             self.spark, self._dry_batch, self.catalog, c.warm_up_alerts, c.warm_up_rounds
         )
-        log.info(
-            "warm-up: %d rounds of %d alerts in %.1fs", c.warm_up_rounds, c.warm_up_alerts, seconds
-        )
+        log.info("warm-up: visits of %d alerts for %.1fs", c.warm_up_alerts, seconds)
         return seconds
 
     def start(self, available_now: bool = False) -> StreamingQuery:
