@@ -36,8 +36,9 @@ from pyspark.sql import functions as F
 
 ZONE = "_xm_zone"
 CELL = "_xm_cell"
+HALF_WIDTH = "_xm_half_width"
 LEFT_KEY, RIGHT_KEY = "_xm_left_key", "_xm_right_key"
-INTERNAL = (ZONE, CELL, LEFT_KEY, RIGHT_KEY, "_xm_hw", "_xm_n")
+INTERNAL = (ZONE, CELL, HALF_WIDTH, LEFT_KEY, RIGHT_KEY)
 #: Cells are between these many search radii tall: small in crowded skies (the
 #: candidate pairs per left row grow with the cell's area), large in sparse ones
 #: (a right row within ``r`` of a cell edge is copied, ~``4 r / h`` of them).
@@ -47,6 +48,9 @@ TARGET_ROWS_PER_CELL = 0.05
 MIN_CELL_DEG = 1e-6  # keeps cell numbers within a long however small the radius
 SKY_DEG2 = 4 * math.pi * (180 / math.pi) ** 2
 ROWS_PER_TASK = 1_000_000
+#: A side with at most this many rows (Spark's estimate) is broadcast as a hash
+#: table; larger pairs of sides are both shuffled on the cell number.
+BROADCAST_ROWS = 2_000_000
 BYTES_PER_COLUMN = 8  # for the row estimate from Spark's plan statistics
 #: The box a right row is copied into is widened by this much (relative, then in
 #: degrees): orders of magnitude above the rounding of the sums that decide cells.
@@ -89,63 +93,78 @@ class ZoneCrossmatch:
         return max(math.ceil(180 / height), 1)
 
 
+def _d(x: float) -> str:
+    """A Spark SQL double literal that round-trips ``x`` exactly."""
+    return f"{float(x)!r}D"
+
+
+def _q(name: str) -> str:
+    """A column name quoted for Spark SQL."""
+    return "`" + name.replace("`", "``") + "`"
+
+
 class _Grid:
-    """Zone and cell numbers as Spark expressions, for a grid of ``n_zones`` zones."""
+    """Zone and cell numbers as Spark SQL, for a grid of ``n_zones`` zones.
+
+    Written as SQL text, one ``F.expr`` per column: building the same trees
+    from ``pyspark.sql.functions`` costs a Py4J call per node, hundreds here.
+    """
 
     def __init__(self, n_zones: int) -> None:
         self.n_zones = n_zones
         self.height = 180 / n_zones
         self.max_cells = math.floor(360 / self.height) + 1
 
-    def zone_of(self, dec: Column) -> Column:
-        return F.least(F.floor((dec + 90.0) / self.height), F.lit(self.n_zones - 1))
+    def zone_of(self, dec: str) -> str:
+        return f"least(floor(({dec} + 90D) / {_d(self.height)}), {self.n_zones - 1}L)"
 
-    def cells_in(self, zone: Column) -> Column:
+    def cells_in(self, zone: str) -> str:
         """Cells of a zone: ≥ ``height`` wide at its pole-most edge (cos x ≥ 1 - x/90°)."""
-        edge = F.greatest(F.abs(zone * self.height - 90.0), F.abs((zone + 1) * self.height - 90.0))
-        return F.greatest(F.floor((1.0 - edge / 90.0) * (360.0 / self.height)), F.lit(1))
+        h = _d(self.height)
+        edge = f"greatest(abs({zone} * {h} - 90D), abs(({zone} + 1L) * {h} - 90D))"
+        return f"greatest(floor((1D - {edge} / 90D) * {_d(360 / self.height)}), 1L)"
 
-    def key(self, zone: Column, cell: Column) -> Column:
-        return zone * self.max_cells + cell
+    def key(self, zone: str, cell: str) -> str:
+        return f"{zone} * {self.max_cells}L + {cell}"
 
-    def own_key(self, ra: Column, dec: Column) -> Column:
-        """The one cell of a position (left rows)."""
-        zone = self.zone_of(dec)
-        cells = self.cells_in(zone)
-        cell = F.least(F.floor(F.pmod(ra, F.lit(360.0)) * cells / 360.0), cells - 1)
-        return self.key(zone, cell)
+    def with_own_key(self, df: DataFrame, ra: str, dec: str, name: str) -> DataFrame:
+        """``df`` with the number of the one cell of each row's position (left rows)."""
+        zone, cells = _q(ZONE), self.cells_in(_q(ZONE))
+        cell = f"least(floor(pmod({_q(ra)}, 360D) * {cells} / 360D), {cells} - 1L)"
+        return df.select("*", F.expr(self.zone_of(_q(dec))).alias(ZONE)).select(
+            *[F.col(_q(c)) for c in df.columns], F.expr(self.key(zone, cell)).alias(name)
+        )
 
     def copies(self, df: DataFrame, ra: str, dec: str, radius_deg: float) -> DataFrame:
         """``df`` with one row per cell the disc of ``radius_deg`` around each row meets."""
-        r = radius_deg * (1 + MARGIN_REL) + MARGIN_DEG
-        ra_c, dec_c = F.pmod(F.col(ra), F.lit(360.0)), F.col(dec)
+        r = _d(radius_deg * (1 + MARGIN_REL) + MARGIN_DEG)
+        ra, dec = f"pmod({_q(ra)}, 360D)", _q(dec)
         # cos(dec) as sin(90° - |dec|): exact to the last bits near the poles too
-        cos_dec = F.greatest(F.sin(F.radians(90.0 - F.abs(dec_c))), F.lit(1e-300))
-        ratio = math.sin(math.radians(r)) / cos_dec
+        ratio = f"sin(radians({r})) / greatest(sin(radians(90D - abs({dec}))), 1e-300D)"
         # a disc around (or close to) a pole takes all of its zones' cells
-        half_width = F.when(
-            (F.abs(dec_c) + r < 90.0) & (ratio <= 0.5),
-            F.degrees(F.asin(ratio)) * (1 + MARGIN_REL) + MARGIN_DEG,
-        ).otherwise(F.lit(360.0))
-        zones = F.sequence(
-            F.greatest(F.floor((dec_c - r + 90.0) / self.height), F.lit(0)),
-            self.zone_of(F.least(dec_c + r, F.lit(90.0))),
+        half_width = (
+            f"CASE WHEN abs({dec}) + {r} < 90D AND {ratio} <= 0.5D "
+            f"THEN degrees(asin({ratio})) * {_d(1 + MARGIN_REL)} + {_d(MARGIN_DEG)} "
+            "ELSE 360D END"
         )
-        with_zone = (
-            df.withColumn("_xm_hw", half_width)
-            .withColumn(ZONE, F.explode(zones))
-            .withColumn("_xm_n", self.cells_in(F.col(ZONE)))
+        zones = (
+            f"sequence(greatest(floor(({dec} - {r} + 90D) / {_d(self.height)}), 0L), "
+            f"{self.zone_of(f'least({dec} + {r}, 90D)')})"
         )
-        hw, cells = F.col("_xm_hw"), F.col("_xm_n")
-        first = F.floor((ra_c - hw) * cells / 360.0)
-        last = F.floor((ra_c + hw) * cells / 360.0)
-        span = F.when(last - first + 1 >= cells, F.sequence(F.lit(0), cells - 1)).otherwise(
-            F.sequence(first, last)
+        hw, zone, cells = _q(HALF_WIDTH), _q(ZONE), self.cells_in(_q(ZONE))
+        first = f"floor(({ra} - {hw}) * {cells} / 360D)"
+        last = f"floor(({ra} + {hw}) * {cells} / 360D)"
+        span = (
+            f"CASE WHEN {last} - {first} + 1L >= {cells} THEN sequence(0L, {cells} - 1L) "
+            f"ELSE sequence({first}, {last}) END"
         )
+        key = self.key(zone, f"pmod({_q(CELL)}, {cells})")
         return (
-            with_zone.withColumn(CELL, F.explode(span))
-            .withColumn(RIGHT_KEY, self.key(F.col(ZONE), F.pmod(F.col(CELL), cells)))
-            .drop(ZONE, CELL, "_xm_hw", "_xm_n")
+            df.select(
+                "*", F.expr(half_width).alias(HALF_WIDTH), F.explode(F.expr(zones)).alias(ZONE)
+            )
+            .select("*", F.explode(F.expr(span)).alias(CELL))
+            .select(*[F.col(_q(c)) for c in df.columns], F.expr(key).alias(RIGHT_KEY))
         )
 
 
@@ -157,26 +176,28 @@ def estimated_rows(df: DataFrame) -> int:
     """
     try:
         stats = df._jdf.queryExecution().optimizedPlan().stats()
-        if stats.rowCount().isDefined():
-            return int(stats.rowCount().get().toString())
-        size = int(stats.sizeInBytes().toString())
-    except Exception:  # not a classic (Py4J) DataFrame
+    except AttributeError:  # not a classic (Py4J) DataFrame
         return df.count()
+    # Py4J hands Scala's BigInt over as a Python int or as a Java object: str() reads both
+    if stats.rowCount().isDefined():
+        return int(str(stats.rowCount().get()))
+    size = int(str(stats.sizeInBytes()))
     return max(size // (BYTES_PER_COLUMN * (1 + len(df.columns))), 1)
 
 
 def _has_position(ra: str, dec: str) -> Column:
     # Spark orders NaN above every number, so these also drop NaN (and nulls)
-    return (F.abs(F.col(ra)) < F.lit(math.inf)) & (F.abs(F.col(dec)) <= 90.0)
+    return F.expr(f"abs({_q(ra)}) < double('inf') AND abs({_q(dec)}) <= 90D")
 
 
-def separation_deg(ra1: Column, dec1: Column, ra2: Column, dec2: Column) -> Column:
+def separation_sql(ra1: str, dec1: str, ra2: str, dec2: str) -> str:
     """Great-circle distance in degrees (haversine, as ``regions.angular_distance_deg``)."""
-    d1, d2 = F.radians(dec1), F.radians(dec2)
-    h = F.pow(F.sin((d2 - d1) / 2), 2) + F.cos(d1) * F.cos(d2) * F.pow(
-        F.sin(F.radians(ra2 - ra1) / 2), 2
+    d1, d2 = f"radians({dec1})", f"radians({dec2})"
+    h = (
+        f"pow(sin(({d2} - {d1}) / 2D), 2D) + "
+        f"cos({d1}) * cos({d2}) * pow(sin(radians({ra2} - {ra1}) / 2D), 2D)"
     )
-    return F.degrees(2 * F.asin(F.sqrt(F.least(F.greatest(h, F.lit(0.0)), F.lit(1.0)))))
+    return f"degrees(2D * asin(sqrt(least(greatest({h}, 0D), 1D))))"
 
 
 def crossmatch(
@@ -196,24 +217,30 @@ def crossmatch(
     """
     algo = ZoneCrossmatch(radius_arcsec, right_prefix)
     algo.validate(left, right)
-    n = max(estimated_rows(left), estimated_rows(right))
+    n_left, n_right = estimated_rows(left), estimated_rows(right)
+    n = max(n_left, n_right)
     grid = _Grid(algo.zones(n if n_rows_hint is None else n_rows_hint))
     left_cols, right_cols = left.columns, [right_prefix + c for c in right.columns]
     r_ra, r_dec = right_prefix + "ra", right_prefix + "dec"
 
-    partitions = max(int(left.sparkSession.conf.get("spark.sql.shuffle.partitions")), 1)
-    partitions = max(partitions, math.ceil(2 * n / ROWS_PER_TASK))
-    lefts = (
-        left.where(_has_position("ra", "dec"))
-        .withColumn(LEFT_KEY, grid.own_key(F.col("ra"), F.col("dec")))
-        .repartition(partitions, LEFT_KEY)
-    )
+    lefts = grid.with_own_key(left.where(_has_position("ra", "dec")), "ra", "dec", LEFT_KEY)
     rights = grid.copies(
         right.toDF(*right_cols).where(_has_position(r_ra, r_dec)), r_ra, r_dec, algo.radius_deg
-    ).repartition(partitions, RIGHT_KEY)
-    sep = 3600 * separation_deg(F.col("ra"), F.col("dec"), F.col(r_ra), F.col(r_dec))
+    )
+    if min(n_left, n_right) <= BROADCAST_ROWS:
+        # the small side as a hash table in every task: the other side is not shuffled
+        if n_left <= n_right:
+            lefts = lefts.hint("broadcast")
+        else:
+            rights = rights.hint("broadcast")
+    else:
+        partitions = max(int(left.sparkSession.conf.get("spark.sql.shuffle.partitions")), 1)
+        partitions = max(partitions, math.ceil(2 * n / ROWS_PER_TASK))
+        lefts = lefts.repartition(partitions, LEFT_KEY)
+        rights = rights.repartition(partitions, RIGHT_KEY)
+    sep = F.expr("3600D * " + separation_sql(*map(_q, ("ra", "dec", r_ra, r_dec))))
     return (
         lefts.join(rights, F.col(LEFT_KEY) == F.col(RIGHT_KEY))
-        .select(*left_cols, *right_cols, sep.alias("sep_arcsec"))
-        .where(F.col("sep_arcsec") <= radius_arcsec)
+        .select(*[F.col(_q(c)) for c in (*left_cols, *right_cols)], sep.alias("sep_arcsec"))
+        .where(F.col("sep_arcsec") <= F.lit(float(radius_arcsec)))
     )
