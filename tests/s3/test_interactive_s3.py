@@ -5,19 +5,15 @@ the same rows as the same table on local disk."""
 from __future__ import annotations
 
 import importlib.util
-import os
 import uuid
 from pathlib import Path
 
 import pytest
 
 from api.s3 import arrow_filesystem, storage_options
-from api.settings import get_settings
 from lakehouse import open_interactive
 
 TESTS = Path(__file__).resolve().parents[1]
-ENV = ("AVIP_TEST_S3_ENDPOINT", "AVIP_TEST_S3_ACCESS_KEY", "AVIP_TEST_S3_SECRET_KEY",
-       "AVIP_TEST_S3_BUCKET")  # fmt: skip
 
 
 def _load(name: str, path: Path):
@@ -28,19 +24,6 @@ def _load(name: str, path: Path):
 
 
 reads = _load("lakehouse_interactive_reads", TESTS / "lakehouse" / "test_interactive_reads.py")
-
-
-@pytest.fixture(scope="module")
-def s3_settings():
-    missing = [name for name in ENV if not os.environ.get(name)]
-    if missing:
-        pytest.skip(f"no devstack S3 ({', '.join(missing)} unset): run through `make test`")
-    with pytest.MonkeyPatch.context() as mp:
-        for name in ENV:
-            mp.setenv(name.replace("AVIP_TEST_", "AVIP_"), os.environ[name])
-        get_settings.cache_clear()
-        yield get_settings()
-    get_settings.cache_clear()
 
 
 @pytest.fixture(scope="module")

@@ -9,23 +9,16 @@ one settings object. Bad S3 settings fail at start-up naming the setting.
 from __future__ import annotations
 
 import importlib.util
-import os
 import uuid
 from pathlib import Path
 
 import pytest
 
 from api.s3 import S3ConfigError, check_s3, hadoop_conf
-from api.settings import Settings, get_settings
+from api.settings import Settings
 from lakehouse import open_catalog, open_interactive
 
 TESTS = Path(__file__).resolve().parents[1]
-ENV = (
-    "AVIP_TEST_S3_ENDPOINT",
-    "AVIP_TEST_S3_ACCESS_KEY",
-    "AVIP_TEST_S3_SECRET_KEY",
-    "AVIP_TEST_S3_BUCKET",
-)
 
 
 def _load(name: str, path: Path):
@@ -40,30 +33,15 @@ cones = _load("lakehouse_cone_cases", TESTS / "lakehouse" / "test_cone.py")
 
 
 @pytest.fixture(scope="module")
-def s3_env():
-    """AVIP_S3_* settings pointing at the devstack MinIO (as an operator would set them)."""
-    missing = [name for name in ENV if not os.environ.get(name)]
-    if missing:
-        pytest.skip(f"no devstack S3 ({', '.join(missing)} unset): run through `make test`")
-    values = {name.replace("AVIP_TEST_", "AVIP_"): os.environ[name] for name in ENV}
-    with pytest.MonkeyPatch.context() as mp:
-        for key, value in values.items():
-            mp.setenv(key, value)
-        get_settings.cache_clear()
-        yield get_settings()
-    get_settings.cache_clear()
-
-
-@pytest.fixture(scope="module")
-def s3_sky(spark, s3_env):
+def s3_sky(spark, s3_settings):
     """(root, rows) of the edge sky written to a fresh prefix of the test bucket."""
     from lakehouse.layout import write_catalog
     from lakehouse.schema import spark_schema
 
     hadoop = spark.sparkContext._jsc.hadoopConfiguration()
-    for key, value in hadoop_conf(s3_env).items():
+    for key, value in hadoop_conf(s3_settings).items():
         hadoop.set(key, value)
-    root = f"s3a://{s3_env.s3_bucket}/lakehouse-test-{uuid.uuid4().hex[:8]}"
+    root = f"s3a://{s3_settings.s3_bucket}/lakehouse-test-{uuid.uuid4().hex[:8]}"
     ra, dec = sky.edge_positions()
     pdf = sky.rows_for(ra, dec)
     df = spark.createDataFrame(pdf, schema=spark_schema())
@@ -72,10 +50,10 @@ def s3_sky(spark, s3_env):
     import pyarrow.fs as pafs
 
     fs = pafs.S3FileSystem(
-        access_key=s3_env.s3_access_key,
-        secret_key=s3_env.s3_secret_key.get_secret_value(),
-        endpoint_override=s3_env.s3_endpoint,
-        region=s3_env.s3_region,
+        access_key=s3_settings.s3_access_key,
+        secret_key=s3_settings.s3_secret_key.get_secret_value(),
+        endpoint_override=s3_settings.s3_endpoint,
+        region=s3_settings.s3_region,
     )
     fs.delete_dir(root.removeprefix("s3a://"))
 
@@ -139,8 +117,8 @@ def _bad(settings: Settings, **change) -> Settings:
     return settings.model_copy(update=change)
 
 
-def test_good_settings_pass_the_start_up_check(s3_env):
-    check_s3(s3_env)
+def test_good_settings_pass_the_start_up_check(s3_settings):
+    check_s3(s3_settings)
 
 
 @pytest.mark.parametrize(
@@ -153,7 +131,7 @@ def test_good_settings_pass_the_start_up_check(s3_env):
         ({"s3_access_key": None}, "AVIP_S3_ACCESS_KEY"),
     ],
 )
-def test_bad_s3_settings_fail_at_start_up_naming_the_setting(s3_env, change, setting):
+def test_bad_s3_settings_fail_at_start_up_naming_the_setting(s3_settings, change, setting):
     from pydantic import SecretStr
     from pyspark.sql import SparkSession
 
@@ -161,7 +139,7 @@ def test_bad_s3_settings_fail_at_start_up_naming_the_setting(s3_env, change, set
 
     if isinstance(change.get("s3_secret_key"), str):
         change = {"s3_secret_key": SecretStr(change["s3_secret_key"])}
-    bad = _bad(s3_env, **change)
+    bad = _bad(s3_settings, **change)
     with pytest.raises(S3ConfigError, match=setting):
         check_s3(bad, timeout_s=5)
     with pytest.raises(S3ConfigError, match=setting):
