@@ -9,7 +9,6 @@ the whole table.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 
@@ -18,6 +17,7 @@ import numpy as np
 import pytest
 from astropy.coordinates import SkyCoord
 from deltalake import DeltaTable
+from testing_utils import load_module
 
 BENCH = Path(__file__).resolve().parents[2] / "benchmarks" / "lakehouse.py"
 PEERS = {
@@ -30,10 +30,7 @@ PEERS = {
 
 
 def _load_bench():
-    spec = importlib.util.spec_from_file_location("bench_lakehouse", BENCH)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_module("bench_lakehouse", BENCH)
 
 
 @pytest.fixture(scope="module")

@@ -3,13 +3,13 @@ byte ranges it plans for object storage, each checked against brute force or pya
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from testing_utils import load_module
 
 from lakehouse import healpix, open_interactive
 from lakehouse.interactive import FOOTER_READ_BYTES, _chunk_spans, _FetchedRanges
@@ -21,15 +21,8 @@ SMALL_GROUP_ROWS = 64  # a few hundred row groups a file, and footers longer tha
 ORDER = 1
 
 
-def _load(name: str, path: Path):
-    spec = importlib.util.spec_from_file_location(name, path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-sky = _load("lakehouse_edge_sky_reads", HERE / "conftest.py")
-cones = _load("lakehouse_cone_cases_reads", HERE / "test_cone.py")
+sky = load_module("lakehouse_edge_sky_reads", HERE / "conftest.py")
+cones = load_module("lakehouse_cone_cases_reads", HERE / "test_cone.py")
 
 
 def small_group_rows():

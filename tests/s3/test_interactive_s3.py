@@ -4,11 +4,11 @@ the same rows as the same table on local disk."""
 
 from __future__ import annotations
 
-import importlib.util
 import uuid
 from pathlib import Path
 
 import pytest
+from testing_utils import load_module
 
 from api.s3 import arrow_filesystem, storage_options
 from lakehouse import open_interactive
@@ -16,14 +16,9 @@ from lakehouse import open_interactive
 TESTS = Path(__file__).resolve().parents[1]
 
 
-def _load(name: str, path: Path):
-    spec = importlib.util.spec_from_file_location(name, path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-reads = _load("lakehouse_interactive_reads", TESTS / "lakehouse" / "test_interactive_reads.py")
+reads = load_module(
+    "lakehouse_interactive_reads", TESTS / "lakehouse" / "test_interactive_reads.py"
+)
 
 
 @pytest.fixture(scope="module")

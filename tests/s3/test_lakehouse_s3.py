@@ -8,11 +8,11 @@ one settings object. Bad S3 settings fail at start-up naming the setting.
 
 from __future__ import annotations
 
-import importlib.util
 import uuid
 from pathlib import Path
 
 import pytest
+from testing_utils import load_module
 
 from api.s3 import S3ConfigError, check_s3, hadoop_conf
 from api.settings import Settings
@@ -21,15 +21,8 @@ from lakehouse import open_catalog, open_interactive
 TESTS = Path(__file__).resolve().parents[1]
 
 
-def _load(name: str, path: Path):
-    spec = importlib.util.spec_from_file_location(name, path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-sky = _load("lakehouse_edge_sky", TESTS / "lakehouse" / "conftest.py")
-cones = _load("lakehouse_cone_cases", TESTS / "lakehouse" / "test_cone.py")
+sky = load_module("lakehouse_edge_sky", TESTS / "lakehouse" / "conftest.py")
+cones = load_module("lakehouse_cone_cases", TESTS / "lakehouse" / "test_cone.py")
 
 
 @pytest.fixture(scope="module")

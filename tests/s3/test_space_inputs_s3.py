@@ -10,7 +10,6 @@ owner's is copied.
 
 from __future__ import annotations
 
-import importlib.util
 import io
 import os
 import uuid
@@ -25,6 +24,7 @@ from astropy.coordinates import SkyCoord
 from astropy.table import Table
 from fastapi.testclient import TestClient
 from pyarrow import fs as pafs
+from testing_utils import load_module
 
 from api.bootstrap import ensure_operator
 from api.main import create_app
@@ -82,10 +82,8 @@ def gaia_patch(spark, tmp_path_factory):  # type: ignore[no-untyped-def]
     from lakehouse.layout import write_catalog
     from lakehouse.schema import spark_schema
 
-    spec = importlib.util.spec_from_file_location(
-        "lakehouse_edge_sky", Path(__file__).resolve().parents[1] / "lakehouse" / "conftest.py")
-    sky = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
-    spec.loader.exec_module(sky)  # type: ignore[union-attr]
+    lakehouse_tests = Path(__file__).resolve().parents[1] / "lakehouse"
+    sky = load_module("lakehouse_edge_sky", lakehouse_tests / "conftest.py")
     rng = np.random.default_rng(3)
     ra = CENTRE[0] + rng.uniform(-0.5, 0.5, 3000)
     dec = CENTRE[1] + rng.uniform(-0.5, 0.5, 3000)
