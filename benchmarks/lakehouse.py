@@ -349,42 +349,84 @@ def s3_copy(root: Path, xm: Path, reuse: bool, rows: int, seed: int) -> str:
 
 
 def alternating_cones(root: str, s3_root: str, centres: np.ndarray, warmups: np.ndarray) -> dict:
-    """The interactive cone timed on local disk and on S3 centre by centre, alternately.
+    """The interactive cone timed on local disk and on S3 centre by centre, alternately,
+    and next to each S3 cone one bare GET of as many bytes as that cone fetched.
 
     The figures above time all local cones, then all S3 cones, minutes apart; on
     a shared machine the load drifts in between and skews the S3/local ratio.
     Alternating puts the same load on both sides of it (same readers, centres,
-    columns and answer check; one untimed warm-up each).
+    columns and answer check; the same untimed warm-ups each).
+
+    The bare GETs (same pyarrow S3 filesystem and connection pool as the
+    reader, a data file of the table, a random offset; plus a 1-byte GET) are
+    the object store's own price for the request a cone makes (timed after the
+    cones, one per cone, with the same sizes): when S3 cone
+    minus local cone is about one such GET, the reader adds nothing of its own
+    and the ratio is set by the server's per-request cost against the local cone.
     """
     import os
 
+    import pyarrow.fs as pafs
+
+    from api.s3 import arrow_filesystem, arrow_path
+    from api.settings import get_settings
     from lakehouse import open_interactive
 
     readers = {"local": open_interactive(root), "s3": open_interactive(s3_root)}
     for reader in readers.values():
         for ra, dec in warmups:
             reader.cone(float(ra), float(dec), RADIUS_DEG, columns=ID_COLUMNS)
-    seconds: dict[str, list[float]] = {"local": [], "s3": []}
+    s3fs = arrow_filesystem(get_settings())
+    data_files = [f for f in s3fs.get_file_info(pafs.FileSelector(
+        arrow_path(f"{s3_root}/gaia_source"), recursive=True)) if f.path.endswith(".parquet")]
+    handles = [s3fs.open_input_file(f.path) for f in data_files]
+    rng = np.random.default_rng(7)
+
+    def bare_get(size: int) -> float:
+        handle = handles[rng.integers(len(handles))]
+        offset = int(rng.integers(0, max(handle.size() - size, 1)))
+        started = time.perf_counter()
+        handle.read_at(size, offset)
+        return time.perf_counter() - started
+
+    for size in (1, 1 << 18):  # the connection pool and server warm up too
+        for _ in range(5):
+            bare_get(size)
+    seconds: dict[str, list[float]] = {name: [] for name in
+                                       ("local", "s3", "get_same_bytes", "get_1_byte")}
+    requests, fetched = [], []
     mismatches = []
     for ra, dec in centres:
         found = {}
+        before = readers["s3"].remote_requests, readers["s3"].remote_bytes
         for name, reader in readers.items():
             started = time.perf_counter()
             rows = reader.cone(float(ra), float(dec), RADIUS_DEG, columns=ID_COLUMNS)
             seconds[name].append(time.perf_counter() - started)
             found[name] = np.sort(rows["source_id"].to_numpy())
+        requests.append(readers["s3"].remote_requests - before[0])
+        fetched.append(readers["s3"].remote_bytes - before[1])
         if not np.array_equal(found["local"], found["s3"]):
             mismatches.append({"peer": "ours: interactive on S3 (alternating)", "ra": float(ra),
                                "dec": float(dec), "ours": len(found["local"]),
                                "peer_rows": len(found["s3"])})
             print(f"!!! CONE MISMATCH interactive S3 vs local at ra={ra:.6f} dec={dec:.6f}",
                   file=sys.stderr)
+    # after the cones, not between them: the server's work for a GET goes on after it
+    # answers (its garbage collector), and slowed the local cone that came next
+    for size in fetched:
+        seconds["get_same_bytes"].append(bare_get(max(size, 1)))
+        seconds["get_1_byte"].append(bare_get(1))
     out: dict = {name: {"p50": float(np.percentile(v, 50)), "p95": float(np.percentile(v, 95)),
                         "seconds": v} for name, v in seconds.items()}
+    extra = np.subtract(seconds["s3"], seconds["local"])
+    out["s3_minus_local"] = {"p50": float(np.percentile(extra, 50)), "seconds": extra.tolist()}
+    out["requests_per_cone"], out["bytes_per_cone"] = requests, fetched
     out["ratio_p50"] = out["s3"]["p50"] / out["local"]["p50"]
     out["load_1min"], out["mismatches"] = os.getloadavg()[0], mismatches
-    log.info("interactive alternating: local p50 %.4f s, S3 p50 %.4f s (%.2fx)",
-             out["local"]["p50"], out["s3"]["p50"], out["ratio_p50"])
+    log.info("interactive alternating: local p50 %.4f s, S3 p50 %.4f s (%.2fx); one GET of the "
+             "same bytes p50 %.4f s", out["local"]["p50"], out["s3"]["p50"], out["ratio_p50"],
+             out["get_same_bytes"]["p50"])
     return out
 
 
@@ -531,6 +573,11 @@ def report(f: dict) -> None:
         print(f"{'interactive, alternating':26} local p50 {alt['local']['p50']:.4f} s  S3 p50 "
               f"{alt['s3']['p50']:.4f} s  S3/local p50 {alt['ratio_p50']:.2f}x  "
               f"(load {alt['load_1min']:.1f})")
+        print(f"{'  what S3 adds':26} S3 - local p50 {alt['s3_minus_local']['p50']:.4f} s; "
+              f"{np.mean(alt['requests_per_cone']):.2f} requests and "
+              f"{np.mean(alt['bytes_per_cone']) / 1e3:.0f} kB a cone; one bare GET of the same "
+              f"bytes p50 {alt['get_same_bytes']['p50']:.4f} s, of 1 byte "
+              f"{alt['get_1_byte']['p50']:.4f} s")
 
 
 def main(argv: list[str] | None = None) -> int:

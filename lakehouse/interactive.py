@@ -44,6 +44,11 @@ from lakehouse.schema import PARTITION_COLUMN
 
 #: Open file handles kept per reader (the least recently used beyond this are dropped).
 OPEN_FILES = 64
+#: Footers kept per reader, in bytes of their serialized size (least recently used dropped
+#: first; the newest is always kept). A 2 MiB-row-group file of 27 columns and 480 row groups
+#: has a 1.5 MB footer; at full DR3 (thousands of files, ~150 columns) keeping them all would
+#: take gigabytes, so the hot ones stay and a cold file pays one more round trip.
+FOOTER_CACHE_BYTES = 256 << 20
 #: Remote reads fetch the gap between two wanted column chunks rather than make two requests
 #: when the gap is at most this long. In gaia_source a row group's source_id, ra and dec
 #: chunks have two columns between them; on MinIO (loopback, busy host) one 350 KB GET
@@ -173,9 +178,13 @@ class InteractiveCatalog:
     version: int | None = None
     storage_options: dict[str, str] | None = None
     filesystem: pafs.FileSystem | None = field(default=None, repr=False)
-    _footers: dict[str, _Footer] = field(default_factory=dict, repr=False)
+    _footers: OrderedDict[str, _Footer] = field(default_factory=OrderedDict, repr=False)
+    _footer_bytes: int = field(default=0, init=False, repr=False)
     _handles: OrderedDict[str, pa.NativeFile] = field(default_factory=OrderedDict, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    #: Requests sent and bytes fetched for row groups on remote storage (footers not counted).
+    remote_requests: int = field(default=0, init=False)
+    remote_bytes: int = field(default=0, init=False)
 
     @cached_property
     def _table(self):
@@ -260,9 +269,11 @@ class InteractiveCatalog:
         handle for later range reads opens alongside: one round trip, not two.
         """
         path = self._file_locations[i]
-        footer = self._footers.get(path)
-        if footer is not None:
-            return footer
+        with self._lock:
+            footer = self._footers.get(path)
+            if footer is not None:
+                self._footers.move_to_end(path)
+                return footer
         if self._remote:
             opening = _open_pool().submit(self._handle, path)
             size = int(self._files.size_bytes[i])
@@ -281,8 +292,20 @@ class InteractiveCatalog:
             stats = meta.row_group(g).column(col).statistics
             if stats is not None and stats.has_min_max:
                 lo[g], hi[g] = stats.min, stats.max
-        footer = self._footers[path] = _Footer(meta, lo, hi)
+        footer = _Footer(meta, lo, hi)
+        self._keep_footer(path, footer)
         return footer
+
+    def _keep_footer(self, path: str, footer: _Footer) -> None:
+        """Cache ``footer`` within :data:`FOOTER_CACHE_BYTES` (least recently used out first)."""
+        with self._lock:
+            if path in self._footers:  # another thread read it meanwhile
+                return
+            self._footers[path] = footer
+            self._footer_bytes += footer.meta.serialized_size
+            while self._footer_bytes > FOOTER_CACHE_BYTES and len(self._footers) > 1:
+                _, old = self._footers.popitem(last=False)
+                self._footer_bytes -= old.meta.serialized_size
 
     # -- queries ------------------------------------------------------------
     def cone(self, ra: float, dec: float, radius: float, **kw) -> pa.Table:
@@ -364,6 +387,9 @@ class InteractiveCatalog:
         for i, meta, groups in wanted:
             spans = _chunk_spans(meta, groups, columns, REMOTE_HOLE_BYTES)
             requests += [(i, start, stop) for start, stop in spans]
+        with self._lock:
+            self.remote_requests += len(requests)
+            self.remote_bytes += sum(stop - start for _, start, stop in requests)
 
         def fetch(request: tuple[int, int, int]) -> bytes:
             i, start, stop = request

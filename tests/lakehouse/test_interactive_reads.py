@@ -80,6 +80,38 @@ def test_cones_over_many_small_row_groups_equal_astropy(small_groups):
     assert max(f.meta.serialized_size for f in footers) > FOOTER_READ_BYTES
 
 
+def test_a_footer_budget_smaller_than_the_footers_keeps_answers_exact(small_groups, monkeypatch):
+    """Footers beyond the cache budget are dropped least recently used first and read
+    again when needed: the answers do not change, the cache stays within its budget
+    (keeping at least the newest footer) and a dropped footer is read again."""
+    import lakehouse.interactive as interactive
+
+    root, pdf = small_groups
+    sizes = sorted(f.meta.serialized_size for f in _all_footers(root))
+    assert len(sizes) > 2
+    budget = sizes[-1] + sizes[0]  # room for the largest and the smallest, never for all
+    monkeypatch.setattr(interactive, "FOOTER_CACHE_BYTES", budget)
+    reader = open_interactive(root)
+    reads = []
+    original = interactive.InteractiveCatalog._keep_footer
+    monkeypatch.setattr(interactive.InteractiveCatalog, "_keep_footer",
+                        lambda self, path, footer: (reads.append(path),
+                                                    original(self, path, footer))[1])
+    for _ in range(2):
+        for ra, dec, radius in CASES:
+            ids = reader.cone(ra, dec, radius, columns=["source_id"])["source_id"].to_pylist()
+            assert set(ids) == cones.brute_force(pdf, ra, dec, radius), (ra, dec, radius)
+            kept = sum(f.meta.serialized_size for f in reader._footers.values())
+            assert kept == reader._footer_bytes
+            assert kept <= budget or len(reader._footers) == 1
+    assert len(reads) > len(set(reads)), "no footer was ever dropped and read again"
+
+
+def _all_footers(root: str):
+    reader = open_interactive(root)
+    return [reader._footer(i) for i in range(len(reader._files.paths))]
+
+
 def test_a_log_without_statistics_reads_every_file_and_stays_exact(tmp_path):
     pdf = small_group_rows()[::4]
     write_small_groups(str(tmp_path / "gaia_source"), pdf, stats=False)

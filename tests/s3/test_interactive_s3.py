@@ -46,3 +46,22 @@ def test_s3_reader_over_small_row_groups_equals_astropy_and_local(twin_tables):
         assert got.sort_by("source_id").equals(mine.sort_by("source_id"))
     footers = remote._footers.values()
     assert max(f.meta.serialized_size for f in footers) > reads.FOOTER_READ_BYTES
+
+
+def test_alternating_benchmark_on_s3_agrees_and_counts_what_it_fetched(twin_tables):
+    """The benchmark's S3-vs-local interactive part (``--s3``) on the twin tables: no
+    mismatch; a cone that meets no row group sends no request, the others send some, of
+    fewer bytes than the table's files; one bare GET timed per cone."""
+    import numpy as np
+
+    local_root, s3_root, _ = twin_tables
+    bench = load_module("bench_lakehouse_s3", TESTS.parent / "benchmarks" / "lakehouse.py")
+    centres = np.array([(ra, dec) for ra, dec, _ in reads.CASES])
+    got = bench.alternating_cones(local_root, s3_root, centres, centres[:2])
+    assert got["mismatches"] == []
+    assert len(got["requests_per_cone"]) == len(centres) == len(got["get_same_bytes"]["seconds"])
+    table_bytes = sum(p.stat().st_size for p in Path(local_root).glob("gaia_source/*/*.parquet"))
+    for requests, size in zip(got["requests_per_cone"], got["bytes_per_cone"], strict=True):
+        assert (requests == 0) == (size == 0)
+        assert size < table_bytes
+    assert max(got["requests_per_cone"]) >= 1
