@@ -52,6 +52,18 @@ wait_port() {
   return 1
 }
 
+# start_daemon DIR LOG COMMAND...: run COMMAND in the background, detached from the
+# caller's stdin, with stdout and stderr in LOG; its pid goes to DIR/pids (for
+# stop_pids) and to DAEMON_PID (for wait_port).
+start_daemon() {
+  local dir=$1 log=$2
+  shift 2
+  mkdir -p "$dir"
+  nohup "$@" < /dev/null > "$log" 2>&1 &
+  DAEMON_PID=$!
+  echo "$DAEMON_PID" >> "$dir/pids"
+}
+
 # stop_pids DIR: stop every process listed in DIR/pids (TERM, then KILL).
 stop_pids() {
   local dir=$1

@@ -70,11 +70,9 @@ start() {
       -c "$DIR/server.properties" > "$DIR/format.log" 2>&1 \
       || { echo "devstack: kafka storage format failed; see $DIR/format.log" >&2; exit 1; }
   fi
-  nohup java -Xmx512m -Xms256m $log4j -cp "$CP" kafka.Kafka "$DIR/server.properties" \
-    > "$DIR/stdout.log" 2>&1 &
-  local pid=$!
-  echo "$pid" >> "$DIR/pids"
-  wait_port 127.0.0.1 "$PORT" 120 "kafka broker" "$pid" "$DIR/stdout.log" "$DIR/server.log"
+  start_daemon "$DIR" "$DIR/stdout.log" \
+    java -Xmx512m -Xms256m "$log4j" -cp "$CP" kafka.Kafka "$DIR/server.properties"
+  wait_port 127.0.0.1 "$PORT" 120 "kafka broker" "$DAEMON_PID" "$DIR/stdout.log" "$DIR/server.log"
 }
 
 up() {

@@ -58,14 +58,12 @@ up() {
   stop_pids "$DIR"
   [ -n "$PORT" ] || PORT=$(choose_port "$DIR" 9310 2)
   CONSOLE_PORT=$((PORT + 1))
-  MINIO_ROOT_USER="$ACCESS_KEY" MINIO_ROOT_PASSWORD="$SECRET_KEY" \
-    MINIO_BROWSER=off MINIO_UPDATE=off MINIO_CI_CD=1 \
-    nohup "$BIN_DIR/minio" server "$DIR/data" --quiet \
-      --address "127.0.0.1:$PORT" --console-address "127.0.0.1:$CONSOLE_PORT" \
-      > "$DIR/minio.log" 2>&1 &
-  local pid=$!
-  echo "$pid" >> "$DIR/pids"
-  wait_port 127.0.0.1 "$PORT" 90 "minio" "$pid" "$DIR/minio.log"
+  start_daemon "$DIR" "$DIR/minio.log" \
+    env MINIO_ROOT_USER="$ACCESS_KEY" MINIO_ROOT_PASSWORD="$SECRET_KEY" \
+      MINIO_BROWSER=off MINIO_UPDATE=off MINIO_CI_CD=1 \
+      "$BIN_DIR/minio" server "$DIR/data" --quiet \
+      --address "127.0.0.1:$PORT" --console-address "127.0.0.1:$CONSOLE_PORT"
+  wait_port 127.0.0.1 "$PORT" 90 "minio" "$DAEMON_PID" "$DIR/minio.log"
   for _ in $(seq 1 60); do
     curl -sf "http://127.0.0.1:$PORT/minio/health/ready" >/dev/null && break
     sleep 0.5

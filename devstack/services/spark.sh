@@ -15,17 +15,15 @@ up() {
   mkdir -p "$DIR/work"
   stop_pids "$DIR"
   [ -n "$MASTER_PORT" ] || MASTER_PORT=$(choose_port "$DIR" 7177 1)
-  nohup java -Xmx512m -cp "$CP" org.apache.spark.deploy.master.Master \
-    --host 127.0.0.1 --port "$MASTER_PORT" --webui-port $((MASTER_PORT + 1000)) \
-    > "$DIR/master.log" 2>&1 &
-  local pid=$!
-  echo "$pid" >> "$DIR/pids"
-  wait_port 127.0.0.1 "$MASTER_PORT" 90 "spark master" "$pid" "$DIR/master.log"
+  start_daemon "$DIR" "$DIR/master.log" \
+    java -Xmx512m -cp "$CP" org.apache.spark.deploy.master.Master \
+    --host 127.0.0.1 --port "$MASTER_PORT" --webui-port $((MASTER_PORT + 1000))
+  wait_port 127.0.0.1 "$MASTER_PORT" 90 "spark master" "$DAEMON_PID" "$DIR/master.log"
   for i in 1 2; do
-    nohup java -Xmx512m -cp "$CP" org.apache.spark.deploy.worker.Worker \
+    start_daemon "$DIR" "$DIR/worker$i.log" \
+      java -Xmx512m -cp "$CP" org.apache.spark.deploy.worker.Worker \
       --host 127.0.0.1 --cores 1 --memory 3g --webui-port $((MASTER_PORT + 1000 + i)) \
-      --work-dir "$DIR/work/$i" "spark://127.0.0.1:$MASTER_PORT" > "$DIR/worker$i.log" 2>&1 &
-    echo $! >> "$DIR/pids"
+      --work-dir "$DIR/work/$i" "spark://127.0.0.1:$MASTER_PORT"
   done
   # The workers are ready once the master lists them as ALIVE.
   for _ in $(seq 1 120); do
