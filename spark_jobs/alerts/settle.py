@@ -19,6 +19,11 @@ processed (:func:`unprocessed`; a batch wholly below them is skipped
 without a Spark job). These offsets travel in the batch's commit
 marker, written in the same Kafka transaction as its output, so after a
 crash the restarted job drops exactly what the committed output holds.
+
+A batch's planned offsets come from Spark's offset log in the checkpoint
+(:class:`OffsetLog`), read where the checkpoint is — a local directory, or
+``s3a://`` through the platform's S3 settings; a location it cannot read is
+refused when the stream starts, so settling is never silently off.
 """
 
 from __future__ import annotations
@@ -27,32 +32,90 @@ import json
 import logging
 import os
 import time
+import urllib.parse
 from collections.abc import Mapping
+from typing import TYPE_CHECKING
 
 from confluent_kafka import Consumer, TopicPartition
+from pyarrow import fs as pafs
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
+
+if TYPE_CHECKING:
+    from api.settings import Settings
 
 log = logging.getLogger(__name__)
 
 Offsets = dict[int, int]  # partition -> offset
 
 
-def batch_end_offsets(checkpoint_dir: str, batch_id: int, topic: str) -> Offsets | None:
-    """The end offsets Spark planned for a batch (its offset log; None if not readable)."""
-    path = os.path.join(checkpoint_dir, "offsets", str(batch_id))
-    try:
-        with open(path) as fh:
-            lines = fh.read().splitlines()
-    except OSError:
+#: Checkpoint locations whose offset log the job can read (Spark may support more).
+LOCAL_SCHEMES = ("", "file")
+S3_SCHEMES = ("s3a", "s3")
+
+
+class CheckpointLocationError(ValueError):
+    """The checkpoint directory is somewhere the job cannot read its offset log."""
+
+
+def checkpoint_filesystem(
+    checkpoint_dir: str, settings: Settings | None = None
+) -> tuple[pafs.FileSystem, str]:
+    """(filesystem, path on it) of a checkpoint directory: local paths and ``file://``
+    locally, ``s3a://``/``s3://`` through the platform's pyarrow S3 filesystem (the
+    ``AVIP_S3_*`` settings, as Spark's s3a). Any other scheme is refused: Spark could
+    write there, but settling would be silently off."""
+    scheme = urllib.parse.urlsplit(checkpoint_dir).scheme.lower()
+    if scheme in LOCAL_SCHEMES:
+        path = urllib.parse.urlsplit(checkpoint_dir).path if scheme else checkpoint_dir
+        return pafs.LocalFileSystem(), os.path.abspath(path)
+    if scheme in S3_SCHEMES:
+        from api.s3 import arrow_filesystem, arrow_path
+        from api.settings import get_settings
+
+        return arrow_filesystem(settings or get_settings()), arrow_path(checkpoint_dir)
+    raise CheckpointLocationError(
+        f"checkpoint directory {checkpoint_dir!r} has scheme {scheme}://, which the alert "
+        "stream cannot read its offset log from; set --checkpoint (StreamConfig.checkpoint_dir)"
+        " to a local path, file://, s3a:// or s3:// (with the AVIP_S3_* settings)"
+    )
+
+
+class OffsetLog:
+    """Spark's offset log of a streaming checkpoint (``<checkpoint>/offsets/<batch_id>``),
+    read where the checkpoint is: a local directory or object storage."""
+
+    def __init__(self, checkpoint_dir: str, settings: Settings | None = None):
+        self.checkpoint_dir = checkpoint_dir
+        self.filesystem, self.root = checkpoint_filesystem(checkpoint_dir, settings)
+
+    def check(self) -> None:
+        """Fail now, naming the settings, if the checkpoint's storage cannot be listed."""
+        try:
+            self.filesystem.get_file_info(self.root)
+        except OSError as err:
+            raise CheckpointLocationError(
+                f"cannot reach the checkpoint directory {self.checkpoint_dir!r} ({err}): check "
+                "--checkpoint and, on S3, AVIP_S3_ENDPOINT, AVIP_S3_ACCESS_KEY, AVIP_S3_SECRET_KEY"
+            ) from None
+
+    def end_offsets(self, batch_id: int, topic: str) -> Offsets | None:
+        """The end offsets Spark planned for a batch (None: no such batch in the log, or
+        no ``topic`` in it). Other storage errors are raised, not read as "no batch"."""
+        if batch_id < 0:
+            return None
+        try:
+            with self.filesystem.open_input_stream(f"{self.root}/offsets/{batch_id}") as fh:
+                lines = fh.read().decode().splitlines()
+        except FileNotFoundError:
+            return None
+        if not lines or lines[0] != "v1":
+            return None
+        for line in lines[2:]:  # one JSON line per source
+            offsets = json.loads(line) if line.strip().startswith("{") else {}
+            if topic in offsets:
+                return {int(p): int(o) for p, o in offsets[topic].items()}
         return None
-    if not lines or lines[0] != "v1":
-        return None
-    for line in lines[2:]:  # one JSON line per source
-        offsets = json.loads(line) if line.strip().startswith("{") else {}
-        if topic in offsets:
-            return {int(p): int(o) for p, o in offsets[topic].items()}
-    return None
 
 
 def unprocessed(batch: DataFrame, processed_to: Mapping[int, int]) -> DataFrame:

@@ -73,7 +73,7 @@ class StreamConfig:
     """Where the job reads and writes, and how it batches."""
 
     bootstrap: str
-    checkpoint_dir: str
+    checkpoint_dir: str  # local path, file:// or s3a:// (AVIP_S3_* settings); keep it
     raw_topic: str = "avip.alerts.raw"
     dead_letter_topic: str = "avip.alerts.deadletter"
     commit_topic: str = "avip.alerts.commits"
@@ -97,6 +97,7 @@ class StreamConfig:
             )
         if self.max_offsets_per_trigger < 1:
             raise ValueError("max_offsets_per_trigger must be at least 1")
+        settle.checkpoint_filesystem(self.checkpoint_dir)  # a location settling can read
 
 
 class AlertStream:
@@ -127,6 +128,7 @@ class AlertStream:
         self.sink = TransactionalSink(
             config.bootstrap, config.commit_topic, config.job_name, config.checkpoint_dir
         )
+        self.offset_log = settle.OffsetLog(config.checkpoint_dir)
         self._empty = self.spark.createDataFrame([], ANNOTATED)
         self._settler: settle.Settler | None = None
         self._checked: dict[str, bool] = {}
@@ -216,8 +218,8 @@ class AlertStream:
         c = self.config
         marker = self.sink.last_marker.get("processed_to") or {}
         processed_to = {int(p): int(o) for p, o in marker.items()}
-        end = settle.batch_end_offsets(c.checkpoint_dir, batch_id, c.raw_topic)
-        begin = settle.batch_end_offsets(c.checkpoint_dir, batch_id - 1, c.raw_topic)
+        end = self.offset_log.end_offsets(batch_id, c.raw_topic)
+        begin = self.offset_log.end_offsets(batch_id - 1, c.raw_topic)
         if end is not None and begin is None and self._settler is not None:
             begin = self._settler.log_starts(list(end))  # batch 0 starts at the earliest
         if end is not None:
@@ -353,6 +355,7 @@ class AlertStream:
         else:
             writer = writer.trigger(processingTime=f"{c.trigger_seconds} seconds")
             if c.settle_seconds > 0:
+                self.offset_log.check()
                 self._settler = settle.Settler(
                     self.spark,
                     c.bootstrap,
@@ -384,6 +387,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--once", action="store_true", help="process what is there, then stop")
     parser.add_argument("--master", help="Spark master (default: settings)")
     args = parser.parse_args(argv)
+    try:
+        config = StreamConfig(
+            bootstrap=args.bootstrap,
+            checkpoint_dir=args.checkpoint,
+            raw_topic=args.raw_topic,
+            dead_letter_topic=args.dead_letter_topic,
+            radius_arcsec=args.radius_arcsec,
+            max_offsets_per_trigger=args.max_offsets,
+        )
+    except ValueError as err:
+        parser.error(str(err))  # exit code 2, before Spark starts
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     from spark_jobs.session import get_spark
 
@@ -399,14 +413,6 @@ def main(argv: list[str] | None = None) -> int:
         from api.alert_filter_store import enabled_filters_source
 
         source = enabled_filters_source()
-    config = StreamConfig(
-        bootstrap=args.bootstrap,
-        checkpoint_dir=args.checkpoint,
-        raw_topic=args.raw_topic,
-        dead_letter_topic=args.dead_letter_topic,
-        radius_arcsec=args.radius_arcsec,
-        max_offsets_per_trigger=args.max_offsets,
-    )
     job = AlertStream(spark, config, source, catalog)
     query = job.start(available_now=args.once)
     try:

@@ -13,6 +13,7 @@ import json
 import os
 import time
 
+import pytest
 from confluent_kafka import Consumer, Producer
 
 from spark_jobs.alerts import codec, settle, simulate, stream
@@ -117,3 +118,22 @@ def test_settled_ends_stop_at_the_limit(spark, kafka_bootstrap, run_id):
         assert settler.read({0: 10}, {0: 25}).count() == 15
     finally:
         settler.close()
+
+
+@pytest.mark.parametrize("checkpoint", ["gs://bucket/ck", "hdfs://namenode/ck", "abfs://c@a/ck"])
+def test_a_checkpoint_settling_cannot_read_is_refused_at_start(checkpoint):
+    with pytest.raises(settle.CheckpointLocationError, match=r"--checkpoint"):
+        stream.StreamConfig(bootstrap="127.0.0.1:1", checkpoint_dir=checkpoint)
+    with pytest.raises(SystemExit) as exit_info:  # the job's command line: usage error, code 2
+        stream.main(["--bootstrap", "127.0.0.1:1", "--checkpoint", checkpoint])
+    assert exit_info.value.code == 2
+
+
+def test_offset_log_reads_local_paths_and_file_urls(tmp_path):
+    _write_offset_log(str(tmp_path), 4, "raw", 123)
+    for where in (str(tmp_path), f"file://{tmp_path}"):
+        log = settle.OffsetLog(where)
+        assert log.end_offsets(4, "raw") == {0: 123}
+        assert log.end_offsets(4, "other-topic") is None
+        assert log.end_offsets(5, "raw") is None  # not planned yet
+        assert log.end_offsets(-1, "raw") is None
