@@ -8,7 +8,9 @@ One :meth:`Dispatcher.tick` does, in order:
    code (and ``error.txt``);
 2. ask :func:`api.scheduler.decide` which queued jobs start, flip each one
    queued → running with a compare-and-set *before* launching it (so no two
-   dispatchers ever launch the same job), then launch its driver.
+   dispatchers ever launch the same job), then launch its driver;
+3. with spaces on S3, release the inputs staged for jobs that no unfinished job
+   names any more (:func:`api.staged_inputs.release_unused`, the one rule).
 
 :meth:`Dispatcher.recover` runs once at start-up: a running job whose driver
 is still alive is adopted (watched again, never relaunched); one whose driver
@@ -35,6 +37,7 @@ from api.backends import Driver, JobLaunch, SubmitBackend, driver_alive, exit_co
 from api.models import Job, User
 from api.pools import quota_for
 from api.scheduler import Capacity, Pool, QueuedJob, RunningJob, decide
+from api.staged_inputs import release_unused, staging_folders
 from api.store import jobs as job_store
 from api.store import users as user_store
 from spark_jobs.progress import read_progress
@@ -74,7 +77,9 @@ class Dispatcher:
         capacity: Capacity,
         catalogue_root: str | None = None,
         cache_dir: Path | None = None,
+        space_root: Path | None = None,
     ) -> None:
+        """``space_root``: where staged S3 inputs live (None: spaces are local, none staged)."""
         self.sessions = sessions
         self.backend = backend
         self.capacity = capacity
@@ -85,6 +90,9 @@ class Dispatcher:
         self.waiting: dict[int, str] = {}  # job id → why the cluster did not take it yet
         self._pools: dict[str, Pool] = {}
         self._progress_seen: dict[int, str] = {}
+        self.space_root = space_root
+        self._active: dict[int, str] = {}  # unfinished job id → owner, as of the last tick
+        self._staged_seen: dict[Path, frozenset[str]] = {}  # staging folder → entries checked
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -121,10 +129,33 @@ class Dispatcher:
                 if self._watch(session, job, user):
                     report.finished.append(job.id)
             session.commit()
+            before = self._active
             for job_id in self._schedule(session):
                 if self._start(session, job_id):
                     report.started.append(job_id)
+            if self.space_root is not None:
+                ended = {owner for job_id, owner in before.items() if job_id not in self._active}
+                self._release_staged_inputs(session, self.space_root, ended)
         return report
+
+    def _release_staged_inputs(self, session: Session, space_root: Path,
+                               ended: set[str]) -> None:
+        """Apply :func:`api.staged_inputs.release_unused` to each staging folder that could
+        hold an unreferenced copy: one whose owner had a job finish since the last tick
+        (however it ended: here, or cancelled while queued through the API), or that has an
+        entry not checked before (a refused submission, a crash). A folder a submission
+        holds is looked at again next tick."""
+        for owner, staging, names in staging_folders(space_root):
+            checked = self._staged_seen.get(staging)
+            if checked is not None and names <= checked and owner not in ended:
+                continue
+            removed = release_unused(session, staging)
+            if removed is None:
+                self._staged_seen.pop(staging, None)
+            else:
+                self._staged_seen[staging] = names.difference(removed)
+                if removed:
+                    log.info("released %d staged input(s) of %s", len(removed), owner)
 
     def _watch(self, session: Session, job: Job, user: User) -> bool:
         if self.cluster is not None and job.backend == self.cluster.name:
@@ -193,12 +224,10 @@ class Dispatcher:
     def _schedule(self, session: Session) -> list[int]:
         users = {u.id: u for u in session.scalars(select(User))}
         overrides = user_store.overrides(session)
-        running = [
-            RunningJob(users[o].name, c, m)
-            for o, c, m in session.execute(
-                select(Job.owner_id, Job.cores, Job.memory_mb).where(Job.state == "running")
-            )
-        ]
+        running_rows = session.execute(
+            select(Job.id, Job.owner_id, Job.cores, Job.memory_mb).where(Job.state == "running")
+        ).all()
+        running = [RunningJob(users[o].name, c, m) for _, o, c, m in running_rows]
         queued = [
             QueuedJob(id=i, user=users[o].name, cores=c, memory_mb=m, priority=p, seq=i)
             for i, o, c, m, p in session.execute(
@@ -210,6 +239,8 @@ class Dispatcher:
             u.name: quota_for(u.roles, overrides.get(u.id)).pool
             for u in users.values() if not u.disabled
         }
+        self._active = {i: users[o].name for i, o, _, _ in running_rows}
+        self._active.update((q.id, q.user) for q in queued)
         decision = decide(capacity=self.capacity, running=running, queued=queued, pools=pools)
         self.positions = decision.positions
         self._pools = pools

@@ -22,6 +22,7 @@ from api.errors import Invalid, NotFound, Refused
 from api.models import Job, User
 from api.scheduler import Capacity, QueuedJob, never_fits
 from api.settings import Settings
+from api.staged_inputs import held_for_submission, names_staged_copy, staging_dir
 from api.store import jobs as job_store
 from api.store import shares as share_store
 from api.store import users as user_store
@@ -43,10 +44,9 @@ def _space_file(
     on both backends; other files of an S3 space are staged for the ``reader``'s jobs."""
     if settings is None or settings.user_space_backend != "s3" or path.split("/")[0] == JOBS_DIR:
         return LocalDirectoryBackend(space_root / owner).local_path(path)
-    from api.user_space_s3 import STAGED_INPUTS, stage_input
+    from api.user_space_s3 import stage_input
 
-    staging = space_root / reader / JOBS_DIR / STAGED_INPUTS
-    return stage_input(settings, owner=owner, path=path, staging=staging)
+    return stage_input(settings, owner=owner, path=path, staging=staging_dir(space_root, reader))
 
 
 def resolve_space_refs(
@@ -57,11 +57,21 @@ def resolve_space_refs(
 
     Absolute paths into another user's space (or, with spaces on S3 per
     ``settings``, S3 URLs into another user's prefix) are refused unless
-    ``trusted`` (a re-run of params this service resolved itself).
+    ``trusted`` (a re-run of params this service resolved itself). A path to a staged copy
+    that was released (its jobs finished) is refused, saying to submit the space:// path again.
     """
     resolved = dict(params)
     own_space = (space_root / user.name).resolve()
+    staging = staging_dir(space_root, user.name)
     for key, value in params.items():
+        released = isinstance(value, str) and names_staged_copy(value, staging) is not None
+        if released and not Path(value).exists():
+            raise Invalid(
+                f"params.{key}: {value!r} was a copy of a space:// input staged for an earlier "
+                "job and was removed when that job finished; submit the job again with the "
+                "input's space:// path",
+                field=f"params.{key}",
+            )
         if settings is not None and settings.user_space_backend == "s3" and not trusted:
             from api.user_space_s3 import in_other_space
 
@@ -121,31 +131,36 @@ def submit(
     rerun_of: int | None = None,
     settings: Settings | None = None,
 ) -> Job:
-    """Validate and queue one job; raises Invalid / NotFound / Refused with the reason.
+    """Validate and queue one job (committed); raises Invalid / NotFound / Refused with the reason.
 
     ``settings`` says where user spaces live (``space://`` inputs); None: local directories.
+    Inputs staged from S3 are held from staging until the job row naming them is committed
+    (:func:`api.staged_inputs.held_for_submission`), so they cannot be released in between.
     """
-    avi = catalogue.get(avi_name, version)
-    resolved = resolve_space_refs(session, user=user, space_root=space_root, params=params,
-                                  trusted=rerun_of is not None, settings=settings)
-    try:
-        parsed = avi.parse_params(resolved)
-    except ParamsError as error:
-        fields = ", ".join(p["field"] for p in error.problems)
-        raise Invalid(str(error), field=f"params.{fields}") from None
-    resources = avi.resources(parsed)
-    quota = user_store.quota_of(session, user=user)
-    probe = QueuedJob(id=0, user=user.name, cores=resources.cores, memory_mb=resources.memory_mb)
-    why = never_fits(probe, quota.pool, capacity)
-    if why:
-        raise Refused(f"{avi_name} cannot run: {why}")
-    job = job_store.create_job(
-        session, owner=user, avi=avi.manifest.name, avi_version=avi.manifest.version,
-        params=parsed.model_dump(mode="json"), cores=resources.cores,
-        memory_mb=resources.memory_mb, priority=priority, pins=pins, rerun_of=rerun_of,
-        resources=resources.model_dump(),
-        output_dir=lambda job_id: str(job_dir(space_root, user.name, job_id)),
-    )
+    with held_for_submission(settings, user.name):
+        avi = catalogue.get(avi_name, version)
+        resolved = resolve_space_refs(session, user=user, space_root=space_root, params=params,
+                                      trusted=rerun_of is not None, settings=settings)
+        try:
+            parsed = avi.parse_params(resolved)
+        except ParamsError as error:
+            fields = ", ".join(p["field"] for p in error.problems)
+            raise Invalid(str(error), field=f"params.{fields}") from None
+        resources = avi.resources(parsed)
+        quota = user_store.quota_of(session, user=user)
+        probe = QueuedJob(id=0, user=user.name, cores=resources.cores,
+                          memory_mb=resources.memory_mb)
+        why = never_fits(probe, quota.pool, capacity)
+        if why:
+            raise Refused(f"{avi_name} cannot run: {why}")
+        job = job_store.create_job(
+            session, owner=user, avi=avi.manifest.name, avi_version=avi.manifest.version,
+            params=parsed.model_dump(mode="json"), cores=resources.cores,
+            memory_mb=resources.memory_mb, priority=priority, pins=pins, rerun_of=rerun_of,
+            resources=resources.model_dump(),
+            output_dir=lambda job_id: str(job_dir(space_root, user.name, job_id)),
+        )
+        session.commit()
     return job
 
 

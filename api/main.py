@@ -49,6 +49,7 @@ def create_app(
         capacity=Capacity(cores=settings.cluster_cores, memory_mb=settings.cluster_memory_mb),
         catalogue_root=settings.catalogue_root,
         cache_dir=settings.data_dir / "avi-cache",
+        space_root=settings.space_root if settings.user_space_backend == "s3" else None,
     )
 
     @asynccontextmanager

@@ -23,7 +23,8 @@ Safety rules, each tested against a real S3 server (MinIO):
 * S3 has no real folders: a folder exists while a key lies under it;
 * job inputs — AVIs read their inputs as local files, so a ``space://`` input
   on S3 is staged (:func:`stage_input`): copied whole into a content-addressed
-  local folder, then renamed into place, so a job never sees half a file.
+  local folder, then renamed into place, so a job never sees half a file; the
+  copy is removed once no unfinished job names it (:mod:`api.staged_inputs`).
 """
 
 from __future__ import annotations
@@ -50,8 +51,6 @@ if TYPE_CHECKING:
 
 #: Uploads up to this size are spooled in memory, larger ones in a local temporary file.
 SPOOL_IN_MEMORY_BYTES = 8 << 20
-#: Staged job inputs live in ``<space_root>/<user>/jobs/.inputs/<digest>/``.
-STAGED_INPUTS = ".inputs"
 
 
 def s3_filesystem(settings: Settings) -> pafs.S3FileSystem:
@@ -169,7 +168,9 @@ def stage_input(settings: Settings, *, owner: str, path: str, staging: Path) -> 
     upload gets a new one (a task keyed by the file's digest then runs anew).
     The copy is written to a temporary folder renamed into place: a job never
     sees half an input. Confinement is the backend's: ``path`` is a space path
-    checked against ``owner``'s prefix; sharing is checked by the caller.
+    checked against ``owner``'s prefix; sharing is checked by the caller, who
+    also holds :func:`api.staged_inputs.held_for_submission` until the job naming
+    the copy is committed (else the copy may be released meanwhile).
     """
     backend = cast(S3PrefixBackend, user_space(settings, owner, 0).backend)
     entry = backend.stat(path)
