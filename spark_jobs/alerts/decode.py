@@ -13,10 +13,15 @@ Every other record — ZTF-style containers, other schema versions, packets
 the JVM reader refused, empty or foreign bytes — goes through the Python
 codec (:func:`codec.decode`, :func:`rows.normalise`) in a pandas UDF, which
 sees only those records' bytes and so costs nothing when there are none; it
-returns the row as JSON, or the reason the packet is unusable. One
-difference remains: ``from_avro`` does not notice bytes *after* a complete
-record, which the Python codec rejects; such a packet is decoded, not
-dead-lettered.
+returns the row as JSON, or the reason the packet is unusable.
+
+``from_avro`` does not notice bytes *after* a complete record, which the
+Python codec rejects. So a second ``from_avro`` reads each framed packet as
+the record followed by one more byte (:func:`trailing_probe_schemas`; its
+reader keeps only that byte, so the record is skipped, not built): where that
+byte exists, the JVM row is dropped and the packet goes to the Python codec,
+which dead-letters it with the number of trailing bytes, as any malformed
+alert.
 """
 
 from __future__ import annotations
@@ -99,6 +104,29 @@ def rubin_reader_schemas(version: str | None = None) -> tuple[str, str, bytes]:
     return json.dumps(definition), json.dumps(reader), header
 
 
+TRAILING_FIELD = "avip_trailing_byte"
+
+
+@lru_cache(maxsize=4)
+def trailing_probe_schemas(version: str | None = None) -> tuple[str, str]:
+    """(writer, reader) schema JSON that read a packet's record and then ONE more byte.
+
+    The writer is the Rubin schema plus a final 1-byte ``fixed`` field; the reader keeps
+    only that field. A packet that ends with its record leaves nothing for it: Avro hits
+    the end of input and PERMISSIVE ``from_avro`` gives null. A packet with trailing bytes
+    gives that field its first byte.
+    """
+    writer = json.loads(rubin_reader_schemas(version)[0])
+    probe = {
+        "name": TRAILING_FIELD,
+        "type": {"type": "fixed", "name": "avip.trailing_byte", "size": 1},
+    }
+    head = {k: v for k, v in writer.items() if k != "fields"}
+    probe_writer = {**head, "fields": [*writer["fields"], probe]}
+    probe_reader = {**head, "fields": [probe]}
+    return json.dumps(probe_writer), json.dumps(probe_reader)
+
+
 def _jvm_row(a: Column, version: str, target: T.StructType) -> Column:
     """The normalised row of a from_avro result (null when it failed): rows.normalise in SQL."""
     src, obj = a.getField("diaSource"), a.getField("diaObject")
@@ -157,15 +185,16 @@ def decode(records: DataFrame) -> DataFrame:
     writer, reader, header = rubin_reader_schemas()
     version = codec.rubin_schema().version
     target = rows.alert_schema(with_gaia=False)
+    probe_writer, probe_reader = trailing_probe_schemas()
     value = F.col("value")
     framed = F.substring(value, 1, len(header)) == F.lit(header)
-    jvm = F.when(
+    body = F.expr(f"substring(value, {len(header) + 1})")
+    jvm = F.when(framed, from_avro(body, writer, {"mode": "PERMISSIVE", "avroSchema": reader}))
+    trailing = F.when(
         framed,
-        from_avro(
-            F.expr(f"substring(value, {len(header) + 1})"),
-            writer,
-            {"mode": "PERMISSIVE", "avroSchema": reader},
-        ),
+        from_avro(body, probe_writer, {"mode": "PERMISSIVE", "avroSchema": probe_reader})
+        .getField(TRAILING_FIELD)
+        .isNotNull(),
     )
     kafka = [
         "key",
@@ -176,8 +205,10 @@ def decode(records: DataFrame) -> DataFrame:
     ]
     # from_avro in a projection of its own: referenced by every field of the row, it would
     # otherwise be inlined (and run) once per reference.
-    step = records.select(*kafka, jvm.alias("_avro"))
-    step = step.select(*KAFKA_COLUMNS, _jvm_row(F.col("_avro"), version, target).alias("_jvm"))
+    step = records.select(*kafka, jvm.alias("_avro"), trailing.alias("_trailing"))
+    # A packet with bytes after its record: no JVM row, so the Python codec rejects it.
+    jvm_row = F.when(~F.col("_trailing"), _jvm_row(F.col("_avro"), version, target))
+    step = step.select(*KAFKA_COLUMNS, jvm_row.alias("_jvm"))
     # The UDF sees bytes only where the JVM gave nothing (an empty value stays empty).
     step = step.select(
         *KAFKA_COLUMNS,

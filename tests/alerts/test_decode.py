@@ -32,7 +32,8 @@ def packets() -> list[bytes | None]:
         codec.encode_ztf(simulate.ztf_alert(rng, 500 + i, 120.0, 10.0, 61000.0, 17.0))
         for i in range(5)
     ]
-    bad = [b"\x09junk", rubin[3][:30], b"", None, b"\x00\x00\x00\x03\x99abc"]
+    trailing = [rubin[4] + b"\x00", rubin[5] + b"\x02garbage"]  # whole records, then more
+    bad = [b"\x09junk", rubin[3][:30], b"", None, b"\x00\x00\x00\x03\x99abc", *trailing]
     return rubin + ztf + bad
 
 
@@ -64,7 +65,11 @@ def test_jvm_decode_equals_the_python_codec(spark, packets):
                 assert not bad, (i, name, bad[:5])
             else:
                 assert _same(row[name], value), (i, name, row[name], value)
-    assert n_rows == 155 and n_errors == 5  # Rubin, ZTF and malformed all exercised
+    assert n_rows == 155 and n_errors == 7  # Rubin, ZTF and malformed all exercised
+    version = codec.rubin_schema().version
+    assert [got[len(packets) - i]["error"] for i in (2, 1)] == [
+        f"{n} trailing bytes after the Rubin {version} record" for n in (1, 8)
+    ]  # decoded whole by the JVM, yet rejected as the Python codec rejects them
 
 
 def test_reader_schema_keeps_what_rows_needs():

@@ -69,6 +69,7 @@ def test_stream_annotates_filters_dead_letters_and_survives_restart(
         producer.produce(raw, key=str(z["candid"]).encode(), value=codec.encode_ztf(z))
     producer.produce(raw, key=b"bad-1", value=b"\x09not an alert")
     producer.produce(raw, key=b"bad-2", value=codec.encode_rubin(alerts[0])[:40])
+    producer.produce(raw, key=b"bad-3", value=codec.encode_rubin(alerts[0]) + b"\x00tail")
     producer.flush()
 
     prefix = f"out-{run_id}"
@@ -169,7 +170,8 @@ def test_stream_annotates_filters_dead_letters_and_survives_restart(
     assert filters[3].topic not in by_topic  # disabled
 
     dead = by_topic[config.dead_letter_topic]
-    assert sorted(m.key() for m in dead) == [b"bad-1", b"bad-2"]
+    assert sorted(m.key() for m in dead) == [b"bad-1", b"bad-2", b"bad-3"]
     reasons = {m.key(): dict(m.headers())["avip-error"].decode() for m in dead}
     assert "neither Confluent wire format" in reasons[b"bad-1"]
     assert "does not match Rubin schema" in reasons[b"bad-2"]
+    assert "5 trailing bytes after the Rubin" in reasons[b"bad-3"]  # JVM decode would miss them
