@@ -6,11 +6,13 @@ finishing, which is all the release rule looks at. A staged copy is kept while a
 queued or running job names it, also across two jobs sharing it, and removed by
 the tick after the last one finished; copies no job names (a submission refused
 after staging, a crash) are removed too, but never while a submission holds the
-folder.
+folder; submissions racing a release loop always find their job's copy (without the
+submission's lock that race loses a copy within a few submissions).
 """
 
 from __future__ import annotations
 
+import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -154,3 +156,36 @@ def test_copies_no_job_names_are_released_unless_a_submission_holds_them(
     client.post(f"/jobs/{queued.json()['id']}/cancel", headers=alice)
     dispatcher.tick()
     assert platform.copies("alice") == []
+
+
+def test_releasing_while_submissions_stage_never_loses_a_queued_jobs_copy(
+    platform: Platform,
+) -> None:
+    """Submissions of one input race a release loop: every queued job finds its copy."""
+    from api.staged_inputs import release_unused
+
+    bob = platform.user("bob")
+    platform.client.put("/space/files/stars.csv", headers=bob, content=TABLE)
+    staging = staging_dir(platform.settings.space_root, "bob")
+    sessions = platform.client.app.state.sessions  # type: ignore[attr-defined]
+    stop, releases = threading.Event(), []
+
+    def release_loop() -> None:
+        while not stop.is_set():
+            with sessions() as session:
+                removed = release_unused(session, staging)
+            releases.append(removed)
+
+    releaser = threading.Thread(target=release_loop)
+    releaser.start()
+    try:
+        for _ in range(40):
+            r = platform.crossmatch(bob, "space://me/stars.csv")
+            assert r.status_code == 201, r.text
+            assert Path(r.json()["params"]["table_path"]).read_bytes() == TABLE
+            platform.client.post(f"/jobs/{r.json()['id']}/cancel", headers=bob)
+    finally:
+        stop.set()
+        releaser.join()
+    assert any(releases), "the release loop never removed a copy: no race was exercised"
+    assert None in releases, "the release loop never met a submission holding the folder"
