@@ -1,12 +1,19 @@
-"""Alert fixtures: the devstack's Kafka broker and a small synthetic lakehouse."""
+"""Alert fixtures: the devstack's Kafka broker, the job's config on a test's own topics,
+and a small synthetic lakehouse."""
 
 from __future__ import annotations
 
 import os
 import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 import pytest
+
+if TYPE_CHECKING:
+    from spark_jobs.alerts.stream import StreamConfig
 
 
 @pytest.fixture(scope="session")
@@ -24,6 +31,26 @@ def kafka_bootstrap() -> str:
 def run_id() -> str:
     """A fresh suffix so every test uses its own topics."""
     return uuid.uuid4().hex[:8]
+
+
+@pytest.fixture
+def stream_config(kafka_bootstrap: str, run_id: str, tmp_path: Path) -> Callable[..., StreamConfig]:
+    """Makes the job's StreamConfig on the test's broker and own topics (``raw-``, ``dlq-``,
+    ``commits-<run_id>``) with its checkpoint in ``tmp_path/ck``; keywords override any field."""
+
+    def make(**overrides: Any) -> StreamConfig:
+        from spark_jobs.alerts.stream import StreamConfig
+
+        fields: dict[str, Any] = {
+            "bootstrap": kafka_bootstrap,
+            "checkpoint_dir": str(tmp_path / "ck"),
+            "raw_topic": f"raw-{run_id}",
+            "dead_letter_topic": f"dlq-{run_id}",
+            "commit_topic": f"commits-{run_id}",
+        }
+        return StreamConfig(**(fields | overrides))
+
+    return make
 
 
 @pytest.fixture(scope="session")

@@ -59,11 +59,12 @@ def _keys(bootstrap: str, topic: str, idle_s: float = 6.0) -> list[bytes]:
 
 
 def test_settled_batch_takes_the_burst_and_a_restart_writes_nothing_twice(
-    spark, kafka_bootstrap, run_id, tmp_path
+    spark, kafka_bootstrap, stream_config, run_id
 ):
+    config = stream_config(max_offsets_per_trigger=1_000, warm_up_alerts=0)
     sim = simulate.RubinSimulator(seed=21)
     plan = simulate.plan_night(1, [(150.0, -30.0)], n_alerts=300)[0]
-    raw = f"raw-{run_id}"
+    raw = config.raw_topic
     producer = Producer({"bootstrap.servers": kafka_bootstrap})
     sent = []
     for a in sim.alerts_for_visit(plan):
@@ -74,15 +75,6 @@ def test_settled_batch_takes_the_burst_and_a_restart_writes_nothing_twice(
 
     catch_all = make_filter(
         filter_id=1, owner="t", name="all", where="ra >= 0", topic_prefix=f"out-{run_id}"
-    )
-    config = stream.StreamConfig(
-        bootstrap=kafka_bootstrap,
-        checkpoint_dir=str(tmp_path / "ck"),
-        raw_topic=raw,
-        dead_letter_topic=f"dlq-{run_id}",
-        commit_topic=f"commits-{run_id}",
-        max_offsets_per_trigger=1_000,
-        warm_up_alerts=0,
     )
 
     first = stream.AlertStream(spark, config, lambda: [catch_all])

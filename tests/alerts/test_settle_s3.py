@@ -29,7 +29,7 @@ s3_settings = load_module("s3_fixtures", TESTS / "s3" / "conftest.py").s3_settin
 
 @pytest.mark.slow
 def test_stream_on_an_s3a_checkpoint_settles_from_sparks_offset_log(
-    spark, s3_settings, kafka_bootstrap, run_id, tmp_path
+    spark, s3_settings, kafka_bootstrap, stream_config, run_id, tmp_path
 ):
     from spark_jobs.alerts import stream
 
@@ -37,15 +37,8 @@ def test_stream_on_an_s3a_checkpoint_settles_from_sparks_offset_log(
     for key, value in hadoop_conf(s3_settings).items():
         hadoop.set(key, value)
     checkpoint = f"s3a://{s3_settings.s3_bucket}/alerts-checkpoint-{run_id}"
-    config = stream.StreamConfig(
-        bootstrap=kafka_bootstrap,
-        checkpoint_dir=checkpoint,
-        raw_topic=f"raw-{run_id}",
-        dead_letter_topic=f"dlq-{run_id}",
-        commit_topic=f"commits-{run_id}",
-        max_offsets_per_trigger=1_000,
-        warm_up_alerts=0,
-    )
+    config = stream_config(checkpoint_dir=checkpoint, max_offsets_per_trigger=1_000,
+                           warm_up_alerts=0)  # fmt: skip
 
     sim = simulate.RubinSimulator(seed=8)
     plan = simulate.plan_night(1, [(40.0, -10.0)], n_alerts=200)[0]

@@ -48,10 +48,16 @@ class Crash(RuntimeError):
 
 @pytest.mark.slow
 def test_stream_annotates_filters_dead_letters_and_survives_restart(
-    spark, kafka_bootstrap, gaia_lakehouse, run_id, tmp_path
+    spark, kafka_bootstrap, gaia_lakehouse, stream_config, run_id
 ):
     from lakehouse.catalog import open_catalog
 
+    config = stream_config(
+        radius_arcsec=RADIUS,
+        max_offsets_per_trigger=200,
+        warm_up_alerts=300,  # the warm-up runs (and must write nothing: exact sets below)
+        warm_up_rounds=1,
+    )
     root, stars, centre = gaia_lakehouse
     sim = simulate.RubinSimulator(stars=stars, seed=11)
     plan = simulate.plan_night(1, [centre], n_alerts=600, star_fraction=0.5)[0]
@@ -61,7 +67,7 @@ def test_stream_annotates_filters_dead_letters_and_survives_restart(
         simulate.ztf_alert(rng, 900_000 + i, centre[0], centre[1], 61000.0, 16.0 + 0.2 * i)
         for i in range(20)
     ]
-    raw = f"raw-{run_id}"
+    raw = config.raw_topic
     producer = Producer({"bootstrap.servers": kafka_bootstrap})
     for a in alerts:
         producer.produce(raw, key=str(a["diaSourceId"]).encode(), value=codec.encode_rubin(a))
@@ -105,17 +111,6 @@ def test_stream_annotates_filters_dead_letters_and_survives_restart(
             enabled=False,
         ),
     ]
-    config = stream.StreamConfig(
-        bootstrap=kafka_bootstrap,
-        checkpoint_dir=str(tmp_path / "ck"),
-        raw_topic=raw,
-        dead_letter_topic=f"dlq-{run_id}",
-        commit_topic=f"commits-{run_id}",
-        radius_arcsec=RADIUS,
-        max_offsets_per_trigger=200,
-        warm_up_alerts=300,  # the warm-up runs (and must write nothing: exact sets below)
-        warm_up_rounds=1,
-    )
     catalog = open_catalog(root, spark=spark)
 
     def crash_after_second_commit(batch_id: int, stage: str) -> None:
