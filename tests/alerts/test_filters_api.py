@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
+from testing_utils import new_user
 
 from api.main import create_app
 from api.settings import Settings
@@ -28,14 +29,7 @@ def headers(client: TestClient):  # type: ignore[no-untyped-def]
     operator = {"Authorization": f"Bearer {token}"}
 
     def make(name: str) -> dict[str, str]:
-        assert (
-            client.post(
-                "/users", headers=operator, json={"name": name, "roles": ["scientist"]}
-            ).status_code
-            == 201
-        )
-        r = client.post(f"/users/{name}/tokens", headers=operator, json={"label": "t"})
-        return {"Authorization": f"Bearer {r.json()['token']}"}
+        return new_user(client, operator, name)
 
     return make
 

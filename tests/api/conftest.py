@@ -16,6 +16,7 @@ import pytest
 from fastapi.testclient import TestClient
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import create_engine, text
+from testing_utils import new_user
 
 from api.errors import NotFound
 from api.main import create_app
@@ -133,13 +134,7 @@ def make_user(client: TestClient, operator: dict[str, str]):  # type: ignore[no-
 
     def make(name: str, roles: list[str] | None = None, groups: list[str] | None = None,
              ) -> dict[str, str]:
-        r = client.post("/users", headers=operator,
-                        json={"name": name, "roles": roles or ["scientist"],
-                              "groups": groups or []})
-        assert r.status_code == 201, r.text
-        r = client.post(f"/users/{name}/tokens", headers=operator, json={"label": "test"})
-        assert r.status_code == 201, r.text
-        return {"Authorization": f"Bearer {r.json()['token']}"}
+        return new_user(client, operator, name, roles, groups)
 
     return make
 

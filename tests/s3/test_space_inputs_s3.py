@@ -24,7 +24,7 @@ from astropy.coordinates import SkyCoord
 from astropy.table import Table
 from fastapi.testclient import TestClient
 from pyarrow import fs as pafs
-from testing_utils import load_module
+from testing_utils import load_module, new_user, submit_crossmatch
 
 from api.bootstrap import ensure_operator
 from api.main import create_app
@@ -44,16 +44,11 @@ class S3Api:
 
     def user(self, name: str) -> dict[str, str]:
         """A scientist and their auth headers."""
-        r = self.client.post("/users", headers=self.operator,
-                             json={"name": name, "roles": ["scientist"]})
-        assert r.status_code == 201, r.text
-        r = self.client.post(f"/users/{name}/tokens", headers=self.operator, json={"label": "t"})
-        return {"Authorization": f"Bearer {r.json()['token']}"}
+        return new_user(self.client, self.operator, name)
 
     def crossmatch(self, headers: dict[str, str], table_path: str):  # type: ignore[no-untyped-def]
-        return self.client.post("/jobs", headers=headers, json={"avi": "crossmatch", "params": {
-            "table_path": table_path, "ra_column": "RAJ2000", "dec_column": "DEJ2000",
-            "radius_arcsec": 2.0, "gaia_columns": ["source_id", "ra", "dec"]}})
+        return submit_crossmatch(self.client, headers, table_path,
+                                 gaia_columns=("source_id", "ra", "dec"))
 
 
 @pytest.fixture

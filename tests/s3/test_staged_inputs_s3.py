@@ -21,6 +21,7 @@ from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
+from testing_utils import new_user, submit_crossmatch
 
 from api.bootstrap import ensure_operator
 from api.dispatcher import Dispatcher
@@ -44,16 +45,11 @@ class Platform:
         return self.client.app.state.dispatcher  # type: ignore[attr-defined,no-any-return]
 
     def user(self, name: str) -> dict[str, str]:
-        r = self.client.post("/users", headers=self.operator,
-                             json={"name": name, "roles": ["scientist"]})
-        assert r.status_code == 201, r.text
-        r = self.client.post(f"/users/{name}/tokens", headers=self.operator, json={"label": "t"})
-        return {"Authorization": f"Bearer {r.json()['token']}"}
+        """A scientist and their auth headers."""
+        return new_user(self.client, self.operator, name)
 
     def crossmatch(self, headers: dict[str, str], table_path: str, radius: float = 2.0):  # type: ignore[no-untyped-def]
-        return self.client.post("/jobs", headers=headers, json={"avi": "crossmatch", "params": {
-            "table_path": table_path, "ra_column": "RAJ2000", "dec_column": "DEJ2000",
-            "radius_arcsec": radius, "gaia_columns": ["source_id"]}})
+        return submit_crossmatch(self.client, headers, table_path, radius)
 
     def state(self, job_id: int) -> str:
         with self.client.app.state.sessions() as session:  # type: ignore[attr-defined]

@@ -20,3 +20,26 @@ def load_module(name: str, path: Path) -> ModuleType:
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+def new_user(client, operator: dict[str, str], name: str, roles: list[str] | None = None,
+             groups: list[str] | None = None) -> dict[str, str]:
+    """Create user ``name`` through the API (as ``operator``) and return their auth headers.
+
+    ``client`` is anything with FastAPI's TestClient ``post`` (a TestClient, an httpx client).
+    """
+    r = client.post("/users", headers=operator,
+                    json={"name": name, "roles": roles or ["scientist"], "groups": groups or []})
+    assert r.status_code == 201, r.text
+    r = client.post(f"/users/{name}/tokens", headers=operator, json={"label": "test"})
+    assert r.status_code == 201, r.text
+    return {"Authorization": f"Bearer {r.json()['token']}"}
+
+
+def submit_crossmatch(client, headers: dict[str, str], table_path: str,
+                      radius_arcsec: float = 2.0,
+                      gaia_columns: tuple[str, ...] = ("source_id",)):  # type: ignore[no-untyped-def]
+    """POST /jobs for the bundled crossmatch AVI over an uploaded RAJ2000/DEJ2000 table."""
+    return client.post("/jobs", headers=headers, json={"avi": "crossmatch", "params": {
+        "table_path": table_path, "ra_column": "RAJ2000", "dec_column": "DEJ2000",
+        "radius_arcsec": radius_arcsec, "gaia_columns": list(gaia_columns)}})
