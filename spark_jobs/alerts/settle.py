@@ -58,27 +58,34 @@ class CheckpointLocationError(ValueError):
     """The checkpoint directory is somewhere the job cannot read its offset log."""
 
 
-def checkpoint_filesystem(
-    checkpoint_dir: str, settings: Settings | None = None
-) -> tuple[pafs.FileSystem, str]:
-    """(filesystem, path on it) of a checkpoint directory: local paths and ``file://``
-    locally, ``s3a://``/``s3://`` through the platform's pyarrow S3 filesystem (the
-    ``AVIP_S3_*`` settings, as Spark's s3a). Any other scheme is refused: Spark could
-    write there, but settling would be silently off."""
+def checkpoint_scheme(checkpoint_dir: str) -> str:
+    """The scheme of a checkpoint directory ('' for a plain path), if the job can read its
+    offset log there: local paths, ``file://``, ``s3a://`` and ``s3://``. Any other scheme
+    is refused: Spark could write there, but settling would be silently off."""
     scheme = urllib.parse.urlsplit(checkpoint_dir).scheme.lower()
-    if scheme in LOCAL_SCHEMES:
-        path = urllib.parse.urlsplit(checkpoint_dir).path if scheme else checkpoint_dir
-        return pafs.LocalFileSystem(), os.path.abspath(path)
-    if scheme in S3_SCHEMES:
-        from api.s3 import arrow_filesystem, arrow_path
-        from api.settings import get_settings
-
-        return arrow_filesystem(settings or get_settings()), arrow_path(checkpoint_dir)
+    if scheme in LOCAL_SCHEMES or scheme in S3_SCHEMES:
+        return scheme
     raise CheckpointLocationError(
         f"checkpoint directory {checkpoint_dir!r} has scheme {scheme}://, which the alert "
         "stream cannot read its offset log from; set --checkpoint (StreamConfig.checkpoint_dir)"
         " to a local path, file://, s3a:// or s3:// (with the AVIP_S3_* settings)"
     )
+
+
+def checkpoint_filesystem(
+    checkpoint_dir: str, settings: Settings | None = None
+) -> tuple[pafs.FileSystem, str]:
+    """(filesystem, path on it) of a checkpoint directory (:func:`checkpoint_scheme`):
+    locally, or through the platform's pyarrow S3 filesystem (the ``AVIP_S3_*`` settings,
+    as Spark's s3a)."""
+    scheme = checkpoint_scheme(checkpoint_dir)
+    if scheme in LOCAL_SCHEMES:
+        path = urllib.parse.urlsplit(checkpoint_dir).path if scheme else checkpoint_dir
+        return pafs.LocalFileSystem(), os.path.abspath(path)
+    from api.s3 import arrow_filesystem, arrow_path
+    from api.settings import get_settings
+
+    return arrow_filesystem(settings or get_settings()), arrow_path(checkpoint_dir)
 
 
 class OffsetLog:

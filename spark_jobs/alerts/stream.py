@@ -97,7 +97,7 @@ class StreamConfig:
             )
         if self.max_offsets_per_trigger < 1:
             raise ValueError("max_offsets_per_trigger must be at least 1")
-        settle.checkpoint_filesystem(self.checkpoint_dir)  # a location settling can read
+        settle.checkpoint_scheme(self.checkpoint_dir)  # a location settling can read
 
 
 class AlertStream:
