@@ -21,12 +21,14 @@ RUN apt-get update \
 
 WORKDIR /opt/avip
 COPY pyproject.toml README.md* ./
+COPY config/ config/
 COPY lakehouse/ lakehouse/
 COPY spark_jobs/ spark_jobs/
 COPY avi_plugins/ avi_plugins/
 COPY api/ api/
 COPY panel_apps/ panel_apps/
 COPY zeppelin_notes/ zeppelin_notes/
+COPY cli/ cli/
 COPY .jars/spark/ .jars/spark/
 RUN pip install --no-cache-dir . \
  && python -c "import pyspark, os; print(os.path.dirname(pyspark.__file__))" > /opt/avip/.spark_home

@@ -64,6 +64,7 @@ screenshots: install
 
 lint: install
 	$(BIN)/ruff check .
+	$(BIN)/lint-imports
 
 # Benchmarks print each peer's figures and ratios; see benchmarks/README.md.
 bench: install jars

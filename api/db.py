@@ -26,7 +26,7 @@ def make_engine(url: str, *, busy_timeout_s: float = 30.0, pool_size: int = 20,
 
     SQLite only: ``busy_timeout_s`` is how long a statement waits for another connection's
     write lock before failing with "database is locked" (0: fail at once);
-    ``autocheckpoint=False`` leaves WAL checkpoints to someone else (see api.loop_store).
+    ``autocheckpoint=False`` leaves WAL checkpoints to someone else (see api.store.loop).
     """
     if url.startswith("sqlite"):
         path = url.split("///", 1)[-1]

@@ -30,11 +30,11 @@ from starlette.concurrency import run_in_threadpool
 
 from api.auth_cache import TokenCache
 from api.avis import AviCatalogue
-from api.loop_store import LoopStore
 from api.models import Token, User
-from api.scheduler import Capacity
-from api.settings import Settings
+from api.scheduling.drf import Capacity
 from api.store import users as user_store
+from api.store.loop import LoopStore
+from config.settings import Settings
 
 T = TypeVar("T")
 
@@ -97,7 +97,7 @@ async def run_store(request: Request, work: Callable[[Session], T], *, writes: b
     second thread hop to validate its answer, the session dependency an exit stack, and on
     a busy machine every hop between threads waits for the GIL and the OS scheduler.
 
-    * Embedded SQLite (``app.state.loop_store``, see :mod:`api.loop_store`): on the event
+    * Embedded SQLite (``app.state.loop_store``, see :mod:`api.store.loop`): on the event
       loop, no hop at all. Those connections never wait for a lock: if another holds the
       write lock, "database is locked" comes at once, the transaction is rolled back and
       the work runs again in a worker thread (writes queue there one at a time). ``work``

@@ -20,14 +20,14 @@ from sqlalchemy.orm import Session
 from api.avis import AviCatalogue
 from api.errors import Invalid, NotFound, Refused
 from api.models import Job, User
-from api.scheduler import Capacity, QueuedJob, never_fits
-from api.settings import Settings
-from api.staged_inputs import held_for_submission, names_staged_copy, staging_dir
+from api.scheduling.drf import Capacity, QueuedJob, never_fits
+from api.space.staged_inputs import held_for_submission, names_staged_copy, staging_dir
+from api.space.user_space import JOBS_DIR, LocalDirectoryBackend, SpaceError, normalize
 from api.store import jobs as job_store
 from api.store import shares as share_store
 from api.store import users as user_store
-from api.user_space import JOBS_DIR, LocalDirectoryBackend, SpaceError, normalize
 from avi_plugins.params import ParamsError
+from config.settings import Settings
 
 SPACE_SCHEME = "space://"
 
@@ -44,7 +44,7 @@ def _space_file(
     on both backends; other files of an S3 space are staged for the ``reader``'s jobs."""
     if settings is None or settings.user_space_backend != "s3" or path.split("/")[0] == JOBS_DIR:
         return LocalDirectoryBackend(space_root / owner).local_path(path)
-    from api.user_space_s3 import stage_input
+    from api.space.s3 import stage_input
 
     return stage_input(settings, owner=owner, path=path, staging=staging_dir(space_root, reader))
 
@@ -73,7 +73,7 @@ def resolve_space_refs(
                 field=f"params.{key}",
             )
         if settings is not None and settings.user_space_backend == "s3" and not trusted:
-            from api.user_space_s3 import in_other_space
+            from api.space.s3 import in_other_space
 
             if isinstance(value, str) and in_other_space(settings, value, user.name):
                 raise Invalid(
@@ -135,7 +135,7 @@ def submit(
 
     ``settings`` says where user spaces live (``space://`` inputs); None: local directories.
     Inputs staged from S3 are held from staging until the job row naming them is committed
-    (:func:`api.staged_inputs.held_for_submission`), so they cannot be released in between.
+    (:func:`api.space.staged_inputs.held_for_submission`), so they cannot be released in between.
     """
     with held_for_submission(settings, user.name):
         avi = catalogue.get(avi_name, version)

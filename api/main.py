@@ -18,15 +18,15 @@ from fastapi import FastAPI
 
 from api.auth_cache import TokenCache
 from api.avis import AviCatalogue, RegistryCatalogue
-from api.backends import make_backend
 from api.db import make_engine, migrate, session_factory
-from api.dispatcher import Dispatcher
-from api.k8s_jobs import KubernetesJobs
-from api.loop_store import LoopStore
 from api.routes import alert_filters, avis, events, jobs, presets, shares, space, users
-from api.s3 import check_s3
-from api.scheduler import Capacity
-from api.settings import Settings, get_settings
+from api.scheduling.dispatcher import Dispatcher
+from api.scheduling.drf import Capacity
+from api.store.loop import LoopStore
+from config.s3 import check_s3
+from config.settings import Settings, get_settings
+from spark_jobs.backends.k8s.submitter import KubernetesJobs
+from spark_jobs.backends.processes import make_backend
 
 
 def create_app(
@@ -86,7 +86,7 @@ def create_app(
     app.state.auth_cache = TokenCache.watching(sessions, ttl_s=settings.auth_cache_ttl_s)
     app.state.catalogue = catalogue or RegistryCatalogue()
     app.state.dispatcher = dispatcher
-    # Embedded SQLite: the hot routes' store work runs on the event loop (api.loop_store).
+    # Embedded SQLite: the hot routes' store work runs on the event loop (api.store.loop).
     app.state.loop_store = LoopStore.for_store(engine)
     if app.state.loop_store is not None:
         app.state.auth_cache.watch(app.state.loop_store.sessions)

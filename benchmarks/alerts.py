@@ -57,7 +57,7 @@ from confluent_kafka import Producer
 # lakehouse package.
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
 
-from api.settings import get_settings  # noqa: E402
+from config.settings import get_settings  # noqa: E402
 from spark_jobs.alerts import codec, simulate, stream  # noqa: E402
 from spark_jobs.alerts.consumer import consume  # noqa: E402
 from spark_jobs.alerts.filters import make_filter  # noqa: E402
@@ -188,7 +188,7 @@ def main() -> int:
     if not bootstrap:
         raise SystemExit("set AVIP_KAFKA_BOOTSTRAP=host:port (e.g. from .devstack/env)")
     from lakehouse.catalog import open_catalog
-    from spark_jobs.session import get_spark
+    from lakehouse.session import get_spark
 
     spark = get_spark(app_name="avip-bench-alerts")
     catalog = open_catalog(spark=spark)

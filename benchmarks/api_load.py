@@ -61,7 +61,7 @@ def serve(data_dir: Path, port: int, database_url: str | None) -> None:
 
     from api.bootstrap import ensure_operator
     from api.main import create_app
-    from api.settings import Settings
+    from config.settings import Settings
 
     settings = Settings(data_dir=data_dir, cluster_cores=64, cluster_memory_mb=262144,
                         database_url=database_url)
@@ -188,10 +188,10 @@ def run_phases(url: str, tokens: list[str], args: argparse.Namespace, server_pid
 
 
 def scheduler_timings(store_url: str) -> None:
-    from api.backends import LocalBackend
     from api.db import make_engine, session_factory
-    from api.dispatcher import Dispatcher
-    from api.scheduler import Capacity, Pool, QueuedJob, RunningJob, decide
+    from api.scheduling.dispatcher import Dispatcher
+    from api.scheduling.drf import Capacity, Pool, QueuedJob, RunningJob, decide
+    from spark_jobs.backends.processes import LocalBackend
 
     engine = make_engine(store_url)
     dispatcher = Dispatcher(sessions=session_factory(engine), backend=LocalBackend(),

@@ -131,7 +131,7 @@ def main(argv: list[str] | None = None) -> int:
     from deltalake import DeltaTable
 
     from lakehouse import ingest_synthetic, open_catalog
-    from spark_jobs.session import get_spark
+    from lakehouse.session import get_spark
 
     root = args.root or tempfile.mkdtemp(prefix="avip-bench-clusters-")
     spark = get_spark("local[2]", app_name="bench-cluster-finder",

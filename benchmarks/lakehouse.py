@@ -316,8 +316,8 @@ def s3_copy(root: Path, xm: Path, reuse: bool, rows: int, seed: int) -> str:
     import pyarrow.fs as pafs
     from deltalake import DeltaTable
 
-    from api.settings import get_settings
-    from api.user_space_s3 import s3_filesystem
+    from config.s3 import arrow_filesystem
+    from config.settings import get_settings
     from lakehouse.layout import table_info
 
     settings = get_settings()
@@ -334,7 +334,7 @@ def s3_copy(root: Path, xm: Path, reuse: bool, rows: int, seed: int) -> str:
         pass
     log.info("copying the sky to %s", s3_root)
     started = time.perf_counter()
-    s3, local = s3_filesystem(settings), pafs.LocalFileSystem()
+    s3, local = arrow_filesystem(settings), pafs.LocalFileSystem()
     dest = s3_root.removeprefix("s3a://")
     s3.delete_dir_contents(dest, missing_dir_ok=True)
     gaia = root / "gaia_source"
@@ -368,8 +368,8 @@ def alternating_cones(root: str, s3_root: str, centres: np.ndarray, warmups: np.
 
     from deltalake import DeltaTable
 
-    from api.s3 import arrow_filesystem, arrow_path, storage_options
-    from api.settings import get_settings
+    from config.s3 import arrow_filesystem, arrow_path, storage_options
+    from config.settings import get_settings
     from lakehouse import open_interactive
 
     settings = get_settings()
@@ -594,7 +594,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", stream=sys.stderr)
     if args.root is None:
         args.root = Path(tempfile.mkdtemp(prefix="avip-bench-lakehouse-"))
-    from spark_jobs.session import get_spark
+    from lakehouse.session import get_spark
 
     spark = get_spark("local[2]", app_name="bench-lakehouse", conf={"spark.ui.enabled": "false"})
     try:

@@ -1,6 +1,6 @@
 """Fair share under contention: three users, one submitting ten times more.
 
-Drives the real decision function (:func:`api.scheduler.decide`) through a
+Drives the real decision function (:func:`api.scheduling.drf.decide`) through a
 discrete-time simulation of a small cluster. Every tick, finished jobs release
 their cores, new jobs arrive, and ``decide`` picks what starts. Prints each
 user's share of the busy cores over time, once with dominant-resource
@@ -15,7 +15,7 @@ import argparse
 import random
 from dataclasses import dataclass
 
-from api.scheduler import Capacity, Pool, QueuedJob, RunningJob, decide
+from api.scheduling.drf import Capacity, Pool, QueuedJob, RunningJob, decide
 
 USERS = {"heavy": 10.0, "light1": 1.0, "light2": 1.0}  # relative submission rates
 
@@ -106,7 +106,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     print(f"{args.cores} cores; submission rates heavy:light1:light2 = 10:1:1; "
           "jobs of 1-2 cores lasting ~12 ticks")
-    report("dominant-resource fairness (api.scheduler.decide)",
+    report("dominant-resource fairness (api.scheduling.drf.decide)",
            simulate(args.ticks, args.cores, args.seed, fair=True))
     report("first come, first served (for contrast)",
            simulate(args.ticks, args.cores, args.seed, fair=False))

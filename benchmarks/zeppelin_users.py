@@ -54,7 +54,7 @@ def serve_api(lakehouse: str, users: list[str], cores: int) -> Iterator[dict[str
     from api.bootstrap import ensure_operator
     from api.client import AvipClient
     from api.main import create_app
-    from api.settings import Settings
+    from config.settings import Settings
 
     data = Path(tempfile.mkdtemp(prefix="avip-zeppelin-bench-"))
     settings = Settings(data_dir=data, lakehouse_uri=lakehouse, cluster_cores=cores,

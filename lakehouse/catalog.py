@@ -232,14 +232,14 @@ def open_catalog(
     """Open a catalogue table (latest version unless ``version`` is given).
 
     ``root`` defaults to the settings' lakehouse; ``spark`` to the platform
-    session from :func:`spark_jobs.session.get_spark`.
+    session from :func:`lakehouse.session.get_spark`.
     """
     if root is None:
-        from api.settings import get_settings
+        from config.settings import get_settings
 
         root = get_settings().catalogue_root
     if spark is None:
-        from spark_jobs.session import get_spark
+        from lakehouse.session import get_spark
 
         spark = get_spark()
     path = f"{root.rstrip('/')}/{table}"

@@ -10,7 +10,7 @@ What cannot change for the pinned version is fetched once per reader: the
 snapshot's file list and each file's footer with its row groups' source_id
 min/max (a file in a Delta table is never rewritten in place). Files are read
 through pyarrow's native filesystems (local disk, or the one S3 filesystem of
-:func:`api.s3.arrow_filesystem` with its connection pool). Local files are
+:func:`config.s3.arrow_filesystem` with its connection pool). Local files are
 read from handles kept open. On object storage a request costs far more than
 its bytes, so a query first computes the byte ranges of the column chunks it
 needs, coalesced across small gaps (:data:`REMOTE_HOLE_BYTES`), fetches them
@@ -413,14 +413,14 @@ def open_interactive(
 ) -> InteractiveCatalog:
     """Open a table for in-process queries; ``root`` defaults to the settings' lakehouse."""
     if root is None:
-        from api.settings import get_settings
+        from config.settings import get_settings
 
         root = get_settings().catalogue_root
     filesystem = None
     if root.startswith(("s3a://", "s3://")):
-        from api.s3 import arrow_filesystem
-        from api.s3 import storage_options as s3_options
-        from api.settings import get_settings
+        from config.s3 import arrow_filesystem
+        from config.s3 import storage_options as s3_options
+        from config.settings import get_settings
 
         settings = get_settings()
         filesystem = arrow_filesystem(settings)

@@ -23,7 +23,7 @@ Inside a file the readers skip whole Parquet row groups on their source_id
 min/max, so a row group is the least a query reads. A 0.5° cone needs a few
 hundred rows; with :data:`ROW_GROUP_BYTES` = 2 MiB (Spark's
 ``parquet.block.size``, set on every session by
-``spark_jobs.session.with_catalogue_layout``) a row group holds ~12,000
+``lakehouse.session.with_catalogue_layout``) a row group holds ~12,000
 rows and its source_id, ra and dec chunks ~85 KB each, ~400 KB with the two
 columns between them: one ~2 ms GET on MinIO (loopback), where 8 MiB groups
 (42,000 rows) made it 1.4 MB and ~4 ms. The cost is the footer, ~3.3 KB a
@@ -103,8 +103,8 @@ def _delta_table(path: str, version: int | None, storage_options: dict | None):
     from deltalake import DeltaTable
 
     if storage_options is None and path.startswith(("s3a://", "s3://")):
-        from api.s3 import storage_options as s3_options
-        from api.settings import get_settings
+        from config.s3 import storage_options as s3_options
+        from config.settings import get_settings
 
         storage_options = s3_options(get_settings())
     try:

@@ -245,8 +245,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         "started_at": started_at,
     }
     try:
-        from api.settings import get_settings
-        from spark_jobs.session import get_spark
+        from config.settings import get_settings
+        from lakehouse.session import get_spark
 
         settings = get_settings()
         cache_root = args.cache or settings.data_dir / "avi-cache"

@@ -26,12 +26,12 @@ from pyspark.sql import SparkSession
 
 if TYPE_CHECKING:
     from api.client import AvipClient
-    from api.settings import Settings
+    from config.settings import Settings
 
 
 @pytest.fixture(scope="session")
 def spark(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SparkSession]:
-    from spark_jobs.session import get_spark
+    from lakehouse.session import get_spark
 
     warehouse = tmp_path_factory.mktemp("warehouse")
     session = get_spark(

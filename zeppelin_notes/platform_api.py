@@ -17,7 +17,7 @@ from pathlib import Path
 
 from api.client import AvipClient
 from api.schemas import JobPublic
-from api.settings import get_settings
+from config.settings import get_settings
 
 FINAL_STATES = ("succeeded", "failed", "cancelled")
 

@@ -7,7 +7,7 @@ same display-system rules Zeppelin applies. A note's variables work as in
 Zeppelin's dynamic forms: a paragraph reads ``z.textbox(name, default)``,
 answered from the paragraph's saved ``settings.params`` or from the params
 given to the run (``--param``). Notes build their Spark session
-with ``spark_jobs.session.get_spark``, so this runner and the server run the
+with ``lakehouse.session.get_spark``, so this runner and the server run the
 same code. ``make demo`` uses it, and the tests use it as the fast check that
 every shipped note still runs.
 

@@ -8,10 +8,10 @@ from typing import Literal
 from fastapi import APIRouter, Response, status
 from pydantic import BaseModel, ConfigDict, Field
 
-from api import alert_filter_store as store
 from api.deps import CurrentUser, SessionDep, SessionRoute, SettingsDep
 from api.models import AlertFilterRow
-from api.routes.errors import http_errors
+from api.routes.http_errors import http_errors
+from api.store import alert_filters as store
 from spark_jobs.alerts.rows import filter_columns
 
 router = APIRouter(prefix="/alert-filters", tags=["alerts"], route_class=SessionRoute)

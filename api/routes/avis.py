@@ -6,7 +6,7 @@ from fastapi import APIRouter
 
 from api.avis import describe
 from api.deps import CatalogueDep, CurrentUser, SessionRoute
-from api.routes.errors import http_errors
+from api.routes.http_errors import http_errors
 from api.schemas import AviDetail, AviPublic, AvisPublic
 
 router = APIRouter(prefix="/avis", tags=["avis"], route_class=SessionRoute)

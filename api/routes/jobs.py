@@ -10,8 +10,7 @@ from fastapi.responses import FileResponse, PlainTextResponse
 from sqlalchemy import Row
 from sqlalchemy.orm import Session
 
-from api import jobs_service, result_files
-from api.backends import LOG_FILE
+from api import jobs_service
 from api.deps import (
     CapacityDep,
     CatalogueDep,
@@ -23,7 +22,7 @@ from api.deps import (
     run_store,
 )
 from api.models import Job, User
-from api.routes.errors import http_errors
+from api.routes.http_errors import http_errors
 from api.schemas import (
     JobCreate,
     JobPublic,
@@ -33,7 +32,9 @@ from api.schemas import (
     ResultFile,
     ResultsPublic,
 )
+from api.space import result_files
 from api.store import jobs as job_store
+from spark_jobs.backends.processes import LOG_FILE
 
 router = APIRouter(prefix="/jobs", tags=["jobs"], route_class=SessionRoute)
 

@@ -7,7 +7,7 @@ from fastapi import APIRouter, HTTPException, Response, status
 
 from api.deps import CurrentUser, RowId, SessionDep, SessionRoute
 from api.models import DashboardPreset, User
-from api.routes.errors import http_errors
+from api.routes.http_errors import http_errors
 from api.schemas import PresetCreate, PresetLayout, PresetPublic, PresetsPublic, PresetUpdate
 from api.store import presets as store
 

@@ -12,15 +12,16 @@ from fastapi.responses import StreamingResponse
 from api.deps import CurrentUser, RowId, SessionDep, SessionRoute, SettingsDep
 from api.errors import Invalid
 from api.models import Share, User
-from api.pools import quota_for
-from api.routes.errors import http_errors
+from api.routes.http_errors import http_errors
 from api.routes.jobs import serve_result
 from api.routes.space import listing, stream
+from api.scheduling.pools import quota_for
 from api.schemas import ShareCreate, SharePublic, SharesPublic, SpaceEntry, SpaceListing
+from api.space.selection import user_space
+from api.space.user_space import JOBS_DIR, UserSpace, normalize
 from api.store import jobs as job_store
 from api.store import shares as share_store
 from api.store import users as user_store
-from api.user_space import JOBS_DIR, UserSpace, normalize, user_space
 
 router = APIRouter(prefix="/shares", tags=["shares"], route_class=SessionRoute)
 

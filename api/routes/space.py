@@ -8,10 +8,11 @@ from fastapi import APIRouter, Header, Query, Request, status
 from fastapi.responses import StreamingResponse
 
 from api.deps import CurrentUser, SessionDep, SessionRoute, SettingsDep
-from api.routes.errors import http_errors
+from api.routes.http_errors import http_errors
 from api.schemas import SpaceEntry, SpaceListing
+from api.space.selection import user_space
+from api.space.user_space import UserSpace
 from api.store import users as user_store
-from api.user_space import UserSpace, user_space
 
 router = APIRouter(prefix="/space", tags=["space"], route_class=SessionRoute)
 SpacePath = Annotated[str, "a path inside your space"]

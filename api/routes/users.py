@@ -17,8 +17,8 @@ from api.deps import (
     require_operator,
 )
 from api.models import Job, PoolOverride
-from api.pools import ROLE_DEFAULTS, Quota
-from api.routes.errors import http_errors
+from api.routes.http_errors import http_errors
+from api.scheduling.pools import ROLE_DEFAULTS, Quota
 from api.schemas import (
     MePublic,
     PoolPublic,
@@ -33,8 +33,8 @@ from api.schemas import (
     UsersPublic,
     UserUpdate,
 )
+from api.space.selection import user_space
 from api.store import users as user_store
-from api.user_space import user_space
 
 router = APIRouter(prefix="/users", tags=["users"], route_class=SessionRoute)
 operator_only = [Depends(require_operator)]

@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 
 from api.errors import Conflict, Invalid, NotFound
 from api.models import PoolOverride, Token, User, utcnow
-from api.pools import ROLES, Quota, quota_for, unknown_roles
+from api.scheduling.pools import ROLES, Quota, quota_for, unknown_roles
 
 NAME = re.compile(r"^[a-z][a-z0-9_-]{0,63}$")
 TOKEN_PREFIX = "avip_"

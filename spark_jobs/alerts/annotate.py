@@ -67,8 +67,8 @@ class GaiaReader:
         """The table and version of a :class:`lakehouse.catalog.Catalog` view."""
         options: dict[str, str] = {}
         if str(catalog.path).startswith(("s3a://", "s3://")):
-            from api.s3 import storage_options
-            from api.settings import get_settings
+            from config.s3 import storage_options
+            from config.settings import get_settings
 
             options = storage_options(get_settings())
         return cls(str(catalog.path), int(catalog.version), json.dumps(options, sort_keys=True))

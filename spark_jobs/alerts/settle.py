@@ -42,7 +42,7 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 if TYPE_CHECKING:
-    from api.settings import Settings
+    from config.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -82,8 +82,8 @@ def checkpoint_filesystem(
     if scheme in LOCAL_SCHEMES:
         path = urllib.parse.urlsplit(checkpoint_dir).path if scheme else checkpoint_dir
         return pafs.LocalFileSystem(), os.path.abspath(path)
-    from api.s3 import arrow_filesystem, arrow_path
-    from api.settings import get_settings
+    from config.s3 import arrow_filesystem, arrow_path
+    from config.settings import get_settings
 
     return arrow_filesystem(settings or get_settings()), arrow_path(checkpoint_dir)
 

@@ -399,7 +399,7 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as err:
         parser.error(str(err))  # exit code 2, before Spark starts
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    from spark_jobs.session import get_spark
+    from lakehouse.session import get_spark
 
     spark = get_spark(args.master, app_name="avip-alerts")
     catalog = None
@@ -410,7 +410,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.filters_json:
         source = filters_from_json(args.filters_json)
     else:
-        from api.alert_filter_store import enabled_filters_source
+        from api.store.alert_filters import enabled_filters_source
 
         source = enabled_filters_source()
     job = AlertStream(spark, config, source, catalog)

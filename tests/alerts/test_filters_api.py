@@ -10,7 +10,7 @@ from fastapi.testclient import TestClient
 from testing_utils import new_user
 
 from api.main import create_app
-from api.settings import Settings
+from config.settings import Settings
 
 
 @pytest.fixture
@@ -58,7 +58,7 @@ def test_filter_lifecycle_and_isolation(client, headers):
 
     r = client.patch("/alert-filters/bright-on-gaia", headers=alice, json={"enabled": False})
     assert r.status_code == 200 and r.json()["enabled"] is False
-    from api.alert_filter_store import enabled_filters
+    from api.store.alert_filters import enabled_filters
 
     with client.app.state.sessions() as session:
         assert enabled_filters(session) == []

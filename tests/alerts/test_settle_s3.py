@@ -18,7 +18,7 @@ from confluent_kafka import Producer
 from pyarrow import fs as pafs
 from testing_utils import load_module
 
-from api.s3 import arrow_filesystem, arrow_path, hadoop_conf
+from config.s3 import arrow_filesystem, arrow_path, hadoop_conf
 from spark_jobs.alerts import codec, settle, simulate
 from spark_jobs.alerts.filters import make_filter
 

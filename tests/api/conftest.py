@@ -20,8 +20,8 @@ from testing_utils import new_user
 
 from api.errors import NotFound
 from api.main import create_app
-from api.settings import Settings
 from avi_plugins.sdk import AVI, Manifest, Resources, Task
+from config.settings import Settings
 
 
 class ConeParams(BaseModel):

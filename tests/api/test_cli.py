@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from api.cli import app
-from api.settings import get_settings
+from cli.main import app
+from config.settings import get_settings
 
 runner = CliRunner()
 

@@ -14,9 +14,9 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from api.backends import Driver, driver_alive, group_alive
-from api.dispatcher import Dispatcher
 from api.models import Job
+from api.scheduling.dispatcher import Dispatcher
+from spark_jobs.backends.processes import Driver, driver_alive, group_alive
 
 CONE = {"avi": "cone_count", "params": {"ra_deg": 10, "dec_deg": 20}}
 
@@ -117,7 +117,7 @@ def test_real_avi_runs_end_to_end_with_progress(tmp_path: Path, store_url: str, 
     from api.avis import RegistryCatalogue
     from api.bootstrap import ensure_operator
     from api.main import create_app
-    from api.settings import Settings
+    from config.settings import Settings
 
     master = request.getfixturevalue("standalone_master") if backend == "standalone" else "local[*]"
     settings = Settings(data_dir=tmp_path / "data", database_url=store_url,
@@ -149,7 +149,7 @@ def test_real_avi_runs_end_to_end_with_progress(tmp_path: Path, store_url: str, 
 
 
 def test_standalone_submit_flags_come_from_the_grant() -> None:
-    from api.backends import JobLaunch, StandaloneBackend
+    from spark_jobs.backends.processes import JobLaunch, StandaloneBackend
 
     launch = JobLaunch(job_id=7, avi="x", avi_version="1", params={}, output_dir=Path("/tmp/j7"),
                        cores=5, memory_mb=6144,

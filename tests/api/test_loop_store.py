@@ -1,4 +1,4 @@
-"""The embedded store on the event loop (api.loop_store, deps.run_store).
+"""The embedded store on the event loop (api.store.loop, deps.run_store).
 
 Another connection holding SQLite's write lock must not stall the loop: polls
 still answer at once (WAL readers do not wait for writers) and a submission
@@ -19,7 +19,7 @@ from sqlalchemy import func, select
 
 from api.main import create_app
 from api.models import Event, Job
-from api.settings import Settings
+from config.settings import Settings
 
 BODY = {"avi": "cone_count", "params": {"ra_deg": 10.0, "dec_deg": -5.0}}
 

@@ -4,7 +4,7 @@ pools and cluster capacity."""
 
 from __future__ import annotations
 
-from api.scheduler import Capacity, Pool, QueuedJob, RunningJob, decide, never_fits
+from api.scheduling.drf import Capacity, Pool, QueuedJob, RunningJob, decide, never_fits
 
 BIG = Pool(cores=100, memory_mb=100_000, max_jobs=100)
 

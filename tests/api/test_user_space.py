@@ -21,16 +21,16 @@ from fastapi.testclient import TestClient
 from pyarrow import fs as pafs
 
 from api.main import create_app
-from api.settings import Settings
-from api.user_space import (
+from api.space.selection import user_space
+from api.space.user_space import (
     LocalDirectoryBackend,
     PathRefused,
     QuotaExceeded,
     StorageBackend,
     UserSpace,
     normalize,
-    user_space,
 )
+from config.settings import Settings
 
 S3_ENV = ("AVIP_TEST_S3_ENDPOINT", "AVIP_TEST_S3_ACCESS_KEY", "AVIP_TEST_S3_SECRET_KEY",
           "AVIP_TEST_S3_BUCKET")
@@ -258,7 +258,7 @@ def test_s3_space_with_bad_settings_fails_at_start_up_naming_the_setting(tmp_pat
     s3 = s3_settings()
     wrong = Settings(data_dir=tmp_path, user_space_backend="s3",
                      **{**s3, "s3_secret_key": "not-the-secret"})  # type: ignore[arg-type]
-    from api.s3 import S3ConfigError
+    from config.s3 import S3ConfigError
 
     with pytest.raises(S3ConfigError, match="AVIP_S3_SECRET_KEY"):
         create_app(wrong)

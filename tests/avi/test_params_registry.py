@@ -7,9 +7,9 @@ import textwrap
 import pytest
 from typer.testing import CliRunner
 
-from api.cli_avi import avi_app
 from avi_plugins.params import ParamsError, parse_cli_params
 from avi_plugins.registry import BrokenAVIError, UnknownAVIError, get_avi, list_avis
+from cli.avi import avi_app
 
 BUNDLED = {"cone_search", "sky_counts", "cmd_diagram", "crossmatch", "cluster_finder"}
 

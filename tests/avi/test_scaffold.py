@@ -9,7 +9,7 @@ import tomllib
 
 from typer.testing import CliRunner
 
-from api.cli_avi import avi_app
+from cli.avi import avi_app
 
 
 def test_new_avi_package_passes_its_tests(tmp_path):

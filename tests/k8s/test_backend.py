@@ -8,7 +8,7 @@ import pytest
 from k8s_helpers import validate_object, validate_spark_application
 from kubernetes.client.exceptions import ApiException
 
-from api.k8s_backend import (
+from spark_jobs.backends.k8s.application import (
     K8sConfig,
     K8sJob,
     KubernetesBackend,
@@ -19,7 +19,7 @@ from api.k8s_backend import (
     render_application,
     spark_submit_command,
 )
-from api.k8s_quota import NamespaceBudget, QuotaError, SparkShape, resource_quota
+from spark_jobs.backends.k8s.quota import NamespaceBudget, QuotaError, SparkShape, resource_quota
 
 CONFIG = K8sConfig(image="registry.example/avip:1.0")
 BUDGET = NamespaceBudget("alice", cores=8, memory_mb=32768, max_jobs=2)
@@ -80,7 +80,7 @@ def test_application_carries_the_grant_labels_and_queue():
 
 
 def test_job_from_the_dispatchers_launch_record(tmp_path):
-    from api.backends import JobLaunch
+    from spark_jobs.backends.processes import JobLaunch
 
     launch = JobLaunch(
         job_id=7, avi="cluster_finder", avi_version="1.2.0", params={"ra": 1.0},

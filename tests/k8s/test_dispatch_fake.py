@@ -15,15 +15,15 @@ from k8s_helpers import FakeApiServer, validate_spark_application
 from sqlalchemy import select
 
 from api.db import make_engine, migrate, session_factory
-from api.dispatcher import Dispatcher
-from api.k8s_backend import K8sConfig, KubernetesBackend
-from api.k8s_jobs import KubernetesJobs
-from api.k8s_quota import NamespaceBudget, resource_quota
 from api.models import Event, Job
-from api.pools import quota_for
-from api.scheduler import Capacity
+from api.scheduling.dispatcher import Dispatcher
+from api.scheduling.drf import Capacity
+from api.scheduling.pools import quota_for
 from api.store import jobs as job_store
 from api.store import users as user_store
+from spark_jobs.backends.k8s.application import K8sConfig, KubernetesBackend
+from spark_jobs.backends.k8s.quota import NamespaceBudget, resource_quota
+from spark_jobs.backends.k8s.submitter import KubernetesJobs
 
 NS = "avip-u-alice"
 #: 1 driver core + 2 executors x 2 cores = 5 of the scientist pool's 8 cores.

@@ -24,10 +24,10 @@ from k8s_helpers import (
     workload_problems,
 )
 
-from api.cli_k8s import users_yaml, yunikorn_values
-from api.k8s_backend import parse_quantity
-from api.k8s_namespaces import load_users
-from api.k8s_quota import capacity_problems, yunikorn_config
+from cli.k8s import users_yaml, yunikorn_values
+from spark_jobs.backends.k8s.application import parse_quantity
+from spark_jobs.backends.k8s.namespaces import load_users
+from spark_jobs.backends.k8s.quota import capacity_problems, yunikorn_config
 
 K8S = Path(__file__).resolve().parents[2] / "k8s"
 OVERLAYS = ["dev", "prod"]

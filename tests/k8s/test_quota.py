@@ -1,4 +1,4 @@
-"""Unit tests of the pure quota math (api/k8s_quota.py)."""
+"""Unit tests of the pure quota math (spark_jobs/backends/k8s/quota.py)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,8 @@ import re
 
 import pytest
 
-from api.k8s_quota import (
+from api.scheduling.drf import Pool
+from spark_jobs.backends.k8s.quota import (
     Footprint,
     NamespaceBudget,
     QuotaError,
@@ -25,7 +26,6 @@ from api.k8s_quota import (
     yunikorn_config,
     yunikorn_queue,
 )
-from api.scheduler import Pool
 
 DNS_1123 = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 

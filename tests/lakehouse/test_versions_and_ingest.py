@@ -81,7 +81,7 @@ def test_real_sample_cone_with_sourceid_margin(spark, tmp_path):
 
 STANDALONE_SCRIPT = """
 import json, sys
-from spark_jobs.session import get_spark
+from lakehouse.session import get_spark
 from lakehouse import open_catalog
 spark = get_spark(sys.argv[1], app_name="avip-standalone-test",
                   conf={"spark.cores.max": "2", "spark.executor.memory": "1g"})

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from api.settings import Settings
+from config.settings import Settings
 
 
 @pytest.fixture
@@ -29,8 +29,8 @@ def finished_job(live_api: Any) -> Callable[..., int]:
     from sqlalchemy import select
 
     from api.models import User
+    from api.space.user_space import JOBS_DIR
     from api.store import jobs as job_store
-    from api.user_space import JOBS_DIR
 
     def make(owner: str, avi: str, files: dict[str, Callable[[Path], None]],
              params: dict[str, Any] | None = None, version: str = "1.0.0") -> int:

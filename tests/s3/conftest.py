@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-from api.settings import Settings, get_settings
+from config.settings import Settings, get_settings
 
 S3_TEST_ENV = (
     "AVIP_TEST_S3_ENDPOINT",

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from testing_utils import load_module
 
-from api.s3 import arrow_filesystem, storage_options
+from config.s3 import arrow_filesystem, storage_options
 from lakehouse import open_interactive
 
 TESTS = Path(__file__).resolve().parents[1]

@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 from testing_utils import load_module
 
-from api.s3 import S3ConfigError, check_s3, hadoop_conf
-from api.settings import Settings
+from config.s3 import S3ConfigError, check_s3, hadoop_conf
+from config.settings import Settings
 from lakehouse import open_catalog, open_interactive
 
 TESTS = Path(__file__).resolve().parents[1]
@@ -128,7 +128,7 @@ def test_bad_s3_settings_fail_at_start_up_naming_the_setting(s3_settings, change
     from pydantic import SecretStr
     from pyspark.sql import SparkSession
 
-    from spark_jobs.session import with_s3
+    from lakehouse.session import with_s3
 
     if isinstance(change.get("s3_secret_key"), str):
         change = {"s3_secret_key": SecretStr(change["s3_secret_key"])}

@@ -28,7 +28,7 @@ from testing_utils import load_module, new_user, submit_crossmatch
 
 from api.bootstrap import ensure_operator
 from api.main import create_app
-from api.settings import Settings
+from config.settings import Settings
 
 ENV = ("AVIP_TEST_S3_ENDPOINT", "AVIP_TEST_S3_ACCESS_KEY", "AVIP_TEST_S3_SECRET_KEY",
        "AVIP_TEST_S3_BUCKET")

@@ -24,12 +24,12 @@ from fastapi.testclient import TestClient
 from testing_utils import new_user, submit_crossmatch
 
 from api.bootstrap import ensure_operator
-from api.dispatcher import Dispatcher
 from api.main import create_app
 from api.models import Job
-from api.settings import Settings
-from api.staged_inputs import held_for_submission, staging_dir
-from api.user_space_s3 import s3_filesystem
+from api.scheduling.dispatcher import Dispatcher
+from api.space.staged_inputs import held_for_submission, staging_dir
+from config.s3 import arrow_filesystem
+from config.settings import Settings
 
 TABLE = b"RAJ2000,DEJ2000\n150.0,20.0\n150.1,20.1\n"
 
@@ -74,7 +74,7 @@ def platform(s3_settings: Settings, tmp_path: Path) -> Iterator[Platform]:
         token = ensure_operator(client.app.state.sessions, settings.data_dir, 1)  # type: ignore[attr-defined]
         assert token is not None
         yield Platform(client, settings, {"Authorization": f"Bearer {token.read_text().strip()}"})
-    s3_filesystem(settings).delete_dir(f"{settings.s3_bucket}/{prefix}")
+    arrow_filesystem(settings).delete_dir(f"{settings.s3_bucket}/{prefix}")
 
 
 def test_copy_is_kept_while_a_job_names_it_and_released_after_the_last(platform: Platform) -> None:
@@ -158,7 +158,7 @@ def test_releasing_while_submissions_stage_never_loses_a_queued_jobs_copy(
     platform: Platform,
 ) -> None:
     """Submissions of one input race a release loop: every queued job finds its copy."""
-    from api.staged_inputs import release_unused
+    from api.space.staged_inputs import release_unused
 
     bob = platform.user("bob")
     platform.client.put("/space/files/stars.csv", headers=bob, content=TABLE)

@@ -86,7 +86,7 @@ class NotesApi:
 def notes_api(note_lakehouse: str, tmp_path_factory: pytest.TempPathFactory,
               serve_api) -> Iterator[NotesApi]:  # type: ignore[no-untyped-def]
     from api.avis import RegistryCatalogue
-    from api.settings import Settings
+    from config.settings import Settings
 
     data_dir = tmp_path_factory.mktemp("notes-api")
     settings = Settings(data_dir=data_dir, lakehouse_uri=note_lakehouse, cluster_cores=2,

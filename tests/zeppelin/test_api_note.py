@@ -47,7 +47,7 @@ def check_note_runs(runs: list[ParagraphRun], lakehouse: str) -> None:
 
 
 def test_api_note_runs_locally(spark, notes_api, note_lakehouse: str, monkeypatch) -> None:
-    from api.settings import get_settings
+    from config.settings import get_settings
 
     monkeypatch.setenv("AVIP_LAKEHOUSE_URI", note_lakehouse)
     get_settings.cache_clear()
@@ -64,7 +64,7 @@ def test_api_note_runs_locally(spark, notes_api, note_lakehouse: str, monkeypatc
 def test_api_note_with_a_missing_token_file_says_what_to_do(
     spark, notes_api, note_lakehouse: str, tmp_path, monkeypatch
 ) -> None:
-    from api.settings import get_settings
+    from config.settings import get_settings
 
     params = {**notes_api.note_params(), "api_token_file": str(tmp_path / "nope.token")}
     monkeypatch.setenv("AVIP_LAKEHOUSE_URI", note_lakehouse)

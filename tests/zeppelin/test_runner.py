@@ -17,7 +17,7 @@ pytestmark = pytest.mark.slow
 @pytest.fixture()
 def notes_settings(note_lakehouse: str, monkeypatch: pytest.MonkeyPatch):
     """Point the settings (which the notes' open_catalog() reads) at the test lakehouse."""
-    from api.settings import get_settings
+    from config.settings import get_settings
 
     monkeypatch.setenv("AVIP_LAKEHOUSE_URI", note_lakehouse)
     get_settings.cache_clear()

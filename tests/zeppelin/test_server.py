@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from api.cli import app
+from cli.main import app
 from zeppelin_notes.client import (
     AuthenticationError,
     NoteFormatError,

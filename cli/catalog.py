@@ -14,7 +14,7 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-from api.settings import get_settings
+from config.settings import get_settings
 
 ingest_app = typer.Typer(help="Load rows into the gaia_source table.", no_args_is_help=True)
 console = Console(stderr=True)
@@ -50,7 +50,7 @@ def _root(root: str | None) -> str:
 
 
 def _spark():
-    from spark_jobs.session import get_spark
+    from lakehouse.session import get_spark
 
     return get_spark(app_name="avip-cli")
 

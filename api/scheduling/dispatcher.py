@@ -6,11 +6,11 @@ One :meth:`Dispatcher.tick` does, in order:
    runner's ``progress.json`` into the job row (with an outbox event); when
    its driver has exited, mark it succeeded or failed from the recorded exit
    code (and ``error.txt``);
-2. ask :func:`api.scheduler.decide` which queued jobs start, flip each one
+2. ask :func:`api.scheduling.drf.decide` which queued jobs start, flip each one
    queued → running with a compare-and-set *before* launching it (so no two
    dispatchers ever launch the same job), then launch its driver;
 3. with spaces on S3, release the inputs staged for jobs that no unfinished job
-   names any more (:func:`api.staged_inputs.release_unused`, the one rule).
+   names any more (:func:`api.space.staged_inputs.release_unused`, the one rule).
 
 :meth:`Dispatcher.recover` runs once at start-up: a running job whose driver
 is still alive is adopted (watched again, never relaunched); one whose driver
@@ -33,13 +33,20 @@ from typing import Protocol, runtime_checkable
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from api.backends import Driver, JobLaunch, SubmitBackend, driver_alive, exit_code, stop_driver
 from api.models import Job, User
-from api.pools import quota_for
-from api.scheduler import Capacity, Pool, QueuedJob, RunningJob, decide
-from api.staged_inputs import release_unused, staging_folders
+from api.scheduling.drf import Capacity, Pool, QueuedJob, RunningJob, decide
+from api.scheduling.pools import quota_for
+from api.space.staged_inputs import release_unused, staging_folders
 from api.store import jobs as job_store
 from api.store import users as user_store
+from spark_jobs.backends.processes import (
+    Driver,
+    JobLaunch,
+    SubmitBackend,
+    driver_alive,
+    exit_code,
+    stop_driver,
+)
 from spark_jobs.progress import read_progress
 
 log = logging.getLogger("avip.dispatcher")
@@ -47,7 +54,7 @@ log = logging.getLogger("avip.dispatcher")
 
 @runtime_checkable
 class ClusterBackend(Protocol):
-    """A backend that runs jobs on a cluster (``api.k8s_jobs.KubernetesJobs``), not as pids."""
+    """A backend that runs jobs on a cluster (``spark_jobs.backends.k8s.submitter.KubernetesJobs``), not as pids."""
 
     name: str
 
@@ -140,7 +147,7 @@ class Dispatcher:
 
     def _release_staged_inputs(self, session: Session, space_root: Path,
                                ended: set[str]) -> None:
-        """Apply :func:`api.staged_inputs.release_unused` to each staging folder that could
+        """Apply :func:`api.space.staged_inputs.release_unused` to each staging folder that could
         hold an unreferenced copy: one whose owner had a job finish since the last tick
         (however it ended: here, or cancelled while queued through the API), or that has an
         entry not checked before (a refused submission, a crash). A folder a submission

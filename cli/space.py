@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from api.cli_jobs import connect, console
+from cli.jobs import connect, console
 
 space_app = typer.Typer(help="Your user space: ls, put, get, rm; shared-with-me.",
                         no_args_is_help=True)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from api.scheduler import Pool
+from api.scheduling.drf import Pool
 
 ROLES = ("operator", "developer", "scientist", "outreach", "anonymous")
 MB = 1024 * 1024

@@ -24,7 +24,7 @@ from rich.table import Table
 
 from api.client import ApiError, AvipClient
 from api.schemas import JobPublic
-from api.settings import get_settings
+from config.settings import get_settings
 
 console = Console()
 FINAL = ("succeeded", "failed", "cancelled")

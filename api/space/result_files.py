@@ -12,7 +12,7 @@ import io
 from pathlib import Path
 
 from api.errors import Invalid, NotFound
-from api.user_space import LocalDirectoryBackend, SpaceError, normalize
+from api.space.user_space import LocalDirectoryBackend, SpaceError, normalize
 
 TABLE_FORMATS = ["parquet", "csv", "votable", "fits"]
 MEDIA_TYPES = {

@@ -1,9 +1,9 @@
 """The scheduler's Kubernetes backend: granted jobs become SparkApplications.
 
-Process backends (:mod:`api.backends`) start a driver and the dispatcher
+Process backends (:mod:`spark_jobs.backends.processes`) start a driver and the dispatcher
 watches its pid and exit code. On Kubernetes there is no local process: the
 dispatcher hands a granted job to :class:`KubernetesJobs`, which submits it
-with :class:`api.k8s_backend.KubernetesBackend` in the user's namespace,
+with :class:`spark_jobs.backends.k8s.application.KubernetesBackend` in the user's namespace,
 then polls the application's status into platform states and cancels by
 deleting the application.
 
@@ -22,7 +22,7 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING, Any
 
-from api.k8s_backend import (
+from spark_jobs.backends.k8s.application import (
     GROUP,
     PLURAL,
     VERSION,
@@ -31,11 +31,11 @@ from api.k8s_backend import (
     KubernetesBackend,
     NotSubmitted,
 )
-from api.k8s_quota import NamespaceBudget, PoolLike, SparkShape
+from spark_jobs.backends.k8s.quota import NamespaceBudget, PoolLike, SparkShape
 
 if TYPE_CHECKING:
-    from api.backends import JobLaunch
-    from api.settings import Settings
+    from config.settings import Settings
+    from spark_jobs.backends.processes import JobLaunch
 
 log = logging.getLogger("avip.k8s")
 
@@ -80,7 +80,7 @@ class KubernetesJobs:
     def submit(self, launch: JobLaunch, user: str, pool: PoolLike) -> str | None:
         """Submit the job; returns why it must stay queued, or None once submitted.
 
-        Raises ``api.k8s_quota.QuotaError`` if the grant can never fit the
+        Raises ``spark_jobs.backends.k8s.quota.QuotaError`` if the grant can never fit the
         namespace, and ``kubernetes`` API errors as they come.
         """
         job = K8sJob.from_launch(launch, user)

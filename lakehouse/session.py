@@ -20,7 +20,7 @@ import pyspark
 from pyspark.sql import SparkSession
 
 if TYPE_CHECKING:
-    from api.settings import Settings
+    from config.settings import Settings
 
 _VERSIONED_JAR = re.compile(r"^(?P<artifact>.+?)-\d[\w.\-]*\.jar$")
 
@@ -103,7 +103,7 @@ def with_s3(builder: SparkSession.Builder, settings: Settings) -> SparkSession.B
     The credentials are checked first with one signed request, so a wrong
     setting fails here, naming itself, instead of inside a Spark task.
     """
-    from api.s3 import check_s3, hadoop_conf, is_s3
+    from config.s3 import check_s3, hadoop_conf, is_s3
 
     if not (settings.s3_bucket or is_s3(settings.catalogue_root)):
         return builder
@@ -129,7 +129,7 @@ def get_spark(
     conf
         Extra Spark configuration (e.g. ``spark.cores.max`` granted by the scheduler).
     """
-    from api.settings import get_settings
+    from config.settings import get_settings
 
     settings = get_settings()
     master = master or settings.spark_master

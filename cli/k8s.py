@@ -4,7 +4,7 @@
     avip k8s yunikorn k8s/overlays/prod/users.toml > k8s/helm/yunikorn-values.yaml
     avip k8s check k8s/overlays/prod/users.toml
 
-The same quota math as the scheduler's backend (api/k8s_quota.py), so the
+The same quota math as the scheduler's backend (spark_jobs/backends/k8s/quota.py), so the
 namespace quotas, the YuniKorn queues and the executor caps always agree.
 """
 
@@ -15,8 +15,8 @@ from typing import Annotated
 
 import typer
 
-from api.k8s_namespaces import dump_yaml, load_users, users_manifests
-from api.k8s_quota import capacity_problems, yunikorn_config
+from spark_jobs.backends.k8s.namespaces import dump_yaml, load_users, users_manifests
+from spark_jobs.backends.k8s.quota import capacity_problems, yunikorn_config
 
 k8s_app = typer.Typer(help="Kubernetes manifests for per-user Spark namespaces.")
 

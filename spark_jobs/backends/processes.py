@@ -82,10 +82,10 @@ class SubmitBackend:
     def jars(self) -> list[str]:
         """Delta and friends on the driver's classpath from the start (``--jars``): set later
         by the session builder they would miss the JVM that spark-submit already launched."""
-        from spark_jobs.session import platform_jars
+        from lakehouse.session import platform_jars
 
         if self.jars_dir is None:
-            from api.settings import get_settings
+            from config.settings import get_settings
 
             self.jars_dir = get_settings().jars_dir
         return [str(j) for j in platform_jars(self.jars_dir)]

@@ -1,7 +1,7 @@
 """The per-user namespace template: everything one user's Spark jobs live in.
 
 One function renders, for a user and their pool, the Namespace, its
-ResourceQuota and LimitRange (from :mod:`api.k8s_quota`), the driver's
+ResourceQuota and LimitRange (from :mod:`spark_jobs.backends.k8s.quota`), the driver's
 ServiceAccount with the least RBAC Spark needs (create and watch its own
 executor pods, services and config maps — in this namespace only), the
 user-space volume claim, and NetworkPolicies: pods may talk to pods of the
@@ -19,8 +19,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from api.k8s_backend import DRIVER_SERVICE_ACCOUNT
-from api.k8s_quota import NamespaceBudget, limit_range, namespace_for, resource_quota
+from spark_jobs.backends.k8s.application import DRIVER_SERVICE_ACCOUNT
+from spark_jobs.backends.k8s.quota import (
+    NamespaceBudget,
+    limit_range,
+    namespace_for,
+    resource_quota,
+)
 
 PLATFORM_NAMESPACE = "avip"
 USER_NAMESPACE_LABEL = "avip.io/user-namespace"
@@ -171,7 +176,7 @@ def load_users(path: Path) -> UsersFile:
     ``[cluster] cores, memory_mb, overcommit`` and ``[users.NAME] roles = [...]``
     or ``cores, memory_mb, max_jobs, space_gb``.
     """
-    from api.pools import quota_for, unknown_roles
+    from api.scheduling.pools import quota_for, unknown_roles
 
     doc = tomllib.loads(path.read_text())
     try:

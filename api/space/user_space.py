@@ -4,7 +4,7 @@ A :class:`UserSpace` speaks in *space paths* (``"data/stars.csv"``): relative,
 ``/``-separated, no ``..``, no empty or dot segments. It checks them and the
 quota, and delegates bytes to a :class:`StorageBackend`: a
 :class:`LocalDirectoryBackend` (a directory per user) or, with
-``user_space_backend = "s3"``, an :class:`api.user_space_s3.S3PrefixBackend`
+``user_space_backend = "s3"``, an :class:`api.space.s3.S3PrefixBackend`
 (a key prefix per user); :func:`user_space` picks one from the settings.
 
 Safety rules, each tested: ``..``, absolute paths, backslashes and NUL are
@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO, Protocol
 
 if TYPE_CHECKING:
-    from api.settings import Settings
+    pass
 
 TMP_DIR = ".uploads"  # in-progress uploads; never listed, never counted twice
 JOBS_DIR = "jobs"  # job results, written by the runner: read-only through the space API
@@ -68,7 +68,7 @@ def normalize(path: str, *, allow_root: bool = False) -> str:
     >>> normalize("../etc/passwd")  # doctest: +ELLIPSIS
     Traceback (most recent call last):
     ...
-    api.user_space.PathRefused: path '../etc/passwd' has a '..' segment; use a path inside ...
+    api.space.user_space.PathRefused: path '../etc/passwd' has a '..' segment; use a path inside ...
     """
     if "\x00" in path or "\\" in path:
         raise PathRefused(f"path {path!r} has a NUL or backslash; use '/'-separated names")
@@ -249,16 +249,3 @@ def _quota_message(size: int, room: int, quota: int) -> str:
 def space_for(space_root: Path, user: str, quota_bytes: int) -> UserSpace:
     """The embedded-mode space of ``user`` (a directory under ``space_root``)."""
     return UserSpace(LocalDirectoryBackend(space_root / user), quota_bytes)
-
-
-def user_space(settings: Settings, user: str, quota_bytes: int) -> UserSpace:
-    """The space of ``user`` on the backend the settings select (``user_space_backend``)."""
-    if settings.user_space_backend == "local":
-        return space_for(settings.space_root, user, quota_bytes)
-    from api.user_space_s3 import S3PrefixBackend, s3_filesystem
-
-    if not settings.s3_bucket:
-        raise RuntimeError("user_space_backend is s3 but AVIP_S3_BUCKET is not set; set it")
-    prefix = f"{settings.s3_space_prefix.strip('/')}/{normalize(user)}"
-    return UserSpace(S3PrefixBackend(s3_filesystem(settings), settings.s3_bucket, prefix),
-                     quota_bytes)

@@ -12,7 +12,7 @@ from typing import Annotated, Any
 
 import typer
 
-from api.settings import get_settings
+from config.settings import get_settings
 
 alerts_app = typer.Typer(help="Alert streams: simulate, filter, consume.", no_args_is_help=True)
 filters_app = typer.Typer(
@@ -35,8 +35,8 @@ def _bootstrap() -> str:
 
 
 def _api(method: str, path: str, body: Any = None) -> Any:
-    from api.cli_jobs import read_config
     from api.client import ApiError, AvipClient, format_detail
+    from cli.jobs import read_config
 
     config = read_config()
     with AvipClient(config.get("url", get_settings().api_url), config.get("token")) as client:

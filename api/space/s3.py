@@ -1,12 +1,12 @@
 """User space on S3-compatible object storage: one key prefix per user.
 
-:class:`S3PrefixBackend` implements :class:`api.user_space.StorageBackend`
-over ``s3://<bucket>/<prefix>/<user>/``; :class:`api.user_space.UserSpace`
+:class:`S3PrefixBackend` implements :class:`api.space.user_space.StorageBackend`
+over ``s3://<bucket>/<prefix>/<user>/``; :class:`api.space.user_space.UserSpace`
 keeps doing the path checks, the quota and the read-only areas, exactly as
 for the local directory backend.
 
 Why pyarrow's S3 filesystem and not boto3: pyarrow is already the
-interactive reader's stack (same credentials from :mod:`api.s3`), and boto3's
+interactive reader's stack (same credentials from :mod:`config.s3`), and boto3's
 ``botocore`` pins ``python-dateutil<3`` while the ``kubernetes`` client we
 depend on needs ``>=3`` — adding boto3 would break that dependency.
 
@@ -24,7 +24,7 @@ Safety rules, each tested against a real S3 server (MinIO):
 * job inputs — AVIs read their inputs as local files, so a ``space://`` input
   on S3 is staged (:func:`stage_input`): copied whole into a content-addressed
   local folder, then renamed into place, so a job never sees half a file; the
-  copy is removed once no unfinished job names it (:mod:`api.staged_inputs`).
+  copy is removed once no unfinished job names it (:mod:`api.space.staged_inputs`).
 """
 
 from __future__ import annotations
@@ -43,19 +43,22 @@ from typing import IO, TYPE_CHECKING, BinaryIO, cast
 
 from pyarrow import fs as pafs
 
-from api.s3 import arrow_filesystem, arrow_path, is_s3
-from api.user_space import TMP_DIR, Entry, PathRefused, SpaceNotFound, normalize, user_space
+from api.space.user_space import TMP_DIR, Entry, PathRefused, SpaceNotFound, normalize
+from config.s3 import arrow_filesystem, arrow_path, is_s3
 
 if TYPE_CHECKING:
-    from api.settings import Settings
+    from config.settings import Settings
 
 #: Uploads up to this size are spooled in memory, larger ones in a local temporary file.
 SPOOL_IN_MEMORY_BYTES = 8 << 20
 
 
-def s3_filesystem(settings: Settings) -> pafs.S3FileSystem:
-    """The pyarrow S3 filesystem for the settings' endpoint and credentials (one per process)."""
-    return arrow_filesystem(settings)
+def s3_backend(settings: Settings, user: str) -> S3PrefixBackend:
+    """``user``'s space on S3: the objects under ``<s3_bucket>/<s3_space_prefix>/<user>/``."""
+    if not settings.s3_bucket:
+        raise RuntimeError("user_space_backend is s3 but AVIP_S3_BUCKET is not set; set it")
+    prefix = f"{settings.s3_space_prefix.strip('/')}/{normalize(user)}"
+    return S3PrefixBackend(arrow_filesystem(settings), settings.s3_bucket, prefix)
 
 
 def _mtime(info: pafs.FileInfo) -> float:
@@ -169,10 +172,10 @@ def stage_input(settings: Settings, *, owner: str, path: str, staging: Path) -> 
     The copy is written to a temporary folder renamed into place: a job never
     sees half an input. Confinement is the backend's: ``path`` is a space path
     checked against ``owner``'s prefix; sharing is checked by the caller, who
-    also holds :func:`api.staged_inputs.held_for_submission` until the job naming
+    also holds :func:`api.space.staged_inputs.held_for_submission` until the job naming
     the copy is committed (else the copy may be released meanwhile).
     """
-    backend = cast(S3PrefixBackend, user_space(settings, owner, 0).backend)
+    backend = s3_backend(settings, owner)
     entry = backend.stat(path)
     if entry is None:
         raise SpaceNotFound(f"no file {path!r} in the space")

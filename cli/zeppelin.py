@@ -41,7 +41,7 @@ def _fail(message: str, code: int = 2) -> typer.Exit:
 
 
 def _client(url: str | None, user: str | None, password: str | None) -> ZeppelinClient:
-    from api.settings import get_settings
+    from config.settings import get_settings
 
     settings = get_settings()
     url = url or settings.zeppelin_url

@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from api.settings import get_settings
+from config.settings import get_settings
 
 
 def dashboards(

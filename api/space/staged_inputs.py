@@ -1,7 +1,7 @@
 """Staged job inputs: local copies of S3 space files, kept exactly as long as a job needs them.
 
 With user spaces on S3, a ``space://`` input is staged by the submission
-(:func:`api.user_space_s3.stage_input`) into ``<space_root>/<user>/jobs/.inputs/<digest>/``
+(:func:`api.space.s3.stage_input`) into ``<space_root>/<user>/jobs/.inputs/<digest>/``
 and the job's params record the staged path (a string inside that folder). Nothing
 else owns those copies: without :func:`release_unused` local disk would keep every
 input ever submitted.
@@ -39,13 +39,13 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import select
 
 from api.models import Job
+from api.space.user_space import JOBS_DIR
 from api.store.jobs import FINAL
-from api.user_space import JOBS_DIR
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
 
-    from api.settings import Settings
+    from config.settings import Settings
 
 #: Staged job inputs live in ``<space_root>/<user>/jobs/.inputs/<digest>/``.
 STAGED_INPUTS = ".inputs"

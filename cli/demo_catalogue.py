@@ -14,7 +14,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from api.cli_catalog import progress_bar
+from cli.catalog import progress_bar
 
 
 def _exists(root: str, table: str) -> bool:
@@ -33,7 +33,7 @@ def catalogue_tour(
     """Ingest what is missing, then search, crossmatch and map; prints a summary table."""
     from avi_plugins.bundled.sky_counts import pixel_counts, render_map
     from lakehouse import ingest_sample, ingest_synthetic, open_catalog, open_interactive
-    from spark_jobs.session import get_spark
+    from lakehouse.session import get_spark
 
     spark = get_spark(app_name="avip-demo")
     if not _exists(root, "dr3_sample"):

@@ -1,6 +1,6 @@
 """``avip demo``: the platform end to end on embedded defaults.
 
-1. the catalogue tour (:mod:`api.demo_catalogue`): ingests the real DR3 sample
+1. the catalogue tour (:mod:`cli.demo_catalogue`): ingests the real DR3 sample
    and a synthetic sky with injected open clusters if missing, runs cone
    searches and a crossmatch with timings, and writes sky-density maps;
 2. starts the API, the scheduler and the dashboards (a fresh SQLite store and
@@ -24,9 +24,9 @@ import pandas as pd
 import typer
 from rich.table import Table
 
-from api.cli_jobs import console, follow
 from api.client import AvipClient
-from api.settings import get_settings
+from cli.jobs import console, follow
+from config.settings import get_settings
 
 
 def _free_port(preferred: int) -> int:
@@ -72,8 +72,8 @@ def demo(
     import uvicorn
 
     from api.bootstrap import ensure_operator
-    from api.demo_catalogue import catalogue_tour
     from api.main import create_app
+    from cli.demo_catalogue import catalogue_tour
 
     base = get_settings()
     root = base.catalogue_root

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING
 from pyarrow import fs as pafs
 
 if TYPE_CHECKING:
-    from api.settings import Settings
+    from config.settings import Settings
 
 
 class S3ConfigError(RuntimeError):

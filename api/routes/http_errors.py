@@ -8,7 +8,7 @@ from contextlib import contextmanager
 from fastapi import HTTPException, status
 
 from api.errors import Conflict, Invalid, NotFound, Refused
-from api.user_space import PathRefused, QuotaExceeded, ReadOnlyPath, SpaceNotFound
+from api.space.user_space import PathRefused, QuotaExceeded, ReadOnlyPath, SpaceNotFound
 
 
 @contextmanager

@@ -6,7 +6,7 @@ for operators without the operator, the equivalent ``spark-submit --master
 k8s://`` command), submits it through the official ``kubernetes`` Python
 client, and maps its ``status.applicationState`` back to a job state.
 
-Quotas are enforced three times, from the same numbers (:mod:`api.k8s_quota`):
+Quotas are enforced three times, from the same numbers (:mod:`spark_jobs.backends.k8s.quota`):
 the scheduler grants within the user's pool; this backend caps
 ``dynamicAllocation.maxExecutors`` and refuses to submit a job whose pods do
 not fit what the namespace's ``ResourceQuota`` has left (the job stays queued);
@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from api.k8s_quota import (
+from spark_jobs.backends.k8s.quota import (
     Footprint,
     NamespaceBudget,
     QuotaError,
@@ -89,7 +89,7 @@ class K8sJob:
 
     @classmethod
     def from_launch(cls, launch: Any, user: str) -> K8sJob:
-        """From the dispatcher's ``api.backends.JobLaunch`` (grant in ``resources``)."""
+        """From the dispatcher's ``spark_jobs.backends.processes.JobLaunch`` (grant in ``resources``)."""
         res = launch.resources
         shape = SparkShape(
             driver_cores=float(res.get("driver_cores", 1)),

@@ -122,7 +122,7 @@ def enabled_filters(session: Session) -> list[AlertFilter]:
 def enabled_filters_source(url: str | None = None) -> Callable[[], list[AlertFilter]]:
     """A callable the streaming job re-reads each micro-batch (new filters apply at once)."""
     from api.db import make_engine, session_factory
-    from api.settings import get_settings
+    from config.settings import get_settings
 
     settings = get_settings()
     engine = make_engine(url or settings.store_url)

@@ -1,0 +1,14 @@
+"""The user space the settings select: a local directory or a prefix on S3."""
+
+from __future__ import annotations
+
+from api.space.s3 import s3_backend
+from api.space.user_space import UserSpace, space_for
+from config.settings import Settings
+
+
+def user_space(settings: Settings, user: str, quota_bytes: int) -> UserSpace:
+    """The space of ``user`` on the backend the settings select (``user_space_backend``)."""
+    if settings.user_space_backend == "local":
+        return space_for(settings.space_root, user, quota_bytes)
+    return UserSpace(s3_backend(settings, user), quota_bytes)
