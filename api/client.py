@@ -13,6 +13,7 @@ status and the server's explanation.
 from __future__ import annotations
 
 import shutil
+import urllib.parse
 from collections.abc import Iterator
 from pathlib import Path
 from types import TracebackType
@@ -22,6 +23,8 @@ import httpx
 from pydantic import BaseModel
 
 from api.schemas import (
+    AlertFilterPublic,
+    AlertFiltersPublic,
     AviDetail,
     AvisPublic,
     EventsPublic,
@@ -254,3 +257,42 @@ class AvipClient:
 
     def delete_preset(self, preset_id: int) -> None:
         self._request("DELETE", f"/presets/{preset_id}")
+
+    # --- alert filters --------------------------------------------------------------
+
+    @staticmethod
+    def _alert_filter_url(ref: str | int) -> str:
+        return f"/alert-filters/{urllib.parse.quote(str(ref), safe='')}"
+
+    def alert_filters(self) -> AlertFiltersPublic:
+        """Your alert filters."""
+        return self._get(AlertFiltersPublic, "/alert-filters")
+
+    def alert_filter(self, ref: str | int) -> AlertFilterPublic:
+        """One of your filters, by name or id."""
+        return self._get(AlertFilterPublic, self._alert_filter_url(ref))
+
+    def create_alert_filter(self, name: str, where: str, *, output_format: str = "json",
+                            enabled: bool = True) -> AlertFilterPublic:
+        body = {"name": name, "where": where, "output_format": output_format,
+                "enabled": enabled}
+        return self._send(AlertFilterPublic, "POST", "/alert-filters", body)
+
+    def update_alert_filter(self, ref: str | int, *, where: str | None = None,
+                            enabled: bool | None = None) -> AlertFilterPublic:
+        """Change a filter's condition and/or switch it on or off (None: unchanged)."""
+        body = {k: v for k, v in {"where": where, "enabled": enabled}.items() if v is not None}
+        return self._send(AlertFilterPublic, "PATCH", self._alert_filter_url(ref), body)
+
+    def enable_alert_filter(self, ref: str | int) -> AlertFilterPublic:
+        return self.update_alert_filter(ref, enabled=True)
+
+    def disable_alert_filter(self, ref: str | int) -> AlertFilterPublic:
+        return self.update_alert_filter(ref, enabled=False)
+
+    def delete_alert_filter(self, ref: str | int) -> None:
+        self._request("DELETE", self._alert_filter_url(ref))
+
+    def alert_filter_columns(self) -> dict[str, str]:
+        """The columns a filter may name, with their Spark types."""
+        return dict(self._request("GET", "/alert-filters/columns").json())

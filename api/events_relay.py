@@ -24,6 +24,7 @@ from sqlalchemy.orm import Session
 
 from api.models import Event
 from api.store import jobs as job_store
+from config.kafka import kafka_config, private_group_id
 
 log = logging.getLogger(__name__)
 
@@ -58,12 +59,12 @@ class EventRelay:
         self.batch_size = batch_size
         self.delivery_timeout_s = delivery_timeout_s
         self.producer = Producer(
-            {
-                "bootstrap.servers": bootstrap,
-                "enable.idempotence": True,  # no broker-side duplicates or reordering on retry
-                "message.timeout.ms": int(delivery_timeout_s * 1000),
-                "linger.ms": 5,
-            }
+            kafka_config(
+                bootstrap,
+                enable_idempotence=True,  # no broker-side duplicates or reordering on retry
+                message_timeout_ms=int(delivery_timeout_s * 1000),
+                linger_ms=5,
+            )
         )
 
     def run_once(self) -> int:
@@ -116,12 +117,12 @@ def tail(
 ) -> Iterator[dict[str, Any]]:
     """Yield job events from the topic, dropping redeliveries by event id."""
     consumer = Consumer(
-        {
-            "bootstrap.servers": bootstrap,
-            "group.id": f"avip-tail-{time.time_ns()}",
-            "auto.offset.reset": "earliest" if from_beginning else "latest",
-            "enable.auto.commit": False,
-        }
+        kafka_config(
+            bootstrap,
+            group_id=private_group_id("tail"),
+            auto_offset_reset="earliest" if from_beginning else "latest",
+            enable_auto_commit=False,
+        )
     )
     consumer.subscribe([topic])
     seen: set[int] = set()

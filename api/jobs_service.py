@@ -21,6 +21,7 @@ from api.avis import AviCatalogue
 from api.errors import Invalid, NotFound, Refused
 from api.models import Job, User
 from api.scheduling.drf import Capacity, QueuedJob, never_fits
+from api.space.s3 import in_other_space, stage_input
 from api.space.staged_inputs import held_for_submission, names_staged_copy, staging_dir
 from api.space.user_space import JOBS_DIR, LocalDirectoryBackend, SpaceError, normalize
 from api.store import jobs as job_store
@@ -44,8 +45,6 @@ def _space_file(
     on both backends; other files of an S3 space are staged for the ``reader``'s jobs."""
     if settings is None or settings.user_space_backend != "s3" or path.split("/")[0] == JOBS_DIR:
         return LocalDirectoryBackend(space_root / owner).local_path(path)
-    from api.space.s3 import stage_input
-
     return stage_input(settings, owner=owner, path=path, staging=staging_dir(space_root, reader))
 
 
@@ -73,8 +72,6 @@ def resolve_space_refs(
                 field=f"params.{key}",
             )
         if settings is not None and settings.user_space_backend == "s3" and not trusted:
-            from api.space.s3 import in_other_space
-
             if isinstance(value, str) and in_other_space(settings, value, user.name):
                 raise Invalid(
                     f"params.{key}: {value!r} is in another user's space; "

@@ -302,3 +302,36 @@ class PresetPublic(BaseModel):
 class PresetsPublic(BaseModel):
     data: list[PresetPublic]
     count: int
+
+
+# --- alert filters ----------------------------------------------------------
+
+
+class AlertFilterCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str = Field(description="a-z, 0-9, '_' and '-'; unique among your filters.")
+    where: str = Field(description="SQL condition over alert fields and gaia_* annotations.")
+    output_format: Literal["json", "avro"] = "json"
+    enabled: bool = True
+
+
+class AlertFilterUpdate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    where: str | None = None
+    enabled: bool | None = None
+
+
+class AlertFilterPublic(BaseModel):
+    id: int
+    name: str
+    where: str = Field(description="The condition as you wrote it.")
+    topic: str = Field(description="The Kafka topic its matches are written to.")
+    output_format: str
+    enabled: bool
+    created_at: datetime
+    updated_at: datetime
+
+
+class AlertFiltersPublic(BaseModel):
+    data: list[AlertFilterPublic]
+    count: int

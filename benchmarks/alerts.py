@@ -57,6 +57,7 @@ from confluent_kafka import Producer
 # lakehouse package.
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
 
+from config.kafka import kafka_config  # noqa: E402
 from config.settings import get_settings  # noqa: E402
 from spark_jobs.alerts import codec, simulate, stream  # noqa: E402
 from spark_jobs.alerts.consumer import consume  # noqa: E402
@@ -138,7 +139,7 @@ def run_once(
     reader.start()
     if results.get(timeout=120) != "ready":
         raise RuntimeError("the reader process did not start")
-    producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 10})
+    producer = Producer(kafka_config(bootstrap, linger_ms=10))
     t0 = time.time()
     for i, messages in enumerate(visits):
         if cadence_s > 0:

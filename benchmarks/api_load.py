@@ -191,10 +191,12 @@ def scheduler_timings(store_url: str) -> None:
     from api.db import make_engine, session_factory
     from api.scheduling.dispatcher import Dispatcher
     from api.scheduling.drf import Capacity, Pool, QueuedJob, RunningJob, decide
+    from config.settings import get_settings
     from spark_jobs.backends.processes import LocalBackend
 
     engine = make_engine(store_url)
-    dispatcher = Dispatcher(sessions=session_factory(engine), backend=LocalBackend(),
+    backend = LocalBackend(jars_dir=get_settings().jars_dir)  # schedules only: nothing launched
+    dispatcher = Dispatcher(sessions=session_factory(engine), backend=backend,
                             capacity=Capacity(64, 262144))
     with dispatcher.sessions() as session:
         started = time.perf_counter()

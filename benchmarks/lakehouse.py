@@ -21,10 +21,10 @@ HATS copy (hats-import) of the same rows. Then:
   astropy ``search_around_sky``. Pair counts must agree.
 
 ``--s3`` copies the sky to ``s3a://<AVIP_S3_BUCKET>/bench-lakehouse-N-sS-<digest of its files>``
-(settings ``AVIP_S3_*``; byte for byte, see ``s3_copy``) and repeats our cone
-and crossmatch there, reporting S3/local ratios; the interactive cone is also
-timed local and S3 alternately, centre by centre (``alternating_cones``), a
-ratio that survives a busy machine. Figures go to
+(settings ``AVIP_S3_*``; byte for byte, see ``lakehouse_s3.s3_copy``) and repeats
+our cone and crossmatch there, reporting S3/local ratios; the interactive cone
+is also timed local and S3 alternately, centre by centre
+(``lakehouse_s3.alternating_cones``), a ratio that survives a busy machine. Figures go to
 ``benchmarks/results/lakehouse-<rows>.json``; progress to stderr.
 
 Why five warm-up cones and not one: the figures are those of a platform that
@@ -46,12 +46,23 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import astropy.units as u
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
+from astropy.coordinates import SkyCoord, search_around_sky
+from deltalake import DeltaTable
+from pyspark.sql import functions as F
 
+# Run as a script, this folder is first on sys.path and would shadow the lakehouse package
+# with this file: the repository root goes first (then `benchmarks.` names the siblings).
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+
+import lakehouse  # noqa: E402
+from benchmarks.lakehouse_s3 import alternating_cones, s3_copy  # noqa: E402
+from lakehouse.schema import PARTITION_COLUMN  # noqa: E402
 
 log = logging.getLogger("bench.lakehouse")
 RADIUS_DEG = 0.5
@@ -73,8 +84,6 @@ def random_centres(n: int, seed: int) -> np.ndarray:
 
 
 def ingest_sky(spark, root: Path, rows: int, seed: int) -> None:
-    from lakehouse import ingest_synthetic
-
     last = [0.0]
 
     def progress(done: int, total: int, what: str) -> None:
@@ -83,21 +92,17 @@ def ingest_sky(spark, root: Path, rows: int, seed: int) -> None:
             log.info("  ingest: %d/%d %s", done, total, what)
 
     started = time.perf_counter()
-    ingest_synthetic(spark, str(root), rows, seed, progress=progress)
+    lakehouse.ingest_synthetic(spark, str(root), rows, seed, progress=progress)
     log.info("ingested %d rows in %.0f s", rows, time.perf_counter() - started)
 
 
 def table_rows(path: Path) -> int:
-    from deltalake import DeltaTable
-
     actions = pa.table(DeltaTable(str(path)).get_add_actions(flatten=True))
     return int(actions["num_records"].to_numpy().sum())
 
 
 def write_flat_copy(spark, gaia: Path, flat: Path) -> None:
     """Plain Parquet, no partitions, no sort guarantees: what a naive user keeps."""
-    from lakehouse.schema import PARTITION_COLUMN
-
     rows = spark.read.format("delta").load(str(gaia)).drop(PARTITION_COLUMN)
     # the naive copy keeps the 8 MiB row groups it has always been measured with,
     # whatever row-group size the catalogue layout (the session's default) uses
@@ -126,11 +131,6 @@ def hats_import(
 def xmatch_inputs(gaia: Path, out: Path, n: int, seed: int) -> tuple[Path, Path]:
     """Left: ``n`` random rows of the sky. Right: 90 % of them moved by a Rayleigh
     offset (mean ~0.3″) in a random direction, plus 10 % unrelated stars."""
-    import astropy.units as u
-    import pyarrow.compute as pc
-    from astropy.coordinates import SkyCoord
-    from deltalake import DeltaTable
-
     dataset = DeltaTable(str(gaia)).to_pyarrow_dataset()
     left = dataset.to_table(columns=ID_COLUMNS, filter=pc.field("random_index") < n)
     rng = np.random.default_rng(seed + 1)
@@ -185,22 +185,19 @@ def cone_peers(
     spark, root: str, flat: Path | None, hats: Path | None, skip: set[str]
 ) -> dict[str, Query]:
     """The cone query of every peer, each set up once (opening is not timed)."""
-    from lakehouse import open_catalog, open_interactive
-
-    catalog = open_catalog(root, spark=spark)
-    reader = open_interactive(root)
+    catalog = lakehouse.open_catalog(root, spark=spark)
+    reader = lakehouse.open_interactive(root)
 
     def spark_path(ra: float, dec: float) -> np.ndarray:
-        cone = catalog.cone(ra, dec, RADIUS_DEG).select("source_id")
+        cone = catalog.cone(ra, dec, radius_deg=RADIUS_DEG).select("source_id")
         return cone.df.toArrow()["source_id"].to_numpy()
 
     def interactive(ra: float, dec: float) -> np.ndarray:
-        return reader.cone(ra, dec, RADIUS_DEG, columns=ID_COLUMNS)["source_id"].to_numpy()
+        found = reader.cone(ra, dec, radius_deg=RADIUS_DEG, columns=ID_COLUMNS)
+        return found["source_id"].to_numpy()
 
     peers: dict[str, Query] = {"ours: spark path": spark_path, "ours: interactive": interactive}
     if flat is not None and "spark" not in skip:
-        from pyspark.sql import functions as F
-
         naive = spark.read.parquet(str(flat))
 
         def naive_spark(ra: float, dec: float) -> np.ndarray:
@@ -276,16 +273,13 @@ def ours_crossmatch(spark, left: str, right: str) -> int:
     """The pairs, every column and ``sep_arcsec``, brought into this process as LSDB's
     ``compute()`` brings its frame: a ``count()`` would let Spark skip the columns (the
     match runs in the JVM), less work than the peer does."""
-    from lakehouse import crossmatch
-
-    pairs = crossmatch(spark.read.parquet(left), spark.read.parquet(right), XMATCH_RADIUS_ARCSEC)
+    pairs = lakehouse.crossmatch(
+        spark.read.parquet(left), spark.read.parquet(right), XMATCH_RADIUS_ARCSEC
+    )
     return pairs.toArrow().num_rows
 
 
 def astropy_crossmatch(left: str, right: str) -> int:
-    import astropy.units as u
-    from astropy.coordinates import SkyCoord, search_around_sky
-
     a, b = (pq.read_table(f"{p}/part-0.parquet", columns=["ra", "dec"]) for p in (left, right))
     coords = [SkyCoord(t["ra"].to_numpy() * u.deg, t["dec"].to_numpy() * u.deg) for t in (a, b)]
     return len(search_around_sky(coords[0], coords[1], XMATCH_RADIUS_ARCSEC * u.arcsec)[0])
@@ -297,146 +291,6 @@ def _timed(run: Callable[[], int]) -> dict:
     seconds = time.perf_counter() - started
     log.info("crossmatch: %d pairs in %.1f s", pairs, seconds)
     return {"seconds": seconds, "pairs": int(pairs)}
-
-
-# -- S3 ------------------------------------------------------------------------
-
-def s3_copy(root: Path, xm: Path, reuse: bool, rows: int, seed: int) -> str:
-    """The same table on S3, byte for byte (Delta table and crossmatch inputs); the s3a root.
-
-    Delta's log names its files relative to the table, so copying the folder
-    gives the *same* table on S3: same files, row groups and statistics as on
-    local disk, so S3/local compares storage only. (It used to be rewritten
-    through Spark, which re-split the files: slower to prepare and not quite
-    the same table.) The log is copied last: a table whose copy was cut short
-    has no log yet, and ``--reuse`` copies it again.
-    """
-    import hashlib
-
-    import pyarrow.fs as pafs
-    from deltalake import DeltaTable
-
-    from config.s3 import arrow_filesystem
-    from config.settings import get_settings
-    from lakehouse.layout import table_info
-
-    settings = get_settings()
-    # named after the local table's files, so two layouts of the same sky (two --root
-    # folders) never share, or reuse, one S3 copy
-    names = pa.table(DeltaTable(str(root / "gaia_source")).get_add_actions())["path"]
-    digest = hashlib.sha1("\n".join(sorted(names.to_pylist())).encode()).hexdigest()[:8]
-    s3_root = f"s3a://{settings.s3_bucket}/bench-lakehouse-{rows}-s{seed}-{digest}"
-    try:
-        if reuse and table_info(f"{s3_root}/gaia_source"):
-            log.info("reusing %s", s3_root)
-            return s3_root
-    except FileNotFoundError:
-        pass
-    log.info("copying the sky to %s", s3_root)
-    started = time.perf_counter()
-    s3, local = arrow_filesystem(settings), pafs.LocalFileSystem()
-    dest = s3_root.removeprefix("s3a://")
-    s3.delete_dir_contents(dest, missing_dir_ok=True)
-    gaia = root / "gaia_source"
-    folders = [p for p in sorted(gaia.iterdir()) if p.name != "_delta_log"] + [gaia / "_delta_log"]
-    folders += [xm / "left", xm / "right"]
-    for folder in folders:
-        target = f"{dest}/{folder.relative_to(root)}"
-        pafs.copy_files(str(folder), target, source_filesystem=local,
-                        destination_filesystem=s3, chunk_size=8 << 20)
-    log.info("copied in %.0f s", time.perf_counter() - started)
-    return s3_root
-
-
-def alternating_cones(root: str, s3_root: str, centres: np.ndarray, warmups: np.ndarray) -> dict:
-    """The interactive cone timed on local disk and on S3 centre by centre, alternately,
-    and next to each S3 cone one bare GET of as many bytes as that cone fetched.
-
-    The figures above time all local cones, then all S3 cones, minutes apart; on
-    a shared machine the load drifts in between and skews the S3/local ratio.
-    Alternating puts the same load on both sides of it (same readers, centres,
-    columns and answer check; the same untimed warm-ups each).
-
-    The bare GETs (same pyarrow S3 filesystem and connection pool as the
-    reader, a data file of the table's version, a random offset; plus a 1-byte GET) are
-    the object store's own price for the request a cone makes (timed after the
-    cones, one per cone, with the same sizes): when S3 cone
-    minus local cone is about one such GET, the reader adds nothing of its own
-    and the ratio is set by the server's per-request cost against the local cone.
-    """
-    import os
-
-    from deltalake import DeltaTable
-
-    from config.s3 import arrow_filesystem, arrow_path, storage_options
-    from config.settings import get_settings
-    from lakehouse import open_interactive
-
-    settings = get_settings()
-    s3fs = arrow_filesystem(settings)
-    local_files = DeltaTable(f"{root}/gaia_source").file_uris()
-    s3_files = [arrow_path(uri) for uri in DeltaTable(
-        f"{s3_root}/gaia_source", storage_options=storage_options(settings)).file_uris()]
-    # Both copies read whole once, so that both sides are served from memory: this
-    # compares storage paths, not this machine's disk (after a big test run the page
-    # cache had dropped MinIO's files, and a 1-byte GET took 3.6 ms instead of ~1.5)
-    for path in local_files:
-        Path(path.removeprefix("file://")).read_bytes()
-    handles = [s3fs.open_input_file(path) for path in s3_files]
-    for handle in handles:
-        handle.read()
-    readers = {"local": open_interactive(root), "s3": open_interactive(s3_root)}
-    for reader in readers.values():
-        for ra, dec in warmups:
-            reader.cone(float(ra), float(dec), RADIUS_DEG, columns=ID_COLUMNS)
-    rng = np.random.default_rng(7)
-
-    def bare_get(size: int) -> float:
-        handle = handles[rng.integers(len(handles))]
-        offset = int(rng.integers(0, max(handle.size() - size, 1)))
-        started = time.perf_counter()
-        handle.read_at(size, offset)
-        return time.perf_counter() - started
-
-    for size in (1, 1 << 18):  # the connection pool and server warm up too
-        for _ in range(5):
-            bare_get(size)
-    seconds: dict[str, list[float]] = {name: [] for name in
-                                       ("local", "s3", "get_same_bytes", "get_1_byte")}
-    requests, fetched = [], []
-    mismatches = []
-    for ra, dec in centres:
-        found = {}
-        before = readers["s3"].remote_requests, readers["s3"].remote_bytes
-        for name, reader in readers.items():
-            started = time.perf_counter()
-            rows = reader.cone(float(ra), float(dec), RADIUS_DEG, columns=ID_COLUMNS)
-            seconds[name].append(time.perf_counter() - started)
-            found[name] = np.sort(rows["source_id"].to_numpy())
-        requests.append(readers["s3"].remote_requests - before[0])
-        fetched.append(readers["s3"].remote_bytes - before[1])
-        if not np.array_equal(found["local"], found["s3"]):
-            mismatches.append({"peer": "ours: interactive on S3 (alternating)", "ra": float(ra),
-                               "dec": float(dec), "ours": len(found["local"]),
-                               "peer_rows": len(found["s3"])})
-            print(f"!!! CONE MISMATCH interactive S3 vs local at ra={ra:.6f} dec={dec:.6f}",
-                  file=sys.stderr)
-    # after the cones, not between them: the server's work for a GET goes on after it
-    # answers (its garbage collector), and slowed the local cone that came next
-    for size in fetched:
-        seconds["get_same_bytes"].append(bare_get(max(size, 1)))
-        seconds["get_1_byte"].append(bare_get(1))
-    out: dict = {name: {"p50": float(np.percentile(v, 50)), "p95": float(np.percentile(v, 95)),
-                        "seconds": v} for name, v in seconds.items()}
-    extra = np.subtract(seconds["s3"], seconds["local"])
-    out["s3_minus_local"] = {"p50": float(np.percentile(extra, 50)), "seconds": extra.tolist()}
-    out["requests_per_cone"], out["bytes_per_cone"] = requests, fetched
-    out["ratio_p50"] = out["s3"]["p50"] / out["local"]["p50"]
-    out["load_1min"], out["mismatches"] = os.getloadavg()[0], mismatches
-    log.info("interactive alternating: local p50 %.4f s, S3 p50 %.4f s (%.2fx); one GET of the "
-             "same bytes p50 %.4f s", out["local"]["p50"], out["s3"]["p50"], out["ratio_p50"],
-             out["get_same_bytes"]["p50"])
-    return out
 
 
 # -- the run -----------------------------------------------------------------------
@@ -521,7 +375,8 @@ def run(args: argparse.Namespace, spark) -> dict:
         s3_xmatch = _timed(lambda: ours_crossmatch(spark, f"{s3_root}/xmatch/left",
                                                    f"{s3_root}/xmatch/right"))
         s3 = {"root": s3_root, "cone": s3_cones, "crossmatch": {"ours: spark": s3_xmatch},
-              "interactive_alternating": alternating_cones(str(root), s3_root, centres, warmups)}
+              "interactive_alternating": alternating_cones(str(root), s3_root, centres, warmups,
+                                                           RADIUS_DEG, ID_COLUMNS)}
         mismatches += s3["interactive_alternating"]["mismatches"]
     figures = {"rows": args.rows, "seed": args.seed, "radius_deg": RADIUS_DEG,
                "centres": centres.tolist(), "warmup_centres": warmups.tolist(), "xmatch_rows": n_xm,
@@ -594,9 +449,9 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", stream=sys.stderr)
     if args.root is None:
         args.root = Path(tempfile.mkdtemp(prefix="avip-bench-lakehouse-"))
-    from lakehouse.session import get_spark
-
-    spark = get_spark("local[2]", app_name="bench-lakehouse", conf={"spark.ui.enabled": "false"})
+    spark = lakehouse.get_spark(
+        "local[2]", app_name="bench-lakehouse", conf={"spark.ui.enabled": "false"}
+    )
     try:
         figures = run(args, spark)
     except UsageError as exc:

@@ -1,20 +1,39 @@
-"""``avip alerts ...`` (simulate, filters, consume) and ``avip events tail``.
+"""``avip alerts ...`` (simulate, filters, consume, stream) and ``avip events ...``.
 
-Filter commands go through the REST API with the token from ``avip login``,
-so a user only ever sees and consumes their own filters.
+Filter commands go through the REST API (:class:`api.client.AvipClient`, with
+the login from ``avip login``), so a user only ever sees and consumes their
+own filters. ``avip alerts stream`` runs the alert streaming job and hands it
+its filters — the job store's enabled ones, re-read every micro-batch, or a
+JSON file — and a callback that switches off in the store a filter Spark
+cannot run. Bad input exits with code 2, a failure with 1.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import time
-from typing import Annotated, Any
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Annotated
 
 import typer
+from confluent_kafka import Producer
 
+import lakehouse
+from cli.jobs import connect
+from cli.output import fail
+from config.kafka import kafka_config
 from config.settings import get_settings
+from spark_jobs.alerts.consumer import consume
+from spark_jobs.alerts.filters import AlertFilter, filters_from_json
+from spark_jobs.alerts.rows import filter_columns
 
-alerts_app = typer.Typer(help="Alert streams: simulate, filter, consume.", no_args_is_help=True)
+log = logging.getLogger(__name__)
+
+alerts_app = typer.Typer(
+    help="Alert streams: simulate, filter, consume, run the stream.", no_args_is_help=True
+)
 filters_app = typer.Typer(
     help="Your alert filters (SQL WHERE over alert + Gaia columns).", no_args_is_help=True
 )
@@ -22,29 +41,13 @@ events_app = typer.Typer(help="Job events on Kafka.", no_args_is_help=True)
 alerts_app.add_typer(filters_app, name="filters")
 
 
-def _fail(message: str, code: int = 2) -> typer.Exit:
-    typer.echo(f"error: {message}", err=True)
-    return typer.Exit(code)
-
-
-def _bootstrap() -> str:
-    bootstrap = get_settings().kafka_bootstrap
+def _bootstrap(option: str | None = None, *, has_option: bool = False) -> str:
+    """The Kafka bootstrap servers: a command's ``--bootstrap``, else the settings'."""
+    bootstrap = option or get_settings().kafka_bootstrap
     if not bootstrap:
-        raise _fail("no Kafka configured: set AVIP_KAFKA_BOOTSTRAP=host:port")
+        how = "pass --bootstrap HOST:PORT or set" if has_option else "set"
+        raise fail(f"no Kafka configured: {how} AVIP_KAFKA_BOOTSTRAP=host:port")
     return bootstrap
-
-
-def _api(method: str, path: str, body: Any = None) -> Any:
-    from api.client import ApiError, AvipClient, format_detail
-    from cli.jobs import read_config
-
-    config = read_config()
-    with AvipClient(config.get("url", get_settings().api_url), config.get("token")) as client:
-        try:
-            response = client._request(method, path, json=body)
-        except ApiError as err:
-            raise _fail(format_detail(err.detail)) from None
-    return None if response.status_code == 204 else response.json()
 
 
 @alerts_app.command("simulate")
@@ -57,22 +60,23 @@ def simulate_command(
     pause_s: Annotated[float, typer.Option(help="Seconds between visits.")] = 0.0,
 ) -> None:
     """Produce Rubin alert bursts, part of them on catalogue stars."""
-    from confluent_kafka import Producer
-
+    # The simulator's catalogue reads and sky geometry (Spark SQL, astropy): ~2 s to import,
+    # paid by this command, not by every `avip` command.
     from spark_jobs.alerts import simulate
 
+    settings = get_settings()
     bootstrap = _bootstrap()
-    topic = topic or get_settings().alerts_raw_topic
+    topic = topic or settings.alerts_raw_topic
     stars = None
     pointings = [(float(180 * (seed % 2)), -30.0)]
     if not no_gaia:
         try:
-            stars = simulate.gaia_stars_from_lakehouse(seed=seed)
+            stars = simulate.gaia_stars_from_lakehouse(seed=seed, settings=settings)
         except (ValueError, FileNotFoundError) as err:
-            raise _fail(f"{err} (or pass --no-gaia)") from None
+            raise fail(f"{err} (or pass --no-gaia)") from None
         pointings = simulate.pointings_on(stars, visits, seed)
     sim = simulate.RubinSimulator(stars=stars, seed=seed)
-    producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 20})
+    producer = Producer(kafka_config(bootstrap, linger_ms=20))
     for plan in simulate.plan_night(visits, pointings, alerts_per_visit, seed):
         started = time.monotonic()
         for key, value in simulate.encode_visit(sim, plan):
@@ -96,39 +100,44 @@ def filters_create(
     name: str, where: str, output_format: Annotated[str, typer.Option("--format")] = "json"
 ) -> None:
     """Create a filter: avip alerts filters create NAME "diaSource.psfFlux > 1000 AND ..."."""
-    f = _api(
-        "POST", "/alert-filters", {"name": name, "where": where, "output_format": output_format}
-    )
-    typer.echo(f"filter {f['name']} (id {f['id']}) → topic {f['topic']}")
+    with connect() as client:
+        f = client.create_alert_filter(name, where, output_format=output_format)
+    typer.echo(f"filter {f.name} (id {f.id}) → topic {f.topic}")
 
 
 @filters_app.command("list")
 def filters_list() -> None:
-    for f in _api("GET", "/alert-filters")["data"]:
-        state = "on " if f["enabled"] else "off"
-        typer.echo(f"{f['id']:>5} {state} {f['name']:<24} {f['output_format']:<5} {f['where']}")
+    with connect() as client:
+        listing = client.alert_filters()
+    for f in listing.data:
+        state = "on " if f.enabled else "off"
+        typer.echo(f"{f.id:>5} {state} {f.name:<24} {f.output_format:<5} {f.where}")
 
 
 @filters_app.command("enable")
 def filters_enable(name: str) -> None:
-    _api("PATCH", f"/alert-filters/{name}", {"enabled": True})
+    with connect() as client:
+        f = client.enable_alert_filter(name)
+    typer.echo(f"filter {f.name} is on")
 
 
 @filters_app.command("disable")
 def filters_disable(name: str) -> None:
-    _api("PATCH", f"/alert-filters/{name}", {"enabled": False})
+    with connect() as client:
+        f = client.disable_alert_filter(name)
+    typer.echo(f"filter {f.name} is off")
 
 
 @filters_app.command("delete")
 def filters_delete(name: str) -> None:
-    _api("DELETE", f"/alert-filters/{name}")
+    with connect() as client:
+        client.delete_alert_filter(name)
+    typer.echo(f"filter {name} deleted")
 
 
 @filters_app.command("columns")
 def filters_columns() -> None:
     """Columns a filter may use (no login needed)."""
-    from spark_jobs.alerts.rows import filter_columns
-
     for name, t in filter_columns().items():
         typer.echo(f"{name:<48} {t.simpleString()}")
 
@@ -141,17 +150,144 @@ def consume_command(
     group: Annotated[str | None, typer.Option(help="Consumer group to resume from.")] = None,
 ) -> None:
     """Print the matches of one of your filters (JSON lines)."""
-    from spark_jobs.alerts.consumer import consume
-
-    f = _api("GET", f"/alert-filters/{filter_name}")  # 404 unless it is yours
+    with connect() as client:
+        topic = client.alert_filter(filter_name).topic  # 404 unless it is yours
     for msg in consume(
         _bootstrap(),
-        f["topic"],
+        topic,
         group_id=group,
         max_messages=max_messages,
         idle_timeout_s=idle_timeout_s,
     ):
         typer.echo(json.dumps(msg.value, default=str))
+
+
+# -- the alert stream -----------------------------------------------------------
+
+
+def _json_filters(path: Path) -> Callable[[], Sequence[AlertFilter]]:
+    """Filters from a JSON file (re-read every micro-batch), checked once now."""
+    source = filters_from_json(str(path))
+    try:
+        source()
+    except (OSError, ValueError, KeyError, TypeError) as err:  # FilterError is a ValueError
+        raise fail(f"--filters-json {path}: {type(err).__name__}: {err}") from None
+    return source
+
+
+def _store_filters(
+    store_url: str,
+) -> tuple[Callable[[], Sequence[AlertFilter]], Callable[[AlertFilter, str], None]]:
+    """The job store's enabled filters (re-read every micro-batch), and the callback that
+    switches off a filter the stream cannot run: its owner sees it disabled and can fix
+    and re-enable it; the reason goes to this process's log (the store keeps none yet)."""
+    # SQLAlchemy and Alembic cost ~1 s to import; only the stream reads the store directly.
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from api.db import make_engine, session_factory
+    from api.store import alert_filters as filter_store
+
+    sessions = session_factory(make_engine(store_url))
+
+    def load() -> list[AlertFilter]:
+        with sessions() as session:
+            return filter_store.enabled_filters(session)
+
+    def on_disabled(f: AlertFilter, reason: str) -> None:
+        with sessions() as session:
+            row = filter_store.disable_unrunnable(
+                session, filter_id=f.filter_id, spark_sql=f.spark_sql
+            )
+            session.commit()
+        if row is None:
+            log.warning("filter %s/%s cannot run (%s); it changed or was deleted since, so it "
+                        "stays as it is", f.owner, f.name, reason)  # fmt: skip
+        else:
+            log.error("filter %s/%s (id %d) cannot run; disabled in the job store: %s",
+                      f.owner, f.name, f.filter_id, reason)  # fmt: skip
+
+    try:
+        load()
+    except SQLAlchemyError as err:
+        message = str(err).splitlines()[0]
+        raise fail(f"cannot read the alert filters from the job store: {message}", 1) from None
+    return load, on_disabled
+
+
+@alerts_app.command("stream")
+def stream_command(
+    checkpoint: Annotated[
+        str,
+        typer.Option(
+            help="Checkpoint directory: a path, file://, s3a:// or s3:// (keep it: "
+            "it holds the stream's position)."
+        ),
+    ],
+    bootstrap: Annotated[
+        str | None, typer.Option(help="Kafka bootstrap servers (default: settings).")
+    ] = None,
+    filters_json: Annotated[
+        Path | None,
+        typer.Option(
+            help="Filters from this JSON list of {owner, name, where, output_format?, "
+            "enabled?} (default: the job store's enabled filters)."
+        ),
+    ] = None,
+    raw_topic: Annotated[
+        str | None, typer.Option(help="Raw alert topic (default: settings).")
+    ] = None,
+    dead_letter_topic: Annotated[
+        str, typer.Option(help="Where undecodable packets go, with the reason.")
+    ] = "avip.alerts.deadletter",
+    radius_arcsec: Annotated[float, typer.Option(help="Gaia match radius.")] = 5.0,
+    max_offsets: Annotated[int, typer.Option(help="Most raw alerts per micro-batch.")] = 20_000,
+    lakehouse_root: Annotated[
+        str | None, typer.Option("--lakehouse", help="Catalogue root (default: settings).")
+    ] = None,
+    no_gaia: Annotated[bool, typer.Option("--no-gaia", help="Skip the Gaia annotation.")] = False,
+    once: Annotated[bool, typer.Option("--once", help="Process what is there, then stop.")] = False,
+    master: Annotated[str | None, typer.Option(help="Spark master (default: settings).")] = None,
+) -> None:
+    """Run the alert stream: raw topic → decode → Gaia annotation → filters → their topics."""
+    # The stream job (Spark SQL and streaming, delta-rs, astropy): ~2 s to import, paid by
+    # this command, not by every `avip` command.
+    from spark_jobs.alerts.stream import AlertStream, StreamConfig, log_disabled
+
+    settings = get_settings()
+    try:
+        config = StreamConfig(
+            bootstrap=_bootstrap(bootstrap, has_option=True),
+            checkpoint_dir=checkpoint,
+            raw_topic=raw_topic or settings.alerts_raw_topic,
+            dead_letter_topic=dead_letter_topic,
+            radius_arcsec=radius_arcsec,
+            max_offsets_per_trigger=max_offsets,
+        )
+    except ValueError as err:
+        raise fail(str(err)) from None  # before Spark starts
+    if filters_json is not None:  # a file's filter that Spark cannot run is only logged
+        source, on_disabled = _json_filters(filters_json), log_disabled
+    else:
+        source, on_disabled = _store_filters(settings.store_url)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    spark = lakehouse.get_spark(master, app_name="avip-alerts", settings=settings)
+    catalog = None
+    if not no_gaia:
+        try:
+            catalog = lakehouse.open_catalog(lakehouse_root, spark=spark, settings=settings)
+        except (ValueError, FileNotFoundError) as err:
+            raise fail(f"{err} (or pass --no-gaia)") from None
+    job = AlertStream(spark, config, source, catalog, on_disabled=on_disabled, settings=settings)
+    query = job.start(available_now=once)
+    try:
+        query.awaitTermination()
+    except KeyboardInterrupt:
+        query.stop()
+    finally:
+        job.close()
+
+
+# -- job events -----------------------------------------------------------------
 
 
 @events_app.command("tail")
@@ -160,7 +296,7 @@ def events_tail(
     idle_timeout_s: Annotated[float | None, typer.Option(help="Stop after this long idle.")] = None,
 ) -> None:
     """Follow job events on the events topic (duplicates dropped by event id)."""
-    from api.events_relay import tail
+    from api.events_relay import tail  # SQLAlchemy (the outbox's models): ~1 s to import
 
     settings = get_settings()
     for event in tail(
@@ -175,6 +311,7 @@ def events_tail(
 @events_app.command("relay")
 def events_relay_command() -> None:
     """Run the outbox relay (publishes unpublished job events until interrupted)."""
+    # The job store (SQLAlchemy, Alembic): ~1 s to import, for the commands that open it.
     from api.db import make_engine, session_factory
     from api.events_relay import EventRelay
 

@@ -16,18 +16,16 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from avi_plugins.params import ParamsError, parse_cli_params
 from avi_plugins.registry import BrokenAVIError, UnknownAVIError, get_avi, list_avis
 from avi_plugins.scaffold import scaffold
+from cli.output import console, errors, fail
 from spark_jobs.progress import read_progress
 
 avi_app = typer.Typer(help="Run, list and create AVIs (analysis plugins).", no_args_is_help=True)
-console = Console()
-err = Console(stderr=True)
 
 
 @avi_app.command("list")
@@ -48,11 +46,6 @@ def list_command(
     console.print(table)
 
 
-def _fail(message: str, code: int = 2) -> typer.Exit:
-    err.print(f"[red]error:[/red] {message}")
-    return typer.Exit(code)
-
-
 @avi_app.command("run")
 def run_command(
     name: Annotated[str, typer.Argument(help="AVI name (see `avip avi list`).")],
@@ -71,7 +64,7 @@ def run_command(
         raw.update(parse_cli_params(param or [], avi.params_schema()))
         params = avi.parse_params(raw)
     except (UnknownAVIError, BrokenAVIError, ParamsError, OSError, ValueError) as error:
-        raise _fail(str(error)) from None
+        raise fail(str(error)) from None
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
     job_dir = (output or Path("avi-runs") / f"{name}-{stamp}").resolve()
     job_dir.mkdir(parents=True, exist_ok=True)
@@ -104,8 +97,8 @@ def run_command(
     if process.returncode != 0:
         error_file = job_dir / "error.txt"
         detail = error_file.read_text()[-3000:] if error_file.exists() else log_path.read_text()
-        err.print(detail)
-        raise _fail(f"job failed (exit {process.returncode}); see {job_dir}", process.returncode)
+        errors.print(detail, markup=False)
+        raise fail(f"job failed (exit {process.returncode}); see {job_dir}", process.returncode)
     console.print(f"result: {job_dir / 'result'}")
 
 
@@ -119,5 +112,5 @@ def new_command(
     try:
         target = scaffold(name, directory, title)
     except (ValueError, FileExistsError) as error:
-        raise _fail(str(error)) from None
+        raise fail(str(error)) from None
     console.print(f"created {target}\nnext: pip install -e {target} && pytest {target / 'tests'}")

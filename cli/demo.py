@@ -71,6 +71,7 @@ def demo(
     with cluster_finder run as a scientist."""
     import uvicorn
 
+    # The service stack and Spark load only when the demo runs, not for `avip --help`.
     from api.bootstrap import ensure_operator
     from api.main import create_app
     from cli.demo_catalogue import catalogue_tour
@@ -94,7 +95,7 @@ def demo(
         time.sleep(0.05)
     url = f"http://127.0.0.1:{port}"
     console.print(f"API and scheduler up at {url} (docs: {url}/docs)")
-    from panel_apps.app import serve as serve_dashboards
+    from panel_apps.app import serve as serve_dashboards  # Panel + Bokeh: seconds
 
     dash_port = _free_port(5006)
     dashboards = serve_dashboards(url, address="127.0.0.1", port=dash_port,

@@ -18,15 +18,15 @@ from typing import Annotated, Any
 
 import httpx
 import typer
-from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from api.client import ApiError, AvipClient
 from api.schemas import JobPublic
+from avi_plugins.params import ParamsError, allowed_values, parse_cli_params
+from cli.output import EXIT_BAD_INPUT, EXIT_FAILED, console, fail
 from config.settings import get_settings
 
-console = Console()
 FINAL = ("succeeded", "failed", "cancelled")
 
 
@@ -59,13 +59,12 @@ def connect() -> Iterator[AvipClient]:
         with AvipClient(url, config.get("token")) as client:
             yield client
     except ApiError as error:
-        console.print(f"[red]error:[/red] {error}")
+        code = EXIT_BAD_INPUT if error.status < 500 else EXIT_FAILED
         if error.status == 401:
-            console.print("log in with: avip login --url URL --token TOKEN")
-        raise typer.Exit(2 if error.status < 500 else 1) from None
+            raise fail(f"{error}; log in with: avip login --url URL --token TOKEN", code) from None
+        raise fail(str(error), code) from None
     except httpx.TransportError as error:
-        console.print(f"[red]cannot reach the API at {url}:[/red] {error}")
-        raise typer.Exit(1) from None
+        raise fail(f"cannot reach the API at {url}: {error}", EXIT_FAILED) from None
 
 
 def login(
@@ -78,8 +77,7 @@ def login(
         with AvipClient(url, token) as client:
             me = client.me()
     except ApiError as error:
-        console.print(f"[red]login refused:[/red] {error}")
-        raise typer.Exit(2) from None
+        raise fail(f"login refused: {error}") from None
     path = write_config(url, token)
     console.print(f"logged in as [bold]{me.name}[/bold] ({', '.join(me.roles)}); saved to {path}")
 
@@ -97,8 +95,6 @@ def avis() -> None:
 
 
 def _describe_params(schema: dict[str, Any]) -> str:
-    from avi_plugins.params import allowed_values
-
     lines = []
     required = set(schema.get("required", []))
     for name, prop in schema.get("properties", {}).items():
@@ -121,8 +117,6 @@ def submit(
     watch_it: Annotated[bool, typer.Option("--watch", help="Follow it to the end.")] = False,
 ) -> None:
     """Submit a job; parameters are typed from the AVI's schema."""
-    from avi_plugins.params import ParamsError, parse_cli_params
-
     with connect() as client:
         detail = client.avi(avi, version)
         if params_help:
@@ -132,8 +126,7 @@ def submit(
         try:
             params = parse_cli_params(param or [], detail.params_schema)
         except ParamsError as error:
-            console.print(f"[red]error:[/red] {error}", markup=False)
-            raise typer.Exit(2) from None
+            raise fail(str(error)) from None
         job = client.submit(avi, params, version=version, priority=priority)
     console.print(f"job [bold]{job.id}[/bold] queued ({job.avi} {job.avi_version}, "
                   f"{job.cores} cores, {job.memory_mb} MB)")
@@ -188,8 +181,7 @@ def watch(
     with connect() as client:
         job = follow(client, job_id, interval)
     if job.state != "succeeded":
-        console.print(f"job {job_id} {job.state}: {job.reason or ''}")
-        raise typer.Exit(1)
+        raise fail(f"job {job_id} {job.state}: {job.reason or ''}", EXIT_FAILED)
     console.print(f"job {job_id} succeeded in {job.run_seconds or 0:.1f} s")
 
 
@@ -258,6 +250,8 @@ def serve(
     """Run the API, the scheduler and the dashboards until stopped (Ctrl-C)."""
     import uvicorn
 
+    # The service stack (FastAPI, SQLAlchemy, the dispatcher) loads only for the commands
+    # that run it: every other `avip` command stays a thin REST client.
     from api.bootstrap import ensure_operator
     from api.db import make_engine, migrate, session_factory
     from api.main import create_app
@@ -272,7 +266,7 @@ def serve(
     app = create_app(settings, run_scheduler=True)
     host, port = host or settings.api_host, port or settings.api_port
     if dashboards_port:
-        from panel_apps.app import serve as serve_dashboards
+        from panel_apps.app import serve as serve_dashboards  # Panel + Bokeh: seconds
 
         serve_dashboards(f"http://{host}:{port}", address=host, port=dashboards_port,
                          cache_root=settings.data_dir / "panel-cache", threaded=True)

@@ -4,37 +4,70 @@
     avip k8s yunikorn k8s/overlays/prod/users.toml > k8s/helm/yunikorn-values.yaml
     avip k8s check k8s/overlays/prod/users.toml
 
-The same quota math as the scheduler's backend (spark_jobs/backends/k8s/quota.py), so the
-namespace quotas, the YuniKorn queues and the executor caps always agree.
+A user's pool is what the scheduler gives them (api/scheduling/pools.py: their roles'
+default, unless users.toml sets it), turned into namespace limits by the same quota math as
+the scheduler's backend (spark_jobs/backends/k8s/quota.py), so the namespace quotas, the
+YuniKorn queues and the executor caps always agree.
 """
 
 from __future__ import annotations
 
+import tomllib
 from pathlib import Path
 from typing import Annotated
 
 import typer
+import yaml
 
-from spark_jobs.backends.k8s.namespaces import dump_yaml, load_users, users_manifests
-from spark_jobs.backends.k8s.quota import capacity_problems, yunikorn_config
+from api.scheduling.pools import quota_for, unknown_roles
+from cli.output import EXIT_FAILED, fail, report
+from spark_jobs.backends.k8s.namespaces import UsersFile, dump_yaml, users_manifests
+from spark_jobs.backends.k8s.quota import NamespaceBudget, capacity_problems, yunikorn_config
 
 k8s_app = typer.Typer(help="Kubernetes manifests for per-user Spark namespaces.")
 
 UsersToml = Annotated[Path, typer.Argument(help="users.toml: [cluster] and [users.NAME] pools.")]
 
 
-def _load(path: Path):
+def load_users(path: Path) -> UsersFile:
+    """Read ``users.toml``; a user's pool is their roles' default unless given explicitly.
+
+    ``[cluster] cores, memory_mb, overcommit`` and ``[users.NAME] roles = [...]``
+    or ``cores, memory_mb, max_jobs, space_gb``.
+    """
+    doc = tomllib.loads(path.read_text())
+    try:
+        cluster = doc["cluster"]
+        capacity = NamespaceBudget("cluster", cluster["cores"], cluster["memory_mb"], 10**6)
+    except KeyError as err:
+        raise ValueError(f"{path}: [cluster] needs cores and memory_mb (missing {err})") from err
+    budgets, space = {}, {}
+    for name, entry in (doc.get("users") or {}).items():
+        roles = entry.get("roles", [])
+        if unknown_roles(roles):
+            raise ValueError(f"{path}: user {name!r} has unknown roles {unknown_roles(roles)}")
+        quota = quota_for(roles)
+        budgets[name] = NamespaceBudget(
+            name,
+            entry.get("cores", quota.cores),
+            entry.get("memory_mb", quota.memory_mb),
+            entry.get("max_jobs", quota.max_jobs),
+        )
+        space[name] = int(entry["space_gb"] * 2**30) if "space_gb" in entry else quota.space_bytes
+    return UsersFile(
+        capacity, float(cluster.get("overcommit", 1.0)), budgets, space, doc.get("storage_class")
+    )
+
+
+def _load(path: Path) -> UsersFile:
     try:
         return load_users(path)
     except (OSError, ValueError, KeyError, TypeError) as err:
-        typer.echo(f"error: {err}", err=True)
-        raise typer.Exit(2) from err
+        raise fail(str(err)) from err
 
 
 def yunikorn_values(path: Path) -> str:
     """Helm values for the YuniKorn chart: one queue per user under root.avip."""
-    import yaml
-
     users = _load(path)
     queues = yaml.safe_dump(yunikorn_config(users.budgets, users.capacity), sort_keys=False)
     values = {
@@ -68,7 +101,7 @@ def check_cmd(users_toml: UsersToml) -> None:
     users = _load(users_toml)
     problems = capacity_problems(users.budgets, users.capacity, users.overcommit)
     for problem in problems:
-        typer.echo(f"error: {problem}", err=True)
+        report(problem)
     if problems:
-        raise typer.Exit(1)
+        raise typer.Exit(EXIT_FAILED)
     typer.echo(f"{len(users.budgets)} user pools fit the cluster")

@@ -14,6 +14,8 @@ from typing import Annotated
 
 import typer
 
+from cli.output import EXIT_FAILED, fail
+from config.settings import get_settings
 from zeppelin_notes.client import (
     AuthenticationError,
     NoteFormatError,
@@ -24,6 +26,8 @@ from zeppelin_notes.client import (
 )
 from zeppelin_notes.notes import load_note, shipped_notes
 from zeppelin_notes.results import ParagraphRun
+from zeppelin_notes.runner import main as run_notes_locally
+from zeppelin_notes.runner import parse_params
 
 zeppelin_app = typer.Typer(help="Push, run and export Zeppelin notes.", no_args_is_help=True)
 
@@ -35,25 +39,19 @@ ParamOpt = Annotated[list[str] | None, typer.Option(
     "e.g. api_url=http://127.0.0.1:8765")]
 
 
-def _fail(message: str, code: int = 2) -> typer.Exit:
-    typer.echo(f"error: {message}", err=True)
-    return typer.Exit(code)
-
-
 def _client(url: str | None, user: str | None, password: str | None) -> ZeppelinClient:
-    from config.settings import get_settings
 
     settings = get_settings()
     url = url or settings.zeppelin_url
     user = user or settings.zeppelin_user
     password = password or settings.zeppelin_password
     if not url or not user or password is None:
-        raise _fail("set --url/--user/--password (or AVIP_ZEPPELIN_URL, _USER, _PASSWORD)")
+        raise fail("set --url/--user/--password (or AVIP_ZEPPELIN_URL, _USER, _PASSWORD)")
     client = ZeppelinClient(url)
     try:
         client.login(user, password)
     except (AuthenticationError, ZeppelinError) as exc:
-        raise _fail(str(exc)) from exc
+        raise fail(str(exc)) from exc
     return client
 
 
@@ -83,9 +81,9 @@ def push(
                 client.delete_note(old)
             note_id = client.import_note(note, path=target)
         except NoteFormatError as exc:
-            raise _fail(str(exc)) from exc
+            raise fail(str(exc)) from exc
         except ZeppelinError as exc:
-            raise _fail(str(exc)) from exc
+            raise fail(str(exc)) from exc
         typer.echo(f"{note_id}  {target}")
 
 
@@ -97,30 +95,28 @@ def run(
     url: UrlOpt = None, user: UserOpt = None, password: PasswordOpt = None,
 ) -> None:
     """Run a note (or one paragraph) on the server and print its results."""
-    from zeppelin_notes.runner import parse_params
 
     try:
         params = parse_params(param or [])
     except ValueError as exc:
-        raise _fail(str(exc)) from exc
+        raise fail(str(exc)) from exc
     client = _client(url, user, password)
     try:
         note_id = client.find_note(note) if note.startswith("/") else note
         if not note_id:
-            raise _fail(f"no note at {note!r}; `avip zeppelin push` first")
+            raise fail(f"no note at {note!r}; `avip zeppelin push` first")
         if paragraph:
             runs = [client.run_paragraph(note_id, paragraph, check=False)]
         else:
             runs = client.run_all(note_id, check=False, params=params)
     except SessionExpired as exc:
-        raise _fail(str(exc)) from exc
+        raise fail(str(exc)) from exc
     except ZeppelinError as exc:
-        raise _fail(str(exc)) from exc
+        raise fail(str(exc)) from exc
     _print_runs(runs)
     failed = [r for r in runs if r.status in ("ERROR", "ABORT")]
     if failed:
-        typer.echo(str(ParagraphFailed(note_id, failed[0])), err=True)
-        raise typer.Exit(1)
+        raise fail(str(ParagraphFailed(note_id, failed[0])), EXIT_FAILED)
 
 
 @zeppelin_app.command()
@@ -134,10 +130,10 @@ def export(
     try:
         note_id = client.find_note(note) if note.startswith("/") else note
         if not note_id:
-            raise _fail(f"no note at {note!r}")
+            raise fail(f"no note at {note!r}")
         output.write_text(json.dumps(client.export_note(note_id), indent=2) + "\n")
     except ZeppelinError as exc:
-        raise _fail(str(exc)) from exc
+        raise fail(str(exc)) from exc
     typer.echo(f"wrote {output}")
 
 
@@ -147,7 +143,5 @@ def local(
     param: ParamOpt = None,
 ) -> None:
     """Run notes without Zeppelin (same session factory), as `make demo` does."""
-    from zeppelin_notes.runner import main
-
     params = [arg for pair in param or [] for arg in ("--param", pair)]
-    raise typer.Exit(main([str(p) for p in notes or []] + params))
+    raise typer.Exit(run_notes_locally([str(p) for p in notes or []] + params))

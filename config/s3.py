@@ -4,26 +4,19 @@ The settings object holds the endpoint, keys, region and bucket; this module
 turns them into Hadoop ``fs.s3a.*`` options (Spark), ``storage_options``
 (delta-rs), one pyarrow ``S3FileSystem`` per process (the interactive
 reader's Parquet reads and the S3 user spaces share its connection pool), and
-checks them once at start-up with a real signed request, so a wrong key, a
-missing bucket or an unreachable endpoint fails at once with the name of the
-setting to fix — not minutes later inside a Spark task.
+checks them once at start-up with a real request (a listing of the bucket), so
+a wrong key, a missing bucket or an unreachable endpoint fails at once with
+the name of the setting to fix — not minutes later inside a Spark task.
 """
 
 from __future__ import annotations
 
-import datetime
-import hashlib
-import hmac
-import urllib.error
 import urllib.parse
-import urllib.request
 from functools import lru_cache
-from typing import TYPE_CHECKING
 
 from pyarrow import fs as pafs
 
-if TYPE_CHECKING:
-    from config.settings import Settings
+from config.settings import Settings
 
 
 class S3ConfigError(RuntimeError):
@@ -70,20 +63,23 @@ def storage_options(settings: Settings) -> dict[str, str]:
     return options
 
 
-@lru_cache(maxsize=4)
-def _arrow_s3(endpoint: str | None, access: str, secret: str, region: str) -> pafs.S3FileSystem:
+def _arrow_options(settings: Settings) -> dict[str, object]:
+    """``S3FileSystem`` keyword arguments of the settings."""
     options: dict[str, object] = {
-        "access_key": access,
-        "secret_key": secret,
-        "region": region,
-        "connect_timeout": 10,
-        "request_timeout": 60,
+        "access_key": settings.s3_access_key or "",
+        "secret_key": _secret(settings),
+        "region": settings.s3_region,
         "allow_bucket_creation": False,
     }
-    if endpoint:
-        url = urllib.parse.urlsplit(endpoint)
+    if settings.s3_endpoint:
+        url = urllib.parse.urlsplit(settings.s3_endpoint)
         options |= {"endpoint_override": url.netloc, "scheme": url.scheme or "https"}
-    return pafs.S3FileSystem(**options)  # type: ignore[arg-type]
+    return options
+
+
+@lru_cache(maxsize=4)
+def _arrow_s3(options: tuple[tuple[str, object], ...]) -> pafs.S3FileSystem:
+    return pafs.S3FileSystem(**dict(options), connect_timeout=10, request_timeout=60)
 
 
 def arrow_filesystem(settings: Settings) -> pafs.S3FileSystem:
@@ -91,9 +87,7 @@ def arrow_filesystem(settings: Settings) -> pafs.S3FileSystem:
 
     Paths on it are ``bucket/key`` (no scheme): see :func:`arrow_path`.
     """
-    return _arrow_s3(
-        settings.s3_endpoint, settings.s3_access_key or "", _secret(settings), settings.s3_region
-    )
+    return _arrow_s3(tuple(_arrow_options(settings).items()))
 
 
 def arrow_path(url: str) -> str:
@@ -105,51 +99,40 @@ def arrow_path(url: str) -> str:
     return url.split("://", 1)[1].strip("/")
 
 
-def _signed_list_request(settings: Settings) -> urllib.request.Request:
-    """ListObjectsV2 (one key) on the bucket, signed with AWS Signature V4."""
-    endpoint = settings.s3_endpoint or f"https://s3.{settings.s3_region}.amazonaws.com"
-    url = urllib.parse.urlsplit(endpoint)
-    host = url.netloc
-    bucket = settings.s3_bucket or ""
-    query = "list-type=2&max-keys=1"  # MinIO skips the bucket check for max-keys=0
-    now = datetime.datetime.now(datetime.UTC)
-    amz_date, day = now.strftime("%Y%m%dT%H%M%SZ"), now.strftime("%Y%m%d")
-    payload = hashlib.sha256(b"").hexdigest()
-    signed = "host;x-amz-content-sha256;x-amz-date"
-    canonical = "\n".join(
-        [
-            "GET", f"/{urllib.parse.quote(bucket)}", query,
-            f"host:{host}\nx-amz-content-sha256:{payload}\nx-amz-date:{amz_date}\n",
-            signed, payload,
-        ]
-    )  # fmt: skip
-    scope = f"{day}/{settings.s3_region}/s3/aws4_request"
-    digest = hashlib.sha256(canonical.encode()).hexdigest()
-    to_sign = f"AWS4-HMAC-SHA256\n{amz_date}\n{scope}\n{digest}"
-    key = ("AWS4" + _secret(settings)).encode()
-    for part in (day, settings.s3_region, "s3", "aws4_request"):
-        key = hmac.new(key, part.encode(), hashlib.sha256).digest()
-    signature = hmac.new(key, to_sign.encode(), hashlib.sha256).hexdigest()
-    auth = (
-        f"AWS4-HMAC-SHA256 Credential={settings.s3_access_key}/{scope}, "
-        f"SignedHeaders={signed}, Signature={signature}"
-    )
-    headers = {"x-amz-date": amz_date, "x-amz-content-sha256": payload, "Authorization": auth}
-    return urllib.request.Request(f"{url.scheme}://{host}/{bucket}?{query}", headers=headers)
-
-
-#: S3 error codes → the setting that is wrong.
+#: S3 error codes → the setting that is wrong. pyarrow's messages name them as the AWS SDK
+#: spells them (``INVALID_ACCESS_KEY_ID``) or, for codes the SDK has no name for, as S3 sent
+#: them; :func:`_setting_to_fix` compares both without case or underscores.
 _ERROR_SETTING = {
     "InvalidAccessKeyId": "AVIP_S3_ACCESS_KEY",
     "SignatureDoesNotMatch": "AVIP_S3_SECRET_KEY",
     "NoSuchBucket": "AVIP_S3_BUCKET",
     "AccessDenied": "AVIP_S3_ACCESS_KEY",
     "AuthorizationHeaderMalformed": "AVIP_S3_REGION",
+    "InvalidRegion": "AVIP_S3_REGION",
 }
 
 
+#: The prefix :func:`check_s3` lists (nothing is ever written under it).
+_PROBE_PREFIX = ".avip-settings-check"
+
+
+def _setting_to_fix(message: str) -> tuple[str, str] | None:
+    """(S3 error code, setting) named in a pyarrow error message, or None."""
+    flat = message.replace("_", "").lower()
+    for code, setting in _ERROR_SETTING.items():
+        if code.lower() in flat:
+            return code, setting
+    return None
+
+
 def check_s3(settings: Settings, timeout_s: float = 10.0) -> None:
-    """Fail fast with the name of the setting to fix if the S3 settings do not work."""
+    """Fail fast with the name of the setting to fix if the S3 settings do not work.
+
+    Lists an empty prefix of the bucket through a filesystem made for the
+    check alone — not the process's cached one from :func:`arrow_filesystem` —
+    with one attempt and ``timeout_s`` to connect and to answer, so a wrong
+    endpoint fails in seconds and bad credentials leave nothing behind.
+    """
     for name, value in (
         ("AVIP_S3_ACCESS_KEY", settings.s3_access_key),
         ("AVIP_S3_SECRET_KEY", settings.s3_secret_key),
@@ -157,21 +140,27 @@ def check_s3(settings: Settings, timeout_s: float = 10.0) -> None:
     ):
         if not value:
             raise S3ConfigError(f"{name} is not set; the lakehouse or user space is on S3")
-    request = _signed_list_request(settings)
+    filesystem = pafs.S3FileSystem(
+        **_arrow_options(settings),  # type: ignore[arg-type]
+        connect_timeout=timeout_s,
+        request_timeout=timeout_s,
+        retry_strategy=pafs.AwsStandardS3RetryStrategy(max_attempts=1),
+    )
+    where = settings.s3_endpoint or "AWS"
+    # A listing (a HEAD response has no body, so no error code) of a prefix that does not
+    # exist: one short request however big the bucket, answered "not found" when all is well.
+    probe = pafs.FileSelector(f"{settings.s3_bucket}/{_PROBE_PREFIX}/", recursive=False)
     try:
-        with urllib.request.urlopen(request, timeout=timeout_s):
-            return
-    except urllib.error.HTTPError as err:
-        body = err.read().decode(errors="replace")
-        code = body.split("<Code>", 1)[1].split("</Code>", 1)[0] if "<Code>" in body else ""
-        setting = _ERROR_SETTING.get(code, "AVIP_S3_ENDPOINT")
+        filesystem.get_file_info(probe)
+    except FileNotFoundError:
+        return
+    except OSError as err:
+        known = _setting_to_fix(str(err))
+        if known is not None:
+            code, setting = known
+            raise S3ConfigError(
+                f"S3 refused the credentials or bucket ({code}) at {where}: check {setting}"
+            ) from None
         raise S3ConfigError(
-            f"S3 refused the credentials or bucket ({err.code} {code or err.reason}) at "
-            f"{settings.s3_endpoint or 'AWS'}: check {setting}"
-        ) from None
-    except (urllib.error.URLError, OSError) as err:
-        reason = getattr(err, "reason", err)
-        raise S3ConfigError(
-            f"cannot reach the S3 endpoint {settings.s3_endpoint!r} ({reason}): "
-            "check AVIP_S3_ENDPOINT"
+            f"cannot use the S3 endpoint {settings.s3_endpoint!r} ({err}): check AVIP_S3_ENDPOINT"
         ) from None

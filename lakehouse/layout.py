@@ -47,14 +47,24 @@ by it so those sources are never missed.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+import urllib.parse
+from dataclasses import dataclass, field
 
+import astropy.units as u
+import cdshealpix.nested as hp
 import numpy as np
+import pyarrow as pa
+from delta.tables import DeltaTable as SparkDeltaTable
+from deltalake import DeltaTable
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
+from config.s3 import is_s3
+from config.s3 import storage_options as s3_storage_options
+from config.settings import get_settings
 from lakehouse import healpix
-from lakehouse.schema import COLUMN_NAMES, PARTITION_COLUMN
+from lakehouse.regions import angular_distance_deg
+from lakehouse.schema import COLUMN_NAMES, PARTITION_COLUMN, spark_schema
 
 TARGET_PARTITION_BYTES = 512 * 2**20
 MAX_FILE_BYTES = 1024 * 2**20
@@ -74,16 +84,11 @@ def choose_partition_order(n_rows: int, bytes_per_row: int = BYTES_PER_ROW) -> i
 def sourceid_position_offset_deg(source_id: np.ndarray, ra: np.ndarray, dec: np.ndarray) -> float:
     """Largest distance from a source to the centre of its source_id pixel, over the
     sources that lie outside that pixel (0 when every source is inside its pixel)."""
-    import astropy.units as u
-    import cdshealpix.nested as hp
-
     own = source_id >> healpix.SOURCE_ID_SHIFT
     outside = healpix.healpix_index(ra, dec, healpix.INDEX_ORDER) != own
     if not outside.any():
         return 0.0
     lon, lat = hp.healpix_to_lonlat(own[outside].astype(np.uint64), healpix.INDEX_ORDER)
-    from lakehouse.regions import angular_distance_deg
-
     dist = angular_distance_deg(ra[outside], dec[outside], lon.to_value(u.deg), lat.to_value(u.deg))
     return float(dist.max())
 
@@ -96,17 +101,18 @@ class TableInfo:
     version: int
     partition_order: int | None  # None: not in the HEALPix layout
     margin_deg: float
+    #: The delta-rs ``storage_options`` it was read with (None: the settings' own), so later
+    #: reads of the same table use the same credentials; not part of its identity.
+    storage_options: tuple[tuple[str, str], ...] | None = field(
+        default=None, repr=False, compare=False
+    )
 
 
 def _delta_table(path: str, version: int | None, storage_options: dict | None):
-    """delta-rs's view of the table (S3 credentials from the settings for s3 paths)."""
-    from deltalake import DeltaTable
-
-    if storage_options is None and path.startswith(("s3a://", "s3://")):
-        from config.s3 import storage_options as s3_options
-        from config.settings import get_settings
-
-        storage_options = s3_options(get_settings())
+    """delta-rs's view of the table; an s3 path without ``storage_options`` takes the
+    credentials of the process's settings."""
+    if storage_options is None and is_s3(path):
+        storage_options = s3_storage_options(get_settings())
     try:
         return DeltaTable(path, version=version, storage_options=storage_options)
     except Exception as exc:  # delta-rs raises several types for a missing table/version
@@ -129,6 +135,7 @@ def table_info(
         version=table.version(),
         partition_order=int(conf[ORDER_PROPERTY]) if ORDER_PROPERTY in conf else None,
         margin_deg=float(conf.get(MARGIN_PROPERTY, 0.0)),
+        storage_options=tuple(storage_options.items()) if storage_options is not None else None,
     )
 
 
@@ -163,16 +170,17 @@ class DataFiles:
 
 def data_files(info: TableInfo, storage_options: dict | None = None) -> DataFiles | None:
     """The files of ``info``'s version, or None when plain Parquet reads of them would
-    not be exact (the table uses deletion vectors, column mapping or the like)."""
+    not be exact (the table uses deletion vectors, column mapping or the like).
+
+    ``storage_options`` default to those ``info`` was read with.
+    """
+    if storage_options is None and info.storage_options is not None:
+        storage_options = dict(info.storage_options)
     return snapshot_files(_delta_table(info.path, info.version, storage_options), info.path)
 
 
 def snapshot_files(table, path: str) -> DataFiles | None:
     """:func:`data_files` of an open delta-rs ``DeltaTable`` whose root is ``path``."""
-    import urllib.parse
-
-    import pyarrow as pa
-
     protocol = table.protocol()
     features = set(protocol.reader_features or ())
     if protocol.min_reader_version > 1 and not features <= PLAIN_PARQUET_FEATURES:
@@ -219,10 +227,6 @@ def write_catalog(
     size-based choice for a new table. The margin property is raised *before*
     rows that need it are committed, so every version reads correctly.
     """
-    from delta.tables import DeltaTable as SparkDeltaTable
-
-    from lakehouse.schema import spark_schema
-
     if mode not in ("append", "overwrite"):
         raise ValueError(f"mode must be 'append' or 'overwrite', got {mode!r}")
     spark = df.sparkSession

@@ -8,9 +8,12 @@ types and units follow the Gaia DR3 data model (``gaiadr3.gaia_source``).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import pyarrow as pa
-from pyspark.sql import types as T
+
+if TYPE_CHECKING:
+    from pyspark.sql import types as T
 
 
 @dataclass(frozen=True)
@@ -24,13 +27,13 @@ class Column:
     nullable: bool = True
 
 
-_SPARK = {
-    "long": T.LongType(),
-    "double": T.DoubleType(),
-    "float": T.FloatType(),
-    "int": T.IntegerType(),
-    "short": T.ShortType(),
-    "string": T.StringType(),
+_SPARK = {  # names in pyspark.sql.types
+    "long": "LongType",
+    "double": "DoubleType",
+    "float": "FloatType",
+    "int": "IntegerType",
+    "short": "ShortType",
+    "string": "StringType",
 }
 _ARROW = {
     "long": pa.int64(),
@@ -96,7 +99,13 @@ UNITS: dict[str, str] = {c.name: c.unit for c in GAIA_SOURCE}
 
 def spark_schema(columns: tuple[Column, ...] = GAIA_SOURCE) -> T.StructType:
     """The Spark schema of ``gaia_source`` (without the partition column)."""
-    return T.StructType([T.StructField(c.name, _SPARK[c.kind], c.nullable) for c in columns])
+    # pyspark here, not at the top: the CLI (export formats) and the AVIs (units) read this
+    # module without Spark, and importing pyspark costs them 0.15-0.3 s (measured).
+    from pyspark.sql import types
+
+    return types.StructType(
+        [types.StructField(c.name, getattr(types, _SPARK[c.kind])(), c.nullable) for c in columns]
+    )
 
 
 def arrow_schema(columns: tuple[Column, ...] = GAIA_SOURCE) -> pa.Schema:

@@ -14,13 +14,12 @@ import re
 import sys
 from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import pyspark
 from pyspark.sql import SparkSession
 
-if TYPE_CHECKING:
-    from config.settings import Settings
+from config.s3 import check_s3, hadoop_conf, is_s3
+from config.settings import Settings, get_settings
 
 _VERSIONED_JAR = re.compile(r"^(?P<artifact>.+?)-\d[\w.\-]*\.jar$")
 
@@ -91,6 +90,8 @@ def with_quiet_defaults(
 
 def with_catalogue_layout(builder: SparkSession.Builder) -> SparkSession.Builder:
     """Small Parquet row groups, so readers can skip inside a file on source_id."""
+    # Here, not at the top: lakehouse.layout brings astropy and cdshealpix (+1.3-2 s measured),
+    # which the API, importing this module for platform_jars (job submission), never needs.
     from lakehouse.layout import ROW_GROUP_BYTES
 
     return builder.config("spark.hadoop.parquet.block.size", str(ROW_GROUP_BYTES))
@@ -100,11 +101,9 @@ def with_s3(builder: SparkSession.Builder, settings: Settings) -> SparkSession.B
     """Let Spark read and write ``s3a://`` (hadoop-aws) with the settings' S3 credentials.
 
     A no-op unless S3 is configured (``s3_bucket`` or an ``s3a://`` lakehouse).
-    The credentials are checked first with one signed request, so a wrong
+    The credentials are checked first with one request (:func:`config.s3.check_s3`), so a wrong
     setting fails here, naming itself, instead of inside a Spark task.
     """
-    from config.s3 import check_s3, hadoop_conf, is_s3
-
     if not (settings.s3_bucket or is_s3(settings.catalogue_root)):
         return builder
     check_s3(settings)
@@ -117,6 +116,7 @@ def get_spark(
     master: str | None = None,
     app_name: str = "avip",
     conf: Mapping[str, str] | None = None,
+    settings: Settings | None = None,
 ) -> SparkSession:
     """Return the platform's SparkSession (creating it on first call).
 
@@ -128,10 +128,11 @@ def get_spark(
         Shown in the Spark UI and the standalone master's application list.
     conf
         Extra Spark configuration (e.g. ``spark.cores.max`` granted by the scheduler).
+    settings
+        Memory, jars, S3 credentials...; defaults to :func:`config.settings.get_settings`.
     """
-    from config.settings import get_settings
-
-    settings = get_settings()
+    if settings is None:
+        settings = get_settings()
     master = master or settings.spark_master
     builder = SparkSession.builder.master(master).appName(app_name)
     builder = with_catalogue_layout(with_quiet_defaults(builder, settings.spark_shuffle_partitions))

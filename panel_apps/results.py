@@ -23,6 +23,7 @@ import param
 
 from api.client import ApiError, AvipClient
 from api.schemas import JobPublic, ResultFile
+from avi_plugins.registry import get_avi
 from panel_apps.plots import sky_density
 from panel_apps.session import PlatformSession, SignedOut
 
@@ -103,8 +104,6 @@ def render_view(view: Callable[[Path], Any], folder: Path) -> pn.viewable.Viewab
 
 
 def load_avi_view(name: str, version: str | None) -> Callable[[Path], Any]:
-    from avi_plugins.registry import get_avi
-
     return get_avi(name, version).view
 
 

@@ -36,6 +36,9 @@ from avi_plugins.params import ParamsError
 from avi_plugins.provenance import software_versions, source_commit, spark_conf_redacted
 from avi_plugins.registry import BrokenAVIError, UnknownAVIError, get_avi
 from avi_plugins.sdk import AVI, TaskContext
+from config.settings import get_settings
+from lakehouse.catalog import open_catalog
+from lakehouse.session import get_spark
 from spark_jobs.progress import (
     FanOut,
     FileProgressSink,
@@ -245,17 +248,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         "started_at": started_at,
     }
     try:
-        from config.settings import get_settings
-        from lakehouse.session import get_spark
-
         settings = get_settings()
         cache_root = args.cache or settings.data_dir / "avi-cache"
         root = args.catalogue_root or settings.catalogue_root
         spark = get_spark(args.master, app_name=f"avip-{avi.manifest.name}", conf=conf)
 
         def open_table(name: str) -> Any:
-            from lakehouse.catalog import open_catalog
-
             return open_catalog(root, table=name, spark=spark)
 
         outcome = run_job(avi, params, job_dir, spark=spark, open_table=open_table,

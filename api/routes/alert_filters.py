@@ -2,54 +2,29 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import Literal
-
 from fastapi import APIRouter, Response, status
-from pydantic import BaseModel, ConfigDict, Field
 
 from api.deps import CurrentUser, SessionDep, SessionRoute, SettingsDep
 from api.models import AlertFilterRow
 from api.routes.http_errors import http_errors
+from api.schemas import AlertFilterCreate, AlertFilterPublic, AlertFiltersPublic, AlertFilterUpdate
 from api.store import alert_filters as store
 from spark_jobs.alerts.rows import filter_columns
 
 router = APIRouter(prefix="/alert-filters", tags=["alerts"], route_class=SessionRoute)
 
 
-class AlertFilterCreate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    name: str = Field(description="a-z, 0-9, '_' and '-'; unique among your filters.")
-    where: str = Field(description="SQL condition over alert fields and gaia_* annotations.")
-    output_format: Literal["json", "avro"] = "json"
-    enabled: bool = True
-
-
-class AlertFilterUpdate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    where: str | None = None
-    enabled: bool | None = None
-
-
-class AlertFilterPublic(BaseModel):
-    model_config = ConfigDict(from_attributes=True)
-    id: int
-    name: str
-    where: str = Field(validation_alias="where_sql")
-    topic: str
-    output_format: str
-    enabled: bool
-    created_at: datetime
-    updated_at: datetime
-
-
-class AlertFiltersPublic(BaseModel):
-    data: list[AlertFilterPublic]
-    count: int
-
-
 def _public(row: AlertFilterRow) -> AlertFilterPublic:
-    return AlertFilterPublic.model_validate(row)
+    return AlertFilterPublic(
+        id=row.id,
+        name=row.name,
+        where=row.where_sql,
+        topic=row.topic,
+        output_format=row.output_format,
+        enabled=row.enabled,
+        created_at=row.created_at,
+        updated_at=row.updated_at,
+    )
 
 
 @router.get("/columns", response_model=dict[str, str])

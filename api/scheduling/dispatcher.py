@@ -1,25 +1,26 @@
-"""The scheduler loop: watches running drivers, then starts what the scheduler picks.
+"""The scheduler loop: watches running jobs, then starts what the scheduler picks.
+
+The dispatcher speaks one protocol to whichever backend runs the jobs
+(:class:`spark_jobs.backends.protocol.JobBackend`: spark-submit processes or
+SparkApplications on Kubernetes) and knows nothing else about them.
 
 One :meth:`Dispatcher.tick` does, in order:
 
-1. for each running job — stop it if a cancel was requested; copy the
-   runner's ``progress.json`` into the job row (with an outbox event); when
-   its driver has exited, mark it succeeded or failed from the recorded exit
-   code (and ``error.txt``);
-2. ask :func:`api.scheduling.drf.decide` which queued jobs start, flip each one
-   queued → running with a compare-and-set *before* launching it (so no two
-   dispatchers ever launch the same job), then launch its driver;
+1. for each running job — cancel it on the backend if a cancel was requested;
+   otherwise poll it, copy the runner's ``progress.json`` into the job row
+   (with an outbox event), and when the backend says it ended, mark it
+   succeeded or failed with the backend's reason;
+2. ask :func:`api.scheduling.drf.decide` which queued jobs start and submit
+   each to the backend, handing it the queued → running compare-and-set (the
+   claim) to run when it is right for that backend, so no two dispatchers ever
+   start the same job; a job the backend will not take yet stays queued, with
+   its queue position and why;
 3. with spaces on S3, release the inputs staged for jobs that no unfinished job
    names any more (:func:`api.space.staged_inputs.release_unused`, the one rule).
 
-:meth:`Dispatcher.recover` runs once at start-up: a running job whose driver
-is still alive is adopted (watched again, never relaunched); one whose driver
-is gone is finished from what it left behind, or failed with the reason.
-
-With a :class:`ClusterBackend` (Kubernetes) there is no local driver: a job is
-submitted *before* it is claimed (a job the cluster will not take yet stays
-queued, with its queue position), then its status is polled from the cluster,
-and cancelling deletes it there; running jobs are adopted on restart.
+:meth:`Dispatcher.recover` runs once at start-up: the backend adopts each
+running job (still running: watched again, never relaunched) or says how it
+ended while the service was down.
 """
 
 from __future__ import annotations
@@ -28,7 +29,6 @@ import logging
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol, runtime_checkable
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
@@ -39,32 +39,18 @@ from api.scheduling.pools import quota_for
 from api.space.staged_inputs import release_unused, staging_folders
 from api.store import jobs as job_store
 from api.store import users as user_store
-from spark_jobs.backends.processes import (
-    Driver,
+from spark_jobs.backends.protocol import (
+    Handle,
+    JobBackend,
     JobLaunch,
-    SubmitBackend,
-    driver_alive,
-    exit_code,
-    stop_driver,
+    JobRef,
+    Status,
+    Submission,
+    SubmitError,
 )
 from spark_jobs.progress import read_progress
 
 log = logging.getLogger("avip.dispatcher")
-
-
-@runtime_checkable
-class ClusterBackend(Protocol):
-    """A backend that runs jobs on a cluster (``spark_jobs.backends.k8s.submitter.KubernetesJobs``), not as pids."""
-
-    name: str
-
-    def submit(self, launch: JobLaunch, user: str, pool: Pool) -> str | None:
-        """Submit; return why the job must stay queued, or None once it is submitted."""
-
-    def poll(self, job_id: int, user: str) -> tuple[str, str]:
-        """(running | succeeded | failed, reason)."""
-
-    def cancel(self, job_id: int, user: str) -> None: ...
 
 
 @dataclass
@@ -80,7 +66,7 @@ class Dispatcher:
         self,
         *,
         sessions: sessionmaker[Session],
-        backend: SubmitBackend | ClusterBackend,
+        backend: JobBackend,
         capacity: Capacity,
         catalogue_root: str | None = None,
         cache_dir: Path | None = None,
@@ -93,8 +79,7 @@ class Dispatcher:
         self.catalogue_root = catalogue_root
         self.cache_dir = cache_dir
         self.positions: dict[int, int] = {}
-        self.cluster = backend if isinstance(backend, ClusterBackend) else None
-        self.waiting: dict[int, str] = {}  # job id → why the cluster did not take it yet
+        self.waiting: dict[int, str] = {}  # job id → why the backend did not take it yet
         self._pools: dict[str, Pool] = {}
         self._progress_seen: dict[int, str] = {}
         self.space_root = space_root
@@ -107,23 +92,19 @@ class Dispatcher:
     # --- start-up ------------------------------------------------------------------
 
     def recover(self) -> list[int]:
-        """Adopt live drivers and settle dead ones; returns the ids settled."""
+        """Have the backend adopt each running job; settle those that ended meanwhile.
+        Returns the ids settled."""
         settled = []
         with self._lock, self.sessions() as session:
             for job, user in job_store.jobs_in_state(session, state="running"):
-                if self.cluster is not None and job.backend == self.cluster.name:
-                    log.info("job %s: on the cluster, adopted", job.id)
-                elif job.driver_pid is None:
-                    job_store.transition(
-                        session, job=job, to="failed",
-                        reason="the service stopped before this job's driver was started",
-                    )
+                try:
+                    status = self._status(job, user, after_restart=True)
+                except Exception:  # noqa: BLE001 — the next tick polls it again
+                    log.exception("job %s: could not adopt it; will poll it", job.id)
+                    continue
+                if status.finished:
+                    self._finish(session, job, user, status)
                     settled.append(job.id)
-                elif not driver_alive(Driver(job.driver_pid, job.driver_start or "")):
-                    self._settle(session, job, user, after_restart=True)
-                    settled.append(job.id)
-                else:
-                    log.info("job %s: driver pid %s still running, adopted", job.id, job.driver_pid)
             session.commit()
         return settled
 
@@ -165,32 +146,37 @@ class Dispatcher:
                     log.info("released %d staged input(s) of %s", len(removed), owner)
 
     def _watch(self, session: Session, job: Job, user: User) -> bool:
-        if self.cluster is not None and job.backend == self.cluster.name:
-            return self._watch_cluster(session, job, user, self.cluster)
-        driver = Driver(job.driver_pid or -1, job.driver_start or "")
+        """Cancel, or poll and follow one running job; True once it is finished."""
         if job.cancel_requested:
-            stop_driver(driver)
+            self.backend.cancel(self._ref(job, user))
             job_store.transition(session, job=job, to="cancelled", reason="cancelled by its owner")
+            self._progress_seen.pop(job.id, None)
             return True
-        self._copy_progress(session, job, user)
-        if job.driver_pid is not None and not driver_alive(driver):
-            self._settle(session, job, user, after_restart=False)
-            return True
-        return False
-
-    def _watch_cluster(self, session: Session, job: Job, user: User,
-                       cluster: ClusterBackend) -> bool:
-        if job.cancel_requested:
-            cluster.cancel(job.id, user.name)
-            job_store.transition(session, job=job, to="cancelled", reason="cancelled by its owner")
-            return True
-        self._copy_progress(session, job, user)
-        state, reason = cluster.poll(job.id, user.name)
-        if state not in ("succeeded", "failed"):
+        status = self._status(job, user, after_restart=False)
+        if not status.finished:
+            self._copy_progress(session, job, user)
             return False
-        self._progress_seen.pop(job.id, None)
-        job_store.transition(session, job=job, to=state, reason=reason or None)
+        self._finish(session, job, user, status)
         return True
+
+    def _status(self, job: Job, user: User, *, after_restart: bool) -> Status:
+        """The backend's poll (or, after a restart, its adoption) of a running job."""
+        if job.backend is not None and job.backend != self.backend.name:
+            return Status("failed", f"started on the {job.backend} backend, which this service "
+                                    f"(on {self.backend.name}) cannot watch")
+        ref = self._ref(job, user)
+        return self.backend.adopt(ref) if after_restart else self.backend.poll(ref)
+
+    def _finish(self, session: Session, job: Job, user: User, status: Status) -> None:
+        """Record how a job ended, with its last progress (written just before it ended)."""
+        self._copy_progress(session, job, user)
+        self._progress_seen.pop(job.id, None)
+        job_store.transition(session, job=job, to=status.state, reason=status.reason or None)
+
+    @staticmethod
+    def _ref(job: Job, user: User) -> JobRef:
+        return JobRef(job_id=job.id, user=user.name, output_dir=Path(job.output_dir),
+                      handle=Handle(job.driver_pid, job.driver_start))
 
     def _copy_progress(self, session: Session, job: Job, user: User) -> None:
         try:
@@ -205,28 +191,6 @@ class Dispatcher:
             tasks_total=progress.tasks_total, fraction=round(progress.fraction, 4),
             message=progress.message,
         )
-
-    def _settle(self, session: Session, job: Job, user: User, *, after_restart: bool) -> None:
-        """Finish a job whose driver has exited, from the exit code it recorded."""
-        self._copy_progress(session, job, user)
-        self._progress_seen.pop(job.id, None)
-        folder = Path(job.output_dir)
-        code = exit_code(folder)
-        if code == 0:
-            job_store.transition(session, job=job, to="succeeded")
-            return
-        if code is None:
-            when = "while the service was down" if after_restart else "unexpectedly"
-            reason = (f"the driver (pid {job.driver_pid}) died {when} without recording an "
-                      "exit code; see the job's logs")
-        else:
-            reason = f"the runner exited with code {code}"
-            error = folder / "error.txt"
-            if error.is_file():
-                lines = [ln for ln in error.read_text(errors="replace").splitlines() if ln.strip()]
-                if lines:
-                    reason += f": {lines[-1][:500]}"
-        job_store.transition(session, job=job, to="failed", reason=reason)
 
     def _schedule(self, session: Session) -> list[int]:
         users = {u.id: u for u in session.scalars(select(User))}
@@ -258,19 +222,45 @@ class Dispatcher:
         job = session.get(Job, job_id)
         if job is None or job.state != "queued":
             return False
-        if self.cluster is not None:
-            return self._submit_to_cluster(session, job, self.cluster)
-        if not job_store.transition(session, job=job, to="running", backend=self.backend.name):
-            session.rollback()
-            return False
-        session.commit()  # claimed: from here on nobody else will launch it
-        launch = self._launch(job)
-        assert not isinstance(self.backend, ClusterBackend)
+        owner = session.get(User, job.owner_id)
+        assert owner is not None
+        pool = self._pools.get(owner.name)
+
+        def claim() -> bool:
+            """queued → running if nobody changed the job meanwhile, committed at once:
+            from here on nobody else starts it."""
+            if not job_store.transition(session, job=job, to="running", backend=self.backend.name):
+                session.rollback()
+                return False
+            session.commit()
+            return True
+
         try:
-            driver = self.backend.launch(launch)
-        except Exception as error:  # noqa: BLE001 — any launch failure fails the job, with why
-            return self._fail_start(session, job, f"could not start the driver: {error}")
-        job.driver_pid, job.driver_start = driver.pid, driver.start
+            if pool is None:
+                raise SubmitError(f"could not submit the job: user {owner.name!r} has no pool")
+            submission = self.backend.submit(self._launch(job), owner.name, pool, claim)
+        except SubmitError as error:
+            return self._fail_start(session, job, str(error))
+        except Exception as error:  # noqa: BLE001 — any submission error fails the job, with why
+            return self._fail_start(session, job, f"could not submit the job: {error}")
+        return self._started(session, job, owner, submission)
+
+    def _started(self, session: Session, job: Job, owner: User, submission: Submission) -> bool:
+        """Record what came of a submission; True if the job started."""
+        if submission.outcome == "waiting":
+            if self.waiting.get(job.id) != submission.reason:
+                log.info("job %s waits: %s", job.id, submission.reason)
+            self.waiting[job.id] = submission.reason
+            return False
+        self.waiting.pop(job.id, None)
+        if submission.outcome == "lost":
+            current = session.get(Job, job.id)
+            if current is None or current.state != "running":  # cancelled meanwhile
+                # what this submission started, if anything (found by the job's name)
+                self.backend.cancel(JobRef(job.id, owner.name, Path(job.output_dir),
+                                           submission.handle))
+            return False
+        job.driver_pid, job.driver_start = submission.handle.pid, submission.handle.start
         session.commit()
         self.positions.pop(job.id, None)
         return True
@@ -290,34 +280,6 @@ class Dispatcher:
             resources=job.resources, pins={k: int(v) for k, v in job.pins.items()},
             catalogue_root=self.catalogue_root, cache_dir=self.cache_dir,
         )
-
-    def _submit_to_cluster(self, session: Session, job: Job, cluster: ClusterBackend) -> bool:
-        """Submit first, then claim: a job the cluster does not take stays queued, untouched."""
-        owner = session.get(User, job.owner_id)
-        assert owner is not None
-        pool = self._pools.get(owner.name)
-        try:
-            if pool is None:
-                raise ValueError(f"user {owner.name!r} has no pool")
-            wait = cluster.submit(self._launch(job), owner.name, pool)
-        except Exception as error:  # noqa: BLE001 — a submission error fails the job, with why
-            return self._fail_start(
-                session, job, f"could not submit the Spark application: {error}")
-        if wait is not None:
-            if self.waiting.get(job.id) != wait:
-                log.info("job %s waits: %s", job.id, wait)
-            self.waiting[job.id] = wait
-            return False
-        self.waiting.pop(job.id, None)
-        if not job_store.transition(session, job=job, to="running", backend=cluster.name):
-            session.rollback()
-            current = session.get(Job, job.id)
-            if current is None or current.state != "running":  # cancelled meanwhile
-                cluster.cancel(job.id, owner.name)
-            return False
-        session.commit()
-        self.positions.pop(job.id, None)
-        return True
 
     # --- background loop (avip serve) -----------------------------------------------
 

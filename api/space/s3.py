@@ -39,15 +39,13 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, BinaryIO, cast
+from typing import IO, BinaryIO, cast
 
 from pyarrow import fs as pafs
 
 from api.space.user_space import TMP_DIR, Entry, PathRefused, SpaceNotFound, normalize
 from config.s3 import arrow_filesystem, arrow_path, is_s3
-
-if TYPE_CHECKING:
-    from config.settings import Settings
+from config.settings import Settings
 
 #: Uploads up to this size are spooled in memory, larger ones in a local temporary file.
 SPOOL_IN_MEMORY_BYTES = 8 << 20

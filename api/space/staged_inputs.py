@@ -41,11 +41,10 @@ from sqlalchemy import select
 from api.models import Job
 from api.space.user_space import JOBS_DIR
 from api.store.jobs import FINAL
+from config.settings import Settings
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
-
-    from config.settings import Settings
 
 #: Staged job inputs live in ``<space_root>/<user>/jobs/.inputs/<digest>/``.
 STAGED_INPUTS = ".inputs"

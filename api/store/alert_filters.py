@@ -1,12 +1,13 @@
-"""Alert filters in the job store (keyword-only functions), and the stream job's view of them.
+"""Alert filters in the job store (keyword-only functions), and the alert stream's view of them.
 
-Every lookup is scoped to an owner: another user's filter is ``NotFound``,
-exactly like one that does not exist, so filters cannot even be probed.
+Every lookup on a user's behalf is scoped to that owner: another user's filter
+is ``NotFound``, exactly like one that does not exist, so filters cannot even be
+probed. The alert stream's two (:func:`enabled_filters`,
+:func:`disable_unrunnable`) act for the platform, across users; its entry point
+(``avip alerts stream``) calls them, the stream itself never opens the store.
 """
 
 from __future__ import annotations
-
-from collections.abc import Callable
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
@@ -119,17 +120,19 @@ def enabled_filters(session: Session) -> list[AlertFilter]:
     ]
 
 
-def enabled_filters_source(url: str | None = None) -> Callable[[], list[AlertFilter]]:
-    """A callable the streaming job re-reads each micro-batch (new filters apply at once)."""
-    from api.db import make_engine, session_factory
-    from config.settings import get_settings
+def disable_unrunnable(
+    session: Session, *, filter_id: int, spark_sql: str
+) -> AlertFilterRow | None:
+    """Switch off a filter the alert stream cannot run (its owner's to fix and re-enable).
 
-    settings = get_settings()
-    engine = make_engine(url or settings.store_url)
-    sessions = session_factory(engine)
-
-    def load() -> list[AlertFilter]:
-        with sessions() as session:
-            return enabled_filters(session)
-
-    return load
+    The stream reports the filter as it read it: the row is disabled only if its condition
+    is still that one (a filter edited since is left to the stream's next check). The row,
+    or None when it changed or is gone. Not scoped to an owner: the stream acts for the
+    platform, not a user.
+    """
+    row = session.get(AlertFilterRow, filter_id)
+    if row is None or row.spark_sql != spark_sql:
+        return None
+    row.enabled = False
+    row.updated_at = utcnow()
+    return row

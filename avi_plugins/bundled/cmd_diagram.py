@@ -17,7 +17,7 @@ import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from avi_plugins.bundled.tables import write_parquet
-from avi_plugins.bundled.views import figure, save_png
+from avi_plugins.bundled.views import figure, image_pane, save_png
 from avi_plugins.sdk import AVI, Manifest, Task, TaskContext
 
 
@@ -116,8 +116,6 @@ class CmdDiagram(AVI):
 
     def view(self, result_dir: Path) -> Any:
         import panel as pn
-
-        from avi_plugins.bundled.views import image_pane
 
         counts = pd.read_parquet(Path(result_dir) / "cmd_density.parquet")
         return pn.Column(f"## HR diagram: {int(counts['count'].sum())} sources",

@@ -16,7 +16,9 @@ import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from avi_plugins.bundled.tables import FORMATS, gaia_units, write_formats, write_parquet
+from avi_plugins.bundled.views import figure, figure_pane, table_pane
 from avi_plugins.sdk import AVI, Manifest, Task, TaskContext
+from lakehouse.schema import COLUMN_NAMES
 
 Format = Literal["parquet", "csv", "votable", "fits"]
 OPERATORS = {"<": "__lt__", "<=": "__le__", ">": "__gt__", ">=": "__ge__", "=": "__eq__",
@@ -34,8 +36,6 @@ class ColumnFilter(BaseModel):
     @field_validator("column")
     @classmethod
     def _known(cls, value: str) -> str:
-        from lakehouse.schema import COLUMN_NAMES
-
         if value not in COLUMN_NAMES:
             raise ValueError(f"unknown column {value!r}; use a gaia_source column")
         return value
@@ -120,8 +120,6 @@ class ConeSearch(AVI):
 
     def view(self, result_dir: Path) -> Any:
         import panel as pn
-
-        from avi_plugins.bundled.views import figure, figure_pane, table_pane
 
         rows = pd.read_parquet(Path(result_dir) / "sources.parquet")
         fig, ax = figure()

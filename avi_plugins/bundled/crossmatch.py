@@ -16,6 +16,7 @@ import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from avi_plugins.bundled.tables import gaia_units, write_formats
+from avi_plugins.bundled.views import table_pane
 from avi_plugins.outputs import file_digest
 from avi_plugins.sdk import AVI, Manifest, Task, TaskContext
 
@@ -93,8 +94,6 @@ class Crossmatch(AVI):
 
     def view(self, result_dir: Path) -> Any:
         import panel as pn
-
-        from avi_plugins.bundled.views import table_pane
 
         pairs = pd.read_parquet(Path(result_dir) / "matches.parquet")
         return pn.Column(f"## Cross-match: {len(pairs)} pairs, "

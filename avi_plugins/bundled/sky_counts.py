@@ -16,7 +16,7 @@ import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field
 
 from avi_plugins.bundled.tables import write_parquet
-from avi_plugins.bundled.views import figure, save_png
+from avi_plugins.bundled.views import figure, image_pane, save_png, table_pane
 from avi_plugins.sdk import AVI, Manifest, Task, TaskContext
 
 
@@ -112,8 +112,6 @@ class SkyCounts(AVI):
 
     def view(self, result_dir: Path) -> Any:
         import panel as pn
-
-        from avi_plugins.bundled.views import image_pane, table_pane
 
         counts = pd.read_parquet(Path(result_dir) / "counts.parquet")
         return pn.Column(f"## Sky counts: {int(counts['count'].sum())} sources",

@@ -16,14 +16,14 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from lakehouse.schema import UNITS
+
 FORMATS = ("parquet", "csv", "votable", "fits")
 SUFFIX = {"parquet": "parquet", "csv": "csv", "votable": "vot", "fits": "fits"}
 
 
 def gaia_units() -> dict[str, str]:
     """Units of the catalogue's columns (from the lakehouse schema)."""
-    from lakehouse.schema import UNITS
-
     return dict(UNITS)
 
 

@@ -19,12 +19,19 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+import cdshealpix.nested as hp
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
+from pyspark.sql.functions import pandas_udf
+from scipy.spatial import cKDTree
 
+from config.s3 import is_s3, storage_options
+from config.settings import Settings, get_settings
 from lakehouse import healpix
+from lakehouse.interactive import InteractiveCatalog
+from spark_jobs.alerts.rows import GAIA_COLUMNS, GAIA_STRUCT
 
 ANNOTATION_ORDER = 8
 GAIA_SOURCE_COLUMNS = ("source_id", "ra", "dec", "phot_g_mean_mag", "bp_rp", "parallax")
@@ -35,8 +42,6 @@ def cells_around(
     ra_deg: np.ndarray, dec_deg: np.ndarray, order: int = ANNOTATION_ORDER
 ) -> list[int]:
     """Sorted unique cells holding the positions, plus every neighbour of each."""
-    import cdshealpix.nested as hp
-
     if len(ra_deg) == 0:
         return []
     own = np.unique(healpix.healpix_index(ra_deg, dec_deg, order))
@@ -50,7 +55,7 @@ def no_stars() -> dict[str, np.ndarray]:
     return {c: np.zeros(0, np.int64 if c == "source_id" else float) for c in GAIA_SOURCE_COLUMNS}
 
 
-_READERS: dict[tuple[str, int, str], Any] = {}
+_READERS: dict[tuple[str, int, str], InteractiveCatalog] = {}
 
 
 @dataclass(frozen=True)
@@ -63,21 +68,17 @@ class GaiaReader:
     storage_options_json: str = "{}"
 
     @classmethod
-    def for_catalog(cls, catalog: Any) -> GaiaReader:
-        """The table and version of a :class:`lakehouse.catalog.Catalog` view."""
+    def for_catalog(cls, catalog: Any, settings: Settings | None = None) -> GaiaReader:
+        """The table and version of a :class:`lakehouse.catalog.Catalog` view; on S3, read
+        with ``settings``' credentials (default: the platform's settings)."""
         options: dict[str, str] = {}
-        if str(catalog.path).startswith(("s3a://", "s3://")):
-            from config.s3 import storage_options
-            from config.settings import get_settings
-
-            options = storage_options(get_settings())
+        if is_s3(str(catalog.path)):
+            options = storage_options(settings or get_settings())
         return cls(str(catalog.path), int(catalog.version), json.dumps(options, sort_keys=True))
 
-    def _reader(self) -> Any:
+    def _reader(self) -> InteractiveCatalog:
         key = (self.path, self.version, self.storage_options_json)
         if key not in _READERS:
-            from lakehouse.interactive import InteractiveCatalog
-
             _READERS[key] = InteractiveCatalog(
                 self.path, self.version, json.loads(self.storage_options_json) or None
             )
@@ -102,8 +103,6 @@ def nearest(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Index into ``stars`` of each position's nearest star within the radius (-1 if none),
     and the separation in arcsec (NaN if none)."""
-    from scipy.spatial import cKDTree
-
     n = len(ra_deg)
     idx = np.full(n, -1, dtype=np.int64)
     sep = np.full(n, np.nan)
@@ -133,10 +132,6 @@ def star_arrays(stars: pa.Table) -> dict[str, np.ndarray]:
 
 def annotation_udf(gaia: GaiaReader | None, radius_arcsec: float) -> Any:
     """A pandas UDF (ra, dec) → struct of the gaia_* columns (null where no star is near)."""
-    from pyspark.sql.functions import pandas_udf
-
-    from spark_jobs.alerts.rows import GAIA_COLUMNS, GAIA_STRUCT
-
     names = list(GAIA_COLUMNS)
 
     @pandas_udf(GAIA_STRUCT)  # type: ignore[call-overload]

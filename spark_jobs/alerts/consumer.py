@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import json
 import time
-import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
 from confluent_kafka import Consumer
 
+from config.kafka import kafka_config, private_group_id
 from spark_jobs.alerts import codec
 
 
@@ -53,13 +53,13 @@ def consume(
     ``group_id`` keeps a position between runs; without it each call reads anew.
     """
     consumer = Consumer(
-        {
-            "bootstrap.servers": bootstrap,
-            "group.id": group_id or f"avip-reader-{uuid.uuid4().hex[:12]}",
-            "auto.offset.reset": "earliest" if from_beginning else "latest",
-            "isolation.level": "read_committed",
-            "enable.auto.commit": group_id is not None,
-        }
+        kafka_config(
+            bootstrap,
+            group_id=group_id or private_group_id("reader"),
+            auto_offset_reset="earliest" if from_beginning else "latest",
+            isolation_level="read_committed",
+            enable_auto_commit=group_id is not None,
+        )
     )
     consumer.subscribe([topic])
     n, last = 0, time.monotonic()

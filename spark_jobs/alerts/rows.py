@@ -49,22 +49,21 @@ TOP_LEVEL: list[tuple[str, T.DataType]] = [
     ("n_prv_sources", T.IntegerType()),
 ]
 
-STRUCTS = ("diaSource", "diaObject", "candidate")
 JD_MJD_OFFSET = 2400000.5
 
 
-def _named_records(schema: Any, found: dict[str, dict[str, Any]]) -> None:
+def named_records(schema: Any, found: dict[str, dict[str, Any]]) -> None:
     """Collect every named record definition in a parsed Avro schema."""
     if isinstance(schema, list):
         for branch in schema:
-            _named_records(branch, found)
+            named_records(branch, found)
     elif isinstance(schema, dict):
         if schema.get("type") == "record":
             found[schema["name"]] = schema
             for f in schema["fields"]:
-                _named_records(f["type"], found)
+                named_records(f["type"], found)
         elif schema.get("type") == "array":
-            _named_records(schema["items"], found)
+            named_records(schema["items"], found)
 
 
 def _scalar_fields(record: dict[str, Any]) -> list[tuple[str, T.DataType]]:
@@ -85,10 +84,10 @@ def struct_fields(
 ) -> dict[str, tuple[tuple[str, T.DataType], ...]]:
     """Scalar fields of diaSource, diaObject (Rubin schema) and candidate (ZTF)."""
     records: dict[str, dict[str, Any]] = {}
-    _named_records(codec.rubin_schema(rubin_version).parsed, records)
+    named_records(codec.rubin_schema(rubin_version).parsed, records)
     by_short = {name.rsplit(".", 1)[-1]: rec for name, rec in records.items()}
     ztf: dict[str, dict[str, Any]] = {}
-    _named_records(codec.ZTF_SCHEMA, ztf)
+    named_records(codec.ZTF_SCHEMA, ztf)
     return {
         "diaSource": tuple(_scalar_fields(by_short["diaSource"])),
         "diaObject": tuple(_scalar_fields(by_short["diaObject"])),

@@ -34,15 +34,15 @@ import os
 import time
 import urllib.parse
 from collections.abc import Mapping
-from typing import TYPE_CHECKING
 
 from confluent_kafka import Consumer, TopicPartition
 from pyarrow import fs as pafs
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-if TYPE_CHECKING:
-    from config.settings import Settings
+from config.kafka import kafka_config, private_group_id
+from config.s3 import arrow_filesystem, arrow_path
+from config.settings import Settings, get_settings
 
 log = logging.getLogger(__name__)
 
@@ -76,15 +76,12 @@ def checkpoint_filesystem(
     checkpoint_dir: str, settings: Settings | None = None
 ) -> tuple[pafs.FileSystem, str]:
     """(filesystem, path on it) of a checkpoint directory (:func:`checkpoint_scheme`):
-    locally, or through the platform's pyarrow S3 filesystem (the ``AVIP_S3_*`` settings,
-    as Spark's s3a)."""
+    locally, or through the platform's pyarrow S3 filesystem with ``settings``' ``AVIP_S3_*``
+    credentials, as Spark's s3a (default: the platform's settings)."""
     scheme = checkpoint_scheme(checkpoint_dir)
     if scheme in LOCAL_SCHEMES:
         path = urllib.parse.urlsplit(checkpoint_dir).path if scheme else checkpoint_dir
         return pafs.LocalFileSystem(), os.path.abspath(path)
-    from config.s3 import arrow_filesystem, arrow_path
-    from config.settings import get_settings
-
     return arrow_filesystem(settings or get_settings()), arrow_path(checkpoint_dir)
 
 
@@ -155,13 +152,10 @@ class Settler:
         self.min_partitions = min_partitions
         # One group id for all of the job's reads: the executors' pooled consumers are kept
         # per group and partition, so each read does not connect a new consumer.
-        self.group_id = group_id or f"avip-settle-{time.time_ns()}"
+        self.group_id = group_id or private_group_id("settle")
+        # The driver's watermark probe reads on its own (a group nobody else joins).
         self._consumer = Consumer(
-            {
-                "bootstrap.servers": bootstrap,
-                "group.id": f"avip-settle-{time.time_ns()}",
-                "enable.auto.commit": False,
-            }
+            kafka_config(bootstrap, group_id=private_group_id("settle"), enable_auto_commit=False)
         )
 
     def _watermarks(self, partitions: list[int]) -> dict[int, tuple[int, int]]:

@@ -18,17 +18,19 @@ log10 f). The random generator is seeded, so a stream is reproducible.
 
 from __future__ import annotations
 
-import copy
-import math
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import pandas as pd
+from pyspark.sql import SparkSession
 
+import lakehouse
+from config.settings import Settings
+from lakehouse.regions import angular_distance_deg
 from spark_jobs.alerts import codec
-from spark_jobs.alerts.rows import JD_MJD_OFFSET
+from spark_jobs.alerts.rows import JD_MJD_OFFSET, named_records
 
 FIELD_RADIUS_DEG = 1.75
 BANDS = ("u", "g", "r", "i", "z", "y")
@@ -67,10 +69,8 @@ def _template(record: dict[str, Any]) -> dict[str, Any]:
 
 
 def _records(schema: codec.RubinSchema) -> dict[str, dict[str, Any]]:
-    from spark_jobs.alerts.rows import _named_records
-
     found: dict[str, dict[str, Any]] = {}
-    _named_records(schema.parsed, found)
+    named_records(schema.parsed, found)
     return {name.rsplit(".", 1)[-1]: rec for name, rec in found.items()}
 
 
@@ -200,8 +200,6 @@ class RubinSimulator:
     def _stars_in_field(self, plan: VisitPlan) -> pd.DataFrame | None:
         if self.stars is None:
             return None
-        from lakehouse.regions import angular_distance_deg
-
         sep = angular_distance_deg(self.stars["ra"], self.stars["dec"], plan.ra_deg, plan.dec_deg)
         return self.stars[np.asarray(sep) <= FIELD_RADIUS_DEG]
 
@@ -383,13 +381,17 @@ def encode_visit(sim: RubinSimulator, plan: VisitPlan) -> list[tuple[bytes, byte
 
 
 def gaia_stars_from_lakehouse(
-    n_max: int = 200_000, seed: int = 0, spark=None, root: str | None = None
+    n_max: int = 200_000,
+    seed: int = 0,
+    spark: SparkSession | None = None,
+    root: str | None = None,
+    settings: Settings | None = None,
 ) -> pd.DataFrame:
-    """Up to ``n_max`` catalogue stars (source_id, ra, dec, phot_g_mean_mag) from the lakehouse."""
-    from lakehouse.catalog import open_catalog
-
-    cat = open_catalog(root=root, spark=spark).select("source_id", "ra", "dec", "phot_g_mean_mag")
-    df = cat.df.where("phot_g_mean_mag IS NOT NULL")
+    """Up to ``n_max`` catalogue stars (source_id, ra, dec, phot_g_mean_mag) from the lakehouse
+    at ``root`` (default: ``settings``' lakehouse, the platform's settings by default)."""
+    cat = lakehouse.open_catalog(root, spark=spark, settings=settings)
+    df = cat.select("source_id", "ra", "dec", "phot_g_mean_mag").df
+    df = df.where("phot_g_mean_mag IS NOT NULL")
     total = df.count()
     if total == 0:
         raise ValueError("the lakehouse's gaia_source table is empty: run `avip ingest` first")
@@ -402,21 +404,3 @@ def pointings_on(stars: pd.DataFrame, n: int, seed: int = 0) -> list[tuple[float
     rng = np.random.default_rng(seed)
     idx = rng.integers(0, len(stars), n)
     return [(float(stars["ra"].iloc[i]), float(stars["dec"].iloc[i])) for i in idx]
-
-
-def copy_alert(alert: dict[str, Any]) -> dict[str, Any]:
-    """Deep copy (tests mutate alerts to make malformed ones)."""
-    return copy.deepcopy(alert)
-
-
-__all__ = [
-    "RubinSimulator",
-    "VisitPlan",
-    "plan_night",
-    "encode_visit",
-    "ztf_alert",
-    "gaia_stars_from_lakehouse",
-    "pointings_on",
-    "mag_to_njy",
-    "math",
-]

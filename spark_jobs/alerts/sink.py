@@ -23,6 +23,8 @@ from collections.abc import Iterable, Sequence
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
+from config.kafka import kafka_config, private_group_id
+
 log = logging.getLogger(__name__)
 
 Message = tuple[str, bytes | None, bytes, Sequence[tuple[str, bytes]]]  # topic, key, value, headers
@@ -37,7 +39,7 @@ def ensure_topics(
     timeout_s: float = 30.0,
 ) -> None:
     """Create the topics that do not exist yet (existing ones are left alone)."""
-    admin = AdminClient({"bootstrap.servers": bootstrap})
+    admin = AdminClient(kafka_config(bootstrap))
     existing = set(admin.list_topics(timeout=timeout_s).topics)
     new = [
         NewTopic(t, num_partitions=partitions, replication_factor=1, config=config or {})
@@ -64,13 +66,13 @@ class TransactionalSink:
         self.marker_key = f"{job_name}:{digest}"
         ensure_topics(bootstrap, [commit_topic], config={"cleanup.policy": "compact"})
         self.producer = Producer(
-            {
-                "bootstrap.servers": bootstrap,
-                "transactional.id": f"avip-{self.marker_key}",
-                "linger.ms": 5,
-                "message.max.bytes": MAX_MESSAGE_BYTES,
-                "queue.buffering.max.messages": 1_000_000,
-            }
+            kafka_config(
+                bootstrap,
+                transactional_id=f"avip-{self.marker_key}",
+                linger_ms=5,
+                message_max_bytes=MAX_MESSAGE_BYTES,
+                queue_buffering_max_messages=1_000_000,
+            )
         )
         # Fences any earlier incarnation and aborts its unfinished transaction.
         self._produced = 0
@@ -82,12 +84,12 @@ class TransactionalSink:
     def _read_last_marker(self, timeout_s: float = 30.0) -> dict:
         """The newest committed marker of this job ({} when there is none)."""
         consumer = Consumer(
-            {
-                "bootstrap.servers": self.bootstrap,
-                "group.id": f"avip-marker-{time.time_ns()}",
-                "enable.auto.commit": False,
-                "isolation.level": "read_committed",
-            }
+            kafka_config(
+                self.bootstrap,
+                group_id=private_group_id("marker"),
+                enable_auto_commit=False,
+                isolation_level="read_committed",
+            )
         )
         try:
             _, high = consumer.get_watermark_offsets(TopicPartition(self.commit_topic, 0), 30)

@@ -22,12 +22,18 @@ visit's burst waits for it to land and takes all of it (:mod:`settle`; the
 offsets it took ride in the commit marker), so a visit is one Spark job, not
 two. A batch with nothing new runs no job.
 
-Entry point: ``python -m spark_jobs.alerts.stream --bootstrap HOST:PORT ...``.
+The job is handed its filters: a callable re-read every micro-batch (new
+filters apply at once) and a callback told, once, of a filter it had to skip
+because Spark cannot analyse it over the alert row; this package never opens
+the job store.
+
+Entry point: ``avip alerts stream --bootstrap HOST:PORT --checkpoint DIR ...``
+(:mod:`cli.alerts`, which reads the filters from the job store and switches off
+the ones the job reports).
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import logging
 import time
@@ -42,8 +48,9 @@ from pyspark.sql import functions as F
 from pyspark.sql import types as T
 from pyspark.sql.streaming import StreamingQuery
 
+from config.settings import Settings
 from spark_jobs.alerts import annotate, decode, rows, settle, warmup
-from spark_jobs.alerts.filters import AlertFilter, filters_from_json
+from spark_jobs.alerts.filters import AlertFilter
 from spark_jobs.alerts.sink import Message, TransactionalSink, ensure_topics
 
 log = logging.getLogger(__name__)
@@ -66,6 +73,12 @@ ANNOTATED = T.StructType(
 PAYLOAD_COLUMNS = [f.name for f in rows.alert_schema(with_gaia=True).fields] + ["raw_timestamp_ms"]
 
 FilterSource = Callable[[], Sequence[AlertFilter]]
+OnDisabled = Callable[[AlertFilter, str], None]  # (the filter, why it cannot run)
+
+
+def log_disabled(f: AlertFilter, reason: str) -> None:
+    """The default ``on_disabled``: the log is the only record."""
+    log.error("filter %s/%s cannot run and is skipped: %s", f.owner, f.name, reason)
 
 
 @dataclass
@@ -110,6 +123,9 @@ class AlertStream:
         filters: FilterSource,
         catalog: Any | None = None,
         fault: Callable[[int, str], None] | None = None,
+        *,
+        on_disabled: OnDisabled = log_disabled,
+        settings: Settings | None = None,
     ):
         # Own SQL settings: non-ANSI so a filter comparing mixed types yields NULL, not a crash.
         self.spark = spark.newSession()
@@ -119,24 +135,29 @@ class AlertStream:
         self.spark.conf.set("spark.sql.codegen.maxFields", "2000")
         self.config = config
         self.filters = filters
+        self.on_disabled = on_disabled
         # The catalogue view's table and pinned version, read in-process on the executors.
         self.catalog = catalog
-        self.gaia = annotate.GaiaReader.for_catalog(catalog) if catalog is not None else None
+        self.gaia = (
+            annotate.GaiaReader.for_catalog(catalog, settings) if catalog is not None else None
+        )
         self.fault = fault
         ensure_topics(config.bootstrap, [config.raw_topic, config.dead_letter_topic])
         self._topics = {config.raw_topic, config.dead_letter_topic}
         self.sink = TransactionalSink(
             config.bootstrap, config.commit_topic, config.job_name, config.checkpoint_dir
         )
-        self.offset_log = settle.OffsetLog(config.checkpoint_dir)
+        self.offset_log = settle.OffsetLog(config.checkpoint_dir, settings)
         self._empty = self.spark.createDataFrame([], ANNOTATED)
         self._settler: settle.Settler | None = None
-        self._checked: dict[str, bool] = {}
+        self._checked: dict[str, str | None] = {}  # spark_sql -> why Spark refuses it, or None
+        self._reported: set[tuple[int, str, str, str]] = set()  # filters told to on_disabled
         self.stats: list[dict[str, int]] = []
 
     # -- filters --------------------------------------------------------------
     def usable_filters(self) -> list[AlertFilter]:
-        """Enabled filters that Spark can analyse over the alert row (others are logged)."""
+        """Enabled filters that Spark can analyse over the alert row. Each one it cannot is
+        skipped and reported to ``on_disabled`` once (again later only if that raised)."""
         usable = []
         for f in self.filters():
             if not f.enabled:
@@ -144,13 +165,26 @@ class AlertStream:
             if f.spark_sql not in self._checked:
                 try:
                     self._empty.where(F.expr(f.spark_sql)).schema  # noqa: B018 - forces analysis
-                    self._checked[f.spark_sql] = True
+                    self._checked[f.spark_sql] = None
                 except AnalysisException as err:
-                    log.error("filter %s/%s cannot run and is skipped: %s", f.owner, f.name, err)
-                    self._checked[f.spark_sql] = False
-            if self._checked[f.spark_sql]:
+                    self._checked[f.spark_sql] = str(err).splitlines()[0]
+            reason = self._checked[f.spark_sql]
+            if reason is None:
                 usable.append(f)
+            else:
+                self._report_disabled(f, reason)
         return usable
+
+    def _report_disabled(self, f: AlertFilter, reason: str) -> None:
+        key = (f.filter_id, f.owner, f.name, f.spark_sql)
+        if key in self._reported:
+            return
+        try:
+            self.on_disabled(f, f"Spark cannot analyse the filter over the alert row: {reason}")
+        except Exception:  # one filter's bookkeeping must not stop everyone's stream
+            log.exception("could not report filter %s/%s as disabled; will retry", f.owner, f.name)
+            return
+        self._reported.add(key)
 
     def _ensure_filter_topics(self, filters: list[AlertFilter]) -> None:
         new = {f.topic for f in filters} - self._topics
@@ -371,58 +405,3 @@ class AlertStream:
         if self._settler is not None:
             self._settler.close()
         self.sink.close()
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--bootstrap", required=True, help="Kafka bootstrap servers")
-    parser.add_argument("--checkpoint", required=True, help="checkpoint directory (keep it!)")
-    parser.add_argument("--filters-json", help="filters file (default: the API's store)")
-    parser.add_argument("--raw-topic", default="avip.alerts.raw")
-    parser.add_argument("--dead-letter-topic", default="avip.alerts.deadletter")
-    parser.add_argument("--radius-arcsec", type=float, default=5.0)
-    parser.add_argument("--max-offsets", type=int, default=20_000)
-    parser.add_argument("--lakehouse", help="catalogue root (default: settings)")
-    parser.add_argument("--no-gaia", action="store_true", help="skip the Gaia annotation")
-    parser.add_argument("--once", action="store_true", help="process what is there, then stop")
-    parser.add_argument("--master", help="Spark master (default: settings)")
-    args = parser.parse_args(argv)
-    try:
-        config = StreamConfig(
-            bootstrap=args.bootstrap,
-            checkpoint_dir=args.checkpoint,
-            raw_topic=args.raw_topic,
-            dead_letter_topic=args.dead_letter_topic,
-            radius_arcsec=args.radius_arcsec,
-            max_offsets_per_trigger=args.max_offsets,
-        )
-    except ValueError as err:
-        parser.error(str(err))  # exit code 2, before Spark starts
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    from lakehouse.session import get_spark
-
-    spark = get_spark(args.master, app_name="avip-alerts")
-    catalog = None
-    if not args.no_gaia:
-        from lakehouse.catalog import open_catalog
-
-        catalog = open_catalog(args.lakehouse, spark=spark)
-    if args.filters_json:
-        source = filters_from_json(args.filters_json)
-    else:
-        from api.store.alert_filters import enabled_filters_source
-
-        source = enabled_filters_source()
-    job = AlertStream(spark, config, source, catalog)
-    query = job.start(available_now=args.once)
-    try:
-        query.awaitTermination()
-    except KeyboardInterrupt:
-        query.stop()
-    finally:
-        job.close()
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

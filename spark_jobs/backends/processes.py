@@ -11,42 +11,48 @@ The driver runs the job runner (``spark_jobs/runner.py``). It is started in
 its own session (process group) under a tiny ``sh`` wrapper that writes the
 exit code to ``DIR/exit_code`` when it ends, so the outcome is known even if
 the API was down at that moment. A driver is identified by its pid *and* its
-start time from ``/proc``, so a recycled pid is never mistaken for it.
+start time from ``/proc``, so a recycled pid is never mistaken for it: that pair
+is the job's :class:`~spark_jobs.backends.protocol.Handle`, and watching it
+(alive? exit code? ``error.txt``?) stays in here, behind the dispatcher's one
+:class:`~spark_jobs.backends.protocol.JobBackend` protocol.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import json
+import logging
 import os
 import signal
 import subprocess
 import sys
 import time
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+
+import pyspark
+
+from lakehouse.session import platform_jars
+from spark_jobs.backends.protocol import (
+    LOST,
+    RUNNING,
+    Handle,
+    JobLaunch,
+    JobRef,
+    PoolLike,
+    Status,
+    Submission,
+    SubmitError,
+    started,
+)
+
+log = logging.getLogger("avip.backends")
 
 EXIT_FILE = "exit_code"
 LOG_FILE = "driver.log"
 PARAMS_FILE = "params.json"
 _WRAPPER = '"$@"; code=$?; echo $code > "$0.tmp" && mv "$0.tmp" "$0"; exit $code'
-
-
-@dataclass(frozen=True)
-class JobLaunch:
-    """Everything a backend needs to start one job."""
-
-    job_id: int
-    avi: str
-    avi_version: str
-    params: dict[str, Any]
-    output_dir: Path
-    cores: int
-    memory_mb: int
-    resources: dict[str, Any] = field(default_factory=dict)
-    pins: dict[str, int] = field(default_factory=dict)
-    catalogue_root: str | None = None
-    cache_dir: Path | None = None
 
 
 @dataclass(frozen=True)
@@ -60,34 +66,32 @@ def spark_submit() -> str:
     candidate = Path(sys.executable).parent / "spark-submit"
     if candidate.exists():
         return str(candidate)
-    import pyspark
-
     return str(Path(pyspark.__file__).parent / "bin" / "spark-submit")
 
 
 def runner_script() -> str:
-    import spark_jobs.runner
-
-    return str(Path(spark_jobs.runner.__file__).resolve())
+    """The job runner's file; found, not imported (importing it loads the lakehouse, ~1.4 s)."""
+    spec = importlib.util.find_spec("spark_jobs.runner")
+    if spec is None or spec.origin is None:
+        raise FileNotFoundError("spark_jobs.runner is not installed")
+    return str(Path(spec.origin).resolve())
 
 
 class SubmitBackend:
-    """Base: builds the spark-submit command; subclasses add master and resource flags."""
+    """Base: one spark-submit driver process per job, watched by its pid and start time.
+
+    Subclasses add the master and the resource flags. ``jars_dir`` is where
+    ``make jars`` put Delta and friends (the caller passes ``settings.jars_dir``).
+    """
 
     name = "base"
 
-    def __init__(self, *, jars_dir: Path | None = None) -> None:
+    def __init__(self, *, jars_dir: Path) -> None:
         self.jars_dir = jars_dir
 
     def jars(self) -> list[str]:
         """Delta and friends on the driver's classpath from the start (``--jars``): set later
         by the session builder they would miss the JVM that spark-submit already launched."""
-        from lakehouse.session import platform_jars
-
-        if self.jars_dir is None:
-            from config.settings import get_settings
-
-            self.jars_dir = get_settings().jars_dir
         return [str(j) for j in platform_jars(self.jars_dir)]
 
     def master(self, job: JobLaunch) -> str:
@@ -131,14 +135,48 @@ class SubmitBackend:
         (job.output_dir / PARAMS_FILE).write_text(json.dumps(job.params), encoding="utf-8")
         (job.output_dir / EXIT_FILE).unlink(missing_ok=True)
         env = dict(os.environ, PYSPARK_PYTHON=sys.executable, PYSPARK_DRIVER_PYTHON=sys.executable)
-        with (job.output_dir / LOG_FILE).open("ab") as log:
+        with (job.output_dir / LOG_FILE).open("ab") as output:
             process = subprocess.Popen(
                 ["/bin/sh", "-c", _WRAPPER, str(job.output_dir / EXIT_FILE), *self.command(job)],
-                stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL, stdout=output, stderr=subprocess.STDOUT,
                 start_new_session=True, env=env, cwd=job.output_dir,
             )
         _CHILDREN[process.pid] = process
         return Driver(pid=process.pid, start=proc_start_time(process.pid) or "")
+
+    # --- the dispatcher's protocol (spark_jobs.backends.protocol.JobBackend) ---------
+
+    def submit(self, launch: JobLaunch, user: str, pool: PoolLike,
+               claim: Callable[[], bool]) -> Submission:
+        """Claim first, then start the driver: no two dispatchers ever start the same job.
+        A process always starts (the scheduler granted it within ``pool``)."""
+        if not claim():
+            return LOST
+        try:
+            driver = self.launch(launch)
+        except Exception as error:  # noqa: BLE001 — any launch failure fails the job, with why
+            raise SubmitError(f"could not start the driver: {error}") from error
+        return started(Handle(driver.pid, driver.start))
+
+    def poll(self, ref: JobRef) -> Status:
+        """Running while its driver lives (a claimed job whose driver is still being started
+        counts as running); then the outcome its wrapper recorded."""
+        if ref.handle.pid is None or driver_alive(_driver(ref)):
+            return RUNNING
+        return outcome(ref, "unexpectedly")
+
+    def cancel(self, ref: JobRef) -> None:
+        """Stop the driver's whole process group (nothing if it never started)."""
+        stop_driver(_driver(ref))
+
+    def adopt(self, ref: JobRef) -> Status:
+        """A live driver is watched again; a dead one is finished from what it left behind."""
+        if ref.handle.pid is None:
+            return Status("failed", "the service stopped before this job's driver was started")
+        if driver_alive(_driver(ref)):
+            log.info("job %s: driver pid %s still running, adopted", ref.job_id, ref.handle.pid)
+            return RUNNING
+        return outcome(ref, "while the service was down")
 
 
 class LocalBackend(SubmitBackend):
@@ -154,7 +192,7 @@ class LocalBackend(SubmitBackend):
 class StandaloneBackend(SubmitBackend):
     name = "standalone"
 
-    def __init__(self, master_url: str, *, jars_dir: Path | None = None) -> None:
+    def __init__(self, master_url: str, *, jars_dir: Path) -> None:
         super().__init__(jars_dir=jars_dir)
         if not master_url.startswith("spark://"):
             raise ValueError(f"standalone backend needs a spark:// master, got {master_url!r}")
@@ -188,14 +226,12 @@ class StandaloneBackend(SubmitBackend):
 
 def _scala_version() -> str:
     """The Scala binary version of the installed Spark (from its spark-core jar's name)."""
-    import pyspark
-
     for jar in (Path(pyspark.__file__).parent / "jars").glob("spark-core_*.jar"):
         return jar.name.split("_", 1)[1].split("-", 1)[0]
     return "2.13"
 
 
-def make_backend(name: str, *, spark_master: str, jars_dir: Path | None = None) -> SubmitBackend:
+def make_backend(name: str, *, spark_master: str, jars_dir: Path) -> SubmitBackend:
     if name == "local":
         return LocalBackend(jars_dir=jars_dir)
     if name == "standalone":
@@ -235,6 +271,28 @@ def exit_code(output_dir: Path) -> int | None:
         return int((output_dir / EXIT_FILE).read_text().strip())
     except (OSError, ValueError):
         return None
+
+
+def outcome(ref: JobRef, died: str) -> Status:
+    """How a job whose driver has exited ended, from the exit code it recorded (and the
+    last line of ``error.txt``); ``died`` says when a driver that recorded none died."""
+    code = exit_code(ref.output_dir)
+    if code == 0:
+        return Status("succeeded")
+    if code is None:
+        return Status("failed", f"the driver (pid {ref.handle.pid}) died {died} without "
+                                "recording an exit code; see the job's logs")
+    reason = f"the runner exited with code {code}"
+    error = ref.output_dir / "error.txt"
+    if error.is_file():
+        lines = [ln for ln in error.read_text(errors="replace").splitlines() if ln.strip()]
+        if lines:
+            reason += f": {lines[-1][:500]}"
+    return Status("failed", reason)
+
+
+def _driver(ref: JobRef) -> Driver:
+    return Driver(ref.handle.pid or -1, ref.handle.start or "")
 
 
 def group_alive(pgid: int) -> bool:

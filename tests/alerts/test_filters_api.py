@@ -1,4 +1,5 @@
-"""Alert filters through the real API (SQLite store, real migrations)."""
+"""Alert filters through the real API (SQLite store, real migrations), its typed client
+and the ``avip alerts filters`` commands."""
 
 from __future__ import annotations
 
@@ -8,9 +9,13 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 from testing_utils import new_user
+from typer.testing import CliRunner
 
+from api.client import ApiError, AvipClient
 from api.main import create_app
-from config.settings import Settings
+from api.schemas import AlertFilterPublic
+from cli.main import app
+from config.settings import Settings, get_settings
 
 
 @pytest.fixture
@@ -96,3 +101,67 @@ def test_bad_filters_are_refused_with_the_reason(client, headers, where, needle)
 def test_columns_endpoint_lists_the_allow_list(client, headers):
     cols = client.get("/alert-filters/columns").json()
     assert cols["diaSource.psfFlux"] == "float" and cols["gaia_source_id"] == "bigint"
+
+
+def test_the_typed_client_and_the_cli_manage_your_filters(tmp_path, serve_api, monkeypatch):
+    settings = Settings(data_dir=tmp_path / "data")
+    with serve_api(settings) as live:
+        token = live.make_user("alice")
+        bob = live.make_user("bob")
+        with AvipClient(live.url, token) as alice:
+            made = alice.create_alert_filter("bright", "diaSource.psfFlux > 1000")
+            assert isinstance(made, AlertFilterPublic)
+            assert (made.where, made.topic, made.enabled) == (
+                "diaSource.psfFlux > 1000", "avip.alerts.filter.alice.bright", True
+            )  # fmt: skip
+            assert alice.alert_filter("bright") == made == alice.alert_filter(made.id)
+            assert alice.disable_alert_filter("bright").enabled is False
+            changed = alice.update_alert_filter(made.id, where="diaSource.psfFlux > 2000")
+            assert (changed.where, changed.enabled) == ("diaSource.psfFlux > 2000", False)
+            assert alice.enable_alert_filter(made.id).enabled is True
+            assert [f.name for f in alice.alert_filters().data] == ["bright"]
+            assert alice.alert_filter_columns()["gaia_g_mag"] == "double"
+            with pytest.raises(ApiError) as refused:
+                alice.create_alert_filter("bright", "ra > 0")
+            assert refused.value.status == 409
+            with pytest.raises(ApiError) as refused:
+                alice.create_alert_filter("odd", "nosuch > 1")
+            assert refused.value.status == 422 and "unknown column" in str(refused.value)
+        with AvipClient(live.url, bob) as other, pytest.raises(ApiError) as hidden:
+            other.alert_filter(made.id)
+        assert hidden.value.status == 404
+
+        monkeypatch.setenv("AVIP_CLIENT_CONFIG", str(tmp_path / "client.toml"))
+        get_settings.cache_clear()
+        try:
+            _cli_session(live.url, token)
+        finally:
+            get_settings.cache_clear()
+
+
+def _cli_session(url: str, token: str) -> None:
+    runner = CliRunner()
+
+    def avip(*args: str) -> tuple[int, str]:
+        result = runner.invoke(app, list(args))
+        return result.exit_code, result.output
+
+    assert avip("login", "--url", url, "--token", token)[0] == 0
+    code, out = avip("alerts", "filters", "create", "on-gaia", "gaia_sep_arcsec < 1",
+                     "--format", "avro")  # fmt: skip
+    assert code == 0 and "avip.alerts.filter.alice.on-gaia" in out
+    code, out = avip("alerts", "filters", "create", "odd", "nosuch > 1")
+    assert code == 2 and "unknown column 'nosuch'" in out
+    code, out = avip("alerts", "filters", "create", "odd", "ra > 1", "--format", "xml")
+    assert code == 2 and "output_format" in out
+    assert avip("alerts", "filters", "disable", "on-gaia")[0] == 0
+    code, out = avip("alerts", "filters", "list")
+    assert code == 0 and "off on-gaia" in " ".join(out.split()) and "avro" in out
+    assert avip("alerts", "filters", "enable", "on-gaia")[0] == 0
+    assert "on on-gaia" in " ".join(avip("alerts", "filters", "list")[1].split())
+    code, out = avip("alerts", "consume", "nosuch")  # not yours, or not there: 404
+    assert code == 2 and "no alert filter 'nosuch'" in out
+    assert avip("alerts", "filters", "delete", "nosuch")[0] == 2
+    assert avip("alerts", "filters", "delete", "on-gaia")[0] == 0
+    code, out = avip("alerts", "filters", "list")
+    assert code == 0 and "on-gaia" not in out

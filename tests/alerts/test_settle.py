@@ -15,7 +15,9 @@ import time
 
 import pytest
 from confluent_kafka import Consumer, Producer
+from typer.testing import CliRunner
 
+from cli.main import app as avip
 from spark_jobs.alerts import codec, settle, simulate, stream
 from spark_jobs.alerts.filters import make_filter
 
@@ -116,9 +118,12 @@ def test_settled_ends_stop_at_the_limit(spark, kafka_bootstrap, run_id):
 def test_a_checkpoint_settling_cannot_read_is_refused_at_start(checkpoint):
     with pytest.raises(settle.CheckpointLocationError, match=r"--checkpoint"):
         stream.StreamConfig(bootstrap="127.0.0.1:1", checkpoint_dir=checkpoint)
-    with pytest.raises(SystemExit) as exit_info:  # the job's command line: usage error, code 2
-        stream.main(["--bootstrap", "127.0.0.1:1", "--checkpoint", checkpoint])
-    assert exit_info.value.code == 2
+    # The job's command line: a usage error, code 2, the reason on stderr, before Spark starts.
+    result = CliRunner().invoke(
+        avip, ["alerts", "stream", "--bootstrap", "127.0.0.1:1", "--checkpoint", checkpoint]
+    )
+    assert result.exit_code == 2, result.output
+    assert "--checkpoint" in result.stderr and checkpoint in result.stderr
 
 
 def test_offset_log_reads_local_paths_and_file_urls(tmp_path):

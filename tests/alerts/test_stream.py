@@ -170,3 +170,38 @@ def test_stream_annotates_filters_dead_letters_and_survives_restart(
     assert "neither Confluent wire format" in reasons[b"bad-1"]
     assert "does not match Rubin schema" in reasons[b"bad-2"]
     assert "5 trailing bytes after the Rubin" in reasons[b"bad-3"]  # JVM decode would miss them
+
+
+def test_a_filter_spark_cannot_analyse_is_reported_once_and_skipped(
+    spark, stream_config, run_id
+):
+    """The checker accepts ``least(ra, diaSource.isNegative)`` (allowed function, known
+    columns), Spark's analyser refuses it (double vs boolean): the stream skips it and tells
+    its ``on_disabled`` once, with Spark's reason; the other filters run on."""
+    prefix = f"out-{run_id}"
+    good = make_filter(filter_id=1, owner="alice", name="bright", topic_prefix=prefix,
+                       where="diaSource.psfFlux > 1000")  # fmt: skip
+    bad = make_filter(filter_id=2, owner="bob", name="mixed", topic_prefix=prefix,
+                      where="least(ra, diaSource.isNegative) > 0")  # fmt: skip
+    off = make_filter(filter_id=3, owner="carol", name="off", topic_prefix=prefix,
+                      where="least(ra, diaSource.isNegative) > 1", enabled=False)  # fmt: skip
+    reported: list[tuple[str, str]] = []
+    failures = [RuntimeError("the store is down")]  # the first report fails: retried later
+
+    def on_disabled(f, reason: str) -> None:
+        if failures:
+            raise failures.pop()
+        reported.append((f.name, reason))
+
+    job = stream.AlertStream(
+        spark, stream_config(warm_up_alerts=0), lambda: [good, bad, off], on_disabled=on_disabled
+    )
+    try:
+        assert job.usable_filters() == [good]
+        assert reported == []  # the callback raised; the stream ran on
+        for _ in range(3):
+            assert job.usable_filters() == [good]
+        assert [name for name, _ in reported] == ["mixed"]  # once, the disabled one never
+        assert "least" in reported[0][1] and "BOOLEAN" in reported[0][1]
+    finally:
+        job.close()

@@ -14,9 +14,21 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
+from api.avis import RegistryCatalogue
+from api.bootstrap import ensure_operator
+from api.main import create_app
 from api.models import Job
 from api.scheduling.dispatcher import Dispatcher
-from spark_jobs.backends.processes import Driver, driver_alive, group_alive
+from api.scheduling.drf import Pool
+from config.settings import Settings
+from spark_jobs.backends.processes import (
+    Driver,
+    LocalBackend,
+    StandaloneBackend,
+    driver_alive,
+    group_alive,
+)
+from spark_jobs.backends.protocol import Handle, JobLaunch, JobRef
 
 CONE = {"avi": "cone_count", "params": {"ra_deg": 10, "dec_deg": 20}}
 
@@ -114,11 +126,6 @@ def synthetic_lake(tmp_path_factory: pytest.TempPathFactory, ingest_synthetic_cl
 @pytest.mark.parametrize("backend", ["local", pytest.param("standalone", marks=pytest.mark.standalone)])
 def test_real_avi_runs_end_to_end_with_progress(tmp_path: Path, store_url: str, synthetic_lake: str,
                                                backend: str, request: pytest.FixtureRequest) -> None:
-    from api.avis import RegistryCatalogue
-    from api.bootstrap import ensure_operator
-    from api.main import create_app
-    from config.settings import Settings
-
     master = request.getfixturevalue("standalone_master") if backend == "standalone" else "local[*]"
     settings = Settings(data_dir=tmp_path / "data", database_url=store_url,
                         lakehouse_uri=synthetic_lake, cluster_cores=2, cluster_memory_mb=4096,
@@ -149,13 +156,11 @@ def test_real_avi_runs_end_to_end_with_progress(tmp_path: Path, store_url: str, 
 
 
 def test_standalone_submit_flags_come_from_the_grant() -> None:
-    from spark_jobs.backends.processes import JobLaunch, StandaloneBackend
-
     launch = JobLaunch(job_id=7, avi="x", avi_version="1", params={}, output_dir=Path("/tmp/j7"),
                        cores=5, memory_mb=6144,
                        resources={"driver_cores": 1, "driver_memory_mb": 2048,
                                   "executor_cores": 2, "executor_memory_mb": 2048, "executors": 2})
-    backend = StandaloneBackend("spark://127.0.0.1:7077")
+    backend = StandaloneBackend("spark://127.0.0.1:7077", jars_dir=Settings().jars_dir)
     flags = backend.submit_flags(launch)
     assert flags[:2] == ["--driver-memory", "2048m"]
     conf = dict(f.split("=", 1) for f in flags[3::2])
@@ -163,3 +168,24 @@ def test_standalone_submit_flags_come_from_the_grant() -> None:
     assert conf["spark.executor.memory"] == "2048m"
     runner_args = backend.command(launch)[backend.command(launch).index("--avi"):]
     assert "spark.executor.memory=2048m" in runner_args  # the runner's builder must not override
+
+
+def test_a_lost_claim_starts_no_driver_and_an_unstarted_one_is_not_adopted(tmp_path: Path) -> None:
+    backend = LocalBackend(jars_dir=Settings().jars_dir)
+    launch = JobLaunch(job_id=8, avi="x", avi_version="1", params={}, output_dir=tmp_path / "j8",
+                       cores=1, memory_mb=1024)
+    claims: list[str] = []
+
+    def lost() -> bool:
+        claims.append("tried")
+        return False
+
+    assert backend.submit(launch, "alice", Pool(1, 1024, 1), lost).outcome == "lost"
+    assert claims == ["tried"] and not launch.output_dir.exists()  # claimed before launching
+    ref = JobRef(job_id=8, user="alice", output_dir=launch.output_dir)
+    backend.cancel(ref)  # nothing started: nothing to stop
+    assert backend.poll(ref).state == "running"  # claimed elsewhere, its driver being started
+    adopted = backend.adopt(ref)
+    assert adopted.state == "failed" and "before this job's driver was started" in adopted.reason
+    dead = backend.adopt(JobRef(8, "alice", launch.output_dir, Handle(2**22 + 1, "1")))
+    assert dead.state == "failed" and "died while the service was down" in dead.reason

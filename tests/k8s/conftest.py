@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from kubernetes import client
 
 # The suite runs with --import-mode=importlib: make this folder's helpers importable.
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -24,8 +25,6 @@ def fake_apiserver():
 
 @pytest.fixture
 def fake_api_client(fake_apiserver):
-    from kubernetes import client
-
     configuration = client.Configuration()
     configuration.host = fake_apiserver.url
     with client.ApiClient(configuration) as api_client:

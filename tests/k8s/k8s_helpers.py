@@ -10,13 +10,17 @@ what it is sent so tests can look. Tests using it have "fake" in their names.
 from __future__ import annotations
 
 import json
+import os
 import re
+import shutil
+import subprocess
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import kubernetes_validate
 import pytest
+import yaml
 from kubeflow_spark_api.models.spark_v1beta2_spark_application import (
     SparkV1beta2SparkApplication,
 )
@@ -165,9 +169,6 @@ WORKLOADS = {"Deployment", "StatefulSet", "DaemonSet", "Job", "CronJob", "Pod"}
 
 def kustomize_command() -> list[str] | None:
     """The devstack's kustomize (AVIP_TEST_KUSTOMIZE), else `kubectl kustomize`, else None."""
-    import os
-    import shutil
-
     path = os.environ.get("AVIP_TEST_KUSTOMIZE")
     if path and os.access(path, os.X_OK):
         return [path, "build"]
@@ -177,10 +178,6 @@ def kustomize_command() -> list[str] | None:
 
 
 def render(directory: str) -> list[dict[str, Any]]:
-    import subprocess
-
-    import yaml
-
     command = kustomize_command()
     if command is None:
         pytest.skip(

@@ -7,19 +7,20 @@ import json
 import pytest
 from k8s_helpers import validate_object, validate_spark_application
 from kubernetes.client.exceptions import ApiException
+from kubernetes.utils import parse_quantity
 
 from spark_jobs.backends.k8s.application import (
     K8sConfig,
     K8sJob,
     KubernetesBackend,
     NotSubmitted,
-    parse_quantity,
     pod_template,
     quota_in_use,
     render_application,
     spark_submit_command,
 )
 from spark_jobs.backends.k8s.quota import NamespaceBudget, QuotaError, SparkShape, resource_quota
+from spark_jobs.backends.protocol import JobLaunch
 
 CONFIG = K8sConfig(image="registry.example/avip:1.0")
 BUDGET = NamespaceBudget("alice", cores=8, memory_mb=32768, max_jobs=2)
@@ -80,8 +81,6 @@ def test_application_carries_the_grant_labels_and_queue():
 
 
 def test_job_from_the_dispatchers_launch_record(tmp_path):
-    from spark_jobs.backends.processes import JobLaunch
-
     launch = JobLaunch(
         job_id=7, avi="cluster_finder", avi_version="1.2.0", params={"ra": 1.0},
         output_dir=tmp_path, cores=5, memory_mb=10240,

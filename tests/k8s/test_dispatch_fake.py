@@ -176,6 +176,10 @@ def test_fake_cluster_jobs_are_adopted_after_a_restart(cluster: Cluster) -> None
     assert restarted.tick().finished == [job_id]
 
 
+class Stopped(Exception):
+    """The dispatcher's process ends here."""
+
+
 def test_fake_cluster_submitted_but_unclaimed_job_is_adopted_not_resubmitted(
     cluster: Cluster,
 ) -> None:
@@ -185,8 +189,15 @@ def test_fake_cluster_submitted_but_unclaimed_job_is_adopted_not_resubmitted(
         job = s.get(Job, job_id)
         assert job is not None
         launch = cluster.dispatcher._launch(job)
-    budget_pool = quota_for(["scientist"]).pool
-    assert cluster.backend.submit(launch, "alice", budget_pool) is None
+
+    def stopped_before_claiming() -> bool:
+        raise Stopped
+
+    with pytest.raises(Stopped):
+        cluster.backend.submit(launch, "alice", quota_for(["scientist"]).pool,
+                               stopped_before_claiming)
+    assert len(cluster.fake.of_kind("sparkapplications")) == 1
+    assert cluster.job(job_id).state == "queued"
     cluster.quota_used(cluster.hard["limits.cpu"], cluster.hard["limits.memory"])  # it holds all
     assert cluster.dispatcher.tick().started == [job_id]
     assert len(cluster.fake.of_kind("sparkapplications")) == 1
@@ -199,3 +210,52 @@ def test_fake_cluster_application_deleted_outside_fails_the_job(cluster: Cluster
     assert cluster.dispatcher.tick().finished == [job_id]
     job = cluster.job(job_id)
     assert job.state == "failed" and "deleted outside the platform" in (job.reason or "")
+
+
+def test_fake_cluster_job_cancelled_while_being_submitted_leaves_nothing(
+    cluster: Cluster, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The owner cancels after the application was created, before the dispatcher claims it.
+    job_id = cluster.submit()
+    submit = cluster.backend.submit
+
+    def cancel_then_submit(launch, user, pool, claim):  # type: ignore[no-untyped-def]
+        def cancelled_first() -> bool:
+            assert len(cluster.fake.of_kind("sparkapplications")) == 1
+            with cluster.sessions() as s:
+                job = s.get(Job, job_id)
+                assert job is not None
+                job_store.transition(s, job=job, to="cancelled", reason="cancelled by its owner")
+                s.commit()
+            return claim()
+
+        return submit(launch, user, pool, cancelled_first)
+
+    monkeypatch.setattr(cluster.backend, "submit", cancel_then_submit)
+    assert cluster.dispatcher.tick().started == []
+    assert cluster.job(job_id).state == "cancelled"
+    assert cluster.fake.of_kind("sparkapplications") == []
+    assert cluster.fake.of_kind("configmaps") == []
+
+
+def test_fake_cluster_application_that_finished_while_the_service_was_down_is_settled(
+    cluster: Cluster,
+) -> None:
+    job_id = cluster.submit()
+    cluster.dispatcher.tick()
+    cluster.operator_sets(job_id, "FAILED", "executor lost")
+    assert cluster.restarted().recover() == [job_id]
+    job = cluster.job(job_id)
+    assert job.state == "failed" and "executor lost" in (job.reason or "")
+
+
+def test_a_job_started_on_another_backend_is_failed_with_why(cluster: Cluster) -> None:
+    job_id = cluster.submit()
+    with cluster.sessions() as s:
+        job = s.get(Job, job_id)
+        assert job is not None
+        job_store.transition(s, job=job, to="running", backend="local", driver_pid=999999)
+        s.commit()
+    assert cluster.restarted().recover() == [job_id]
+    job = cluster.job(job_id)
+    assert job.state == "failed" and "started on the local backend" in (job.reason or "")

@@ -23,10 +23,9 @@ from k8s_helpers import (
     validate_object,
     workload_problems,
 )
+from kubernetes.utils import parse_quantity
 
-from cli.k8s import users_yaml, yunikorn_values
-from spark_jobs.backends.k8s.application import parse_quantity
-from spark_jobs.backends.k8s.namespaces import load_users
+from cli.k8s import load_users, users_yaml, yunikorn_values
 from spark_jobs.backends.k8s.quota import capacity_problems, yunikorn_config
 
 K8S = Path(__file__).resolve().parents[2] / "k8s"

@@ -57,7 +57,9 @@ def test_alternating_benchmark_on_s3_agrees_and_counts_what_it_fetched(twin_tabl
     local_root, s3_root, _ = twin_tables
     bench = load_module("bench_lakehouse_s3", TESTS.parent / "benchmarks" / "lakehouse.py")
     centres = np.array([(ra, dec) for ra, dec, _ in reads.CASES])
-    got = bench.alternating_cones(local_root, s3_root, centres, centres[:2])
+    got = bench.alternating_cones(
+        local_root, s3_root, centres, centres[:2], bench.RADIUS_DEG, bench.ID_COLUMNS
+    )
     assert got["mismatches"] == []
     assert len(got["requests_per_cone"]) == len(centres) == len(got["get_same_bytes"]["seconds"])
     table_bytes = sum(p.stat().st_size for p in Path(local_root).glob("gaia_source/*/*.parquet"))

@@ -11,11 +11,13 @@ from __future__ import annotations
 import uuid
 from pathlib import Path
 
+import pyarrow.fs as pafs
 import pytest
+from pydantic import SecretStr
 from testing_utils import load_module
 
-from config.s3 import S3ConfigError, check_s3, hadoop_conf
-from config.settings import Settings
+from config.s3 import S3ConfigError, arrow_filesystem, check_s3, hadoop_conf
+from config.settings import Settings, get_settings
 from lakehouse import open_catalog, open_interactive
 
 TESTS = Path(__file__).resolve().parents[1]
@@ -70,6 +72,33 @@ def test_interactive_reader_reads_the_same_s3_table_with_the_same_settings(s3_sk
         assert set(ids) == cones.brute_force(pdf, ra, dec, radius), (ra, dec, radius)
 
 
+def test_both_readers_use_the_settings_they_are_given(spark, s3_sky, s3_settings):
+    """Settings passed in are used, not the process's: with a wrong secret neither reader
+    opens the table; with the right ones both read it, cones and time travel included,
+    while the process's own settings carry a wrong secret."""
+    root, pdf = s3_sky
+    wrong = _bad(s3_settings, s3_secret_key=SecretStr("wrong-secret"))
+    with pytest.raises(FileNotFoundError):
+        open_catalog(root, spark=spark, settings=wrong)
+    with pytest.raises(FileNotFoundError):
+        open_interactive(root, settings=wrong).pinned_version  # noqa: B018
+    ra, dec, radius = cones.ALL[0]
+    expected = cones.brute_force(pdf, ra, dec, radius)
+    try:
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setenv("AVIP_S3_SECRET_KEY", "wrong-secret")
+            get_settings.cache_clear()
+            cat = open_catalog(root, spark=spark, settings=s3_settings)
+            cat = cat.as_of(cat.version)
+            ids = {r.source_id for r in cat.cone(ra, dec, radius).select("source_id").df.collect()}
+            assert ids == expected
+            reader = open_interactive(root, settings=s3_settings)
+            found = reader.cone(ra, dec, radius, columns=["source_id"])["source_id"].to_pylist()
+            assert set(found) == expected
+    finally:
+        get_settings.cache_clear()
+
+
 def test_box_on_s3_matches_brute_force_in_both_readers(spark, s3_sky):
     root, pdf = s3_sky
     ra_min, ra_max, dec_min, dec_max = 358.0, 2.0, -5.0, 5.0  # wraps RA 0
@@ -112,6 +141,22 @@ def _bad(settings: Settings, **change) -> Settings:
 
 def test_good_settings_pass_the_start_up_check(s3_settings):
     check_s3(s3_settings)
+
+
+def test_a_refused_check_leaves_the_good_settings_working(s3_settings):
+    """The check builds its own filesystem: a refused one is neither reused for the good
+    settings nor left in the process's cache in their place."""
+    good = arrow_filesystem(s3_settings)
+    bad = _bad(s3_settings, s3_secret_key=SecretStr("wrong-secret"))
+    with pytest.raises(S3ConfigError, match="AVIP_S3_SECRET_KEY"):
+        check_s3(bad, timeout_s=5)
+    check_s3(s3_settings)
+    assert arrow_filesystem(s3_settings) is good
+    good.get_file_info(pafs.FileSelector(f"{s3_settings.s3_bucket}/", recursive=False))
+    with pytest.raises(OSError, match="SIGNATURE_DOES_NOT_MATCH"):
+        arrow_filesystem(bad).get_file_info(
+            pafs.FileSelector(f"{s3_settings.s3_bucket}/", recursive=False)
+        )
 
 
 @pytest.mark.parametrize(

@@ -31,6 +31,7 @@ from avi_plugins.bundled.cluster_finder.per_field import (
     cluster_field,
     one_thread_per_process,
 )
+from avi_plugins.bundled.cluster_finder.view import cluster_view
 from avi_plugins.bundled.tables import write_parquet
 from avi_plugins.sdk import AVI, Manifest, Resources, Task, TaskContext
 
@@ -251,6 +252,4 @@ class ClusterFinder(AVI):
         return [Task("find", _find, tables=("gaia_source",), result=True)]
 
     def view(self, result_dir: Path) -> Any:
-        from avi_plugins.bundled.cluster_finder.view import cluster_view
-
         return cluster_view(Path(result_dir))

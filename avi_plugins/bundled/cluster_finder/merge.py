@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from avi_plugins.bundled.cluster_finder.fields import mean_direction
+from lakehouse.regions import angular_distance_deg
 
 
 def _find(parent: dict[int, int], item: int) -> int:
@@ -66,7 +67,7 @@ def summarise(members: pd.DataFrame) -> pd.DataFrame:
     for cluster_id, group in members.groupby("cluster_id", sort=True):
         ra, dec = mean_direction(group["ra"].to_numpy(), group["dec"].to_numpy())
         lon, lat = mean_direction(group["l"].to_numpy(), group["b"].to_numpy())
-        sep = _separation_deg(group["ra"].to_numpy(), group["dec"].to_numpy(), ra, dec)
+        sep = angular_distance_deg(group["ra"].to_numpy(), group["dec"].to_numpy(), ra, dec)
         rows.append({
             "cluster_id": int(cluster_id),
             "n_members": len(group),
@@ -83,8 +84,3 @@ def summarise(members: pd.DataFrame) -> pd.DataFrame:
                "pmdec", "pmdec_std", "parallax", "parallax_std", "significance"]
     return pd.DataFrame(rows, columns=columns)
 
-
-def _separation_deg(ra: np.ndarray, dec: np.ndarray, ra0: float, dec0: float) -> np.ndarray:
-    ra, dec, ra0, dec0 = map(np.radians, (ra, dec, ra0, dec0))
-    hav = np.sin((dec - dec0) / 2) ** 2 + np.cos(dec) * np.cos(dec0) * np.sin((ra - ra0) / 2) ** 2
-    return np.degrees(2 * np.arcsin(np.sqrt(np.clip(hav, 0, 1))))

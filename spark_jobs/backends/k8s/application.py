@@ -16,8 +16,7 @@ and Kubernetes/YuniKorn refuse or queue any pod beyond the quota anyway.
 from __future__ import annotations
 
 import json
-import shlex
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -33,6 +32,7 @@ from spark_jobs.backends.k8s.quota import (
     namespace_for,
     queue_for,
 )
+from spark_jobs.backends.protocol import JobLaunch
 
 GROUP, VERSION, PLURAL = "sparkoperator.k8s.io", "v1beta2", "sparkapplications"
 DRIVER_SERVICE_ACCOUNT = "spark-driver"
@@ -88,8 +88,8 @@ class K8sJob:
     pins: Mapping[str, int] = field(default_factory=dict)
 
     @classmethod
-    def from_launch(cls, launch: Any, user: str) -> K8sJob:
-        """From the dispatcher's ``spark_jobs.backends.processes.JobLaunch`` (grant in ``resources``)."""
+    def from_launch(cls, launch: JobLaunch, user: str) -> K8sJob:
+        """From the dispatcher's launch record (the grant is in ``resources``)."""
         res = launch.resources
         shape = SparkShape(
             driver_cores=float(res.get("driver_cores", 1)),
@@ -317,31 +317,11 @@ def spark_submit_command(
     return argv + [RUNNER_FILE, *job.runner_args()]
 
 
-def shell_line(argv: Sequence[str]) -> str:
-    return " ".join(shlex.quote(a) for a in argv)
-
-
-def parse_quantity(value: str) -> float:
-    """A Kubernetes quantity (``"1500m"``, ``"2"``, ``"4Gi"``, ``"512Mi"``) as a number of units."""
-    suffixes = {
-        "m": 1e-3,
-        "Ki": 2**10,
-        "Mi": 2**20,
-        "Gi": 2**30,
-        "Ti": 2**40,
-        "k": 1e3,
-        "M": 1e6,
-        "G": 1e9,
-        "T": 1e12,
-    }
-    for suffix in sorted(suffixes, key=len, reverse=True):
-        if value.endswith(suffix):
-            return float(value[: -len(suffix)]) * suffixes[suffix]
-    return float(value)
-
-
 def quota_in_use(quota_status: Mapping[str, Any]) -> tuple[Footprint, Footprint]:
     """(hard, used) CPU/memory from a ResourceQuota's ``status`` (limits, as Spark sets them)."""
+    # The kubernetes package loads its whole client (~2 s) on import: only code that talks to a
+    # cluster imports it, so `avip k8s` and an API on the process backends never pay for it.
+    from kubernetes.utils import parse_quantity
 
     def footprint(values: Mapping[str, str]) -> Footprint:
         return Footprint(
@@ -374,7 +354,7 @@ class KubernetesBackend:
     """
 
     def __init__(self, api_client: Any, config: K8sConfig | None = None) -> None:
-        from kubernetes import client
+        from kubernetes import client  # ~2 s to import: see quota_in_use
 
         self.config = config or K8sConfig()
         self.core = client.CoreV1Api(api_client)

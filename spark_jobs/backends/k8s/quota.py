@@ -24,7 +24,9 @@ import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
+
+from spark_jobs.backends.protocol import PoolLike
 
 NAMESPACE_PREFIX = "avip-u-"
 YUNIKORN_PARENT_QUEUE = "root.avip"
@@ -39,12 +41,6 @@ CONFIGMAPS_PER_JOB = 3
 
 class QuotaError(ValueError):
     """A grant or pool that cannot be honoured within a namespace's quota."""
-
-
-class PoolLike(Protocol):
-    cores: int
-    memory_mb: int
-    max_jobs: int
 
 
 @dataclass(frozen=True)
@@ -85,14 +81,6 @@ class NamespaceBudget:
         return int(round(self.cores * 1000))
 
 
-class ResourcesLike(Protocol):
-    driver_cores: float
-    driver_memory_mb: int
-    executor_cores: float
-    executor_memory_mb: int
-    executors: int
-
-
 @dataclass(frozen=True)
 class SparkShape:
     """The pods of one Spark application: one driver and up to ``executors`` executors."""
@@ -110,17 +98,6 @@ class SparkShape:
             raise QuotaError("driver_memory_mb and executor_memory_mb must be > 0")
         if self.executors < 0:
             raise QuotaError("executors must be >= 0")
-
-    @classmethod
-    def from_resources(cls, resources: ResourcesLike) -> SparkShape:
-        """From an AVI's ``Resources`` or a scheduler grant with the same fields."""
-        return cls(
-            driver_cores=resources.driver_cores,
-            driver_memory_mb=int(resources.driver_memory_mb),
-            executor_cores=resources.executor_cores,
-            executor_memory_mb=int(resources.executor_memory_mb),
-            executors=int(resources.executors),
-        )
 
     @property
     def driver_pod(self) -> PodSize:

@@ -1,27 +1,30 @@
 """The scheduler's Kubernetes backend: granted jobs become SparkApplications.
 
-Process backends (:mod:`spark_jobs.backends.processes`) start a driver and the dispatcher
-watches its pid and exit code. On Kubernetes there is no local process: the
-dispatcher hands a granted job to :class:`KubernetesJobs`, which submits it
-with :class:`spark_jobs.backends.k8s.application.KubernetesBackend` in the user's namespace,
-then polls the application's status into platform states and cancels by
-deleting the application.
+:class:`KubernetesJobs` speaks the dispatcher's one protocol
+(:class:`spark_jobs.backends.protocol.JobBackend`): it submits a granted job
+with :class:`spark_jobs.backends.k8s.application.KubernetesBackend` in the
+user's namespace, polls the application's status into platform states, cancels
+by deleting the application, and adopts a running job after a restart by its
+application's name.
 
 A job whose pods do not fit what the user's namespace quota has left is not
 submitted: :meth:`KubernetesJobs.submit` says why it must wait and the
 dispatcher leaves it queued, with its queue position, to try again next tick.
 
-The application's name (``avip-job-<id>``) is unique in the namespace, so a
-dispatcher that stopped after submitting but before recording the job as
-running finds the application on its next try and adopts it instead of
-submitting twice.
+The application's name (``avip-job-<id>``) is unique in the namespace, so the
+job is submitted *before* it is claimed, and a dispatcher that stopped after
+submitting but before claiming finds the application on its next try and
+adopts it instead of submitting twice.
 """
 
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from dataclasses import replace
+from typing import Any
 
+from config.settings import Settings
 from spark_jobs.backends.k8s.application import (
     GROUP,
     PLURAL,
@@ -31,17 +34,25 @@ from spark_jobs.backends.k8s.application import (
     KubernetesBackend,
     NotSubmitted,
 )
-from spark_jobs.backends.k8s.quota import NamespaceBudget, PoolLike, SparkShape
-
-if TYPE_CHECKING:
-    from config.settings import Settings
-    from spark_jobs.backends.processes import JobLaunch
+from spark_jobs.backends.k8s.quota import NamespaceBudget, SparkShape
+from spark_jobs.backends.protocol import (
+    LOST,
+    JobLaunch,
+    JobRef,
+    PoolLike,
+    State,
+    Status,
+    Submission,
+    SubmitError,
+    started,
+    waiting,
+)
 
 log = logging.getLogger("avip.k8s")
 
 #: KubernetesBackend.status states → job states the dispatcher records.
-JOB_STATES = {"submitted": "running", "running": "running", "unknown": "running",
-              "done": "succeeded", "failed": "failed"}
+JOB_STATES: dict[str, State] = {"submitted": "running", "running": "running",
+                                "unknown": "running", "done": "succeeded", "failed": "failed"}
 
 
 def _is_not_found(error: Exception) -> bool:
@@ -49,7 +60,7 @@ def _is_not_found(error: Exception) -> bool:
 
 
 class KubernetesJobs:
-    """Submit, poll and cancel jobs as SparkApplications (the dispatcher's cluster backend)."""
+    """Submit, poll, cancel and adopt jobs as SparkApplications."""
 
     name = "kubernetes"
 
@@ -59,6 +70,7 @@ class KubernetesJobs:
     @classmethod
     def from_settings(cls, settings: Settings) -> KubernetesJobs:
         """In-cluster credentials, or the kubeconfig named by ``k8s_kubeconfig``."""
+        # ~2 s to import (the whole client): only an API that runs jobs on Kubernetes pays it.
         from kubernetes import client, config
 
         if settings.k8s_kubeconfig is not None:
@@ -66,9 +78,9 @@ class KubernetesJobs:
         else:
             config.load_incluster_config()
             api_client = client.ApiClient()
-        master = settings.spark_master if settings.spark_master.startswith("k8s://") else None
-        k8s = K8sConfig(image=settings.k8s_image,
-                        **({"master": master} if master else {}))  # type: ignore[arg-type]
+        k8s = K8sConfig(image=settings.k8s_image)
+        if settings.spark_master.startswith("k8s://"):
+            k8s = replace(k8s, master=settings.spark_master)
         return cls(KubernetesBackend(api_client, k8s))
 
     @staticmethod
@@ -77,50 +89,65 @@ class KubernetesJobs:
         return K8sJob(job_id=job_id, user=user, avi="", params={},
                       shape=SparkShape(1, 1, 1, 1, executors=0))
 
-    def submit(self, launch: JobLaunch, user: str, pool: PoolLike) -> str | None:
-        """Submit the job; returns why it must stay queued, or None once submitted.
+    def submit(self, launch: JobLaunch, user: str, pool: PoolLike,
+               claim: Callable[[], bool]) -> Submission:
+        """Submit the application, then claim the job; a job that does not fit what the
+        namespace has left waits, unclaimed, and nothing is created for it.
 
-        Raises ``spark_jobs.backends.k8s.quota.QuotaError`` if the grant can never fit the
-        namespace, and ``kubernetes`` API errors as they come.
+        Raises :class:`SubmitError` if the grant can never fit the namespace (a
+        ``QuotaError``) or the API server refuses the application.
         """
         job = K8sJob.from_launch(launch, user)
+        try:
+            self._create(job, pool)
+        except NotSubmitted as why:
+            return waiting(str(why))
+        except Exception as error:  # noqa: BLE001 — a submission error fails the job, with why
+            raise SubmitError(f"could not submit the Spark application: {error}") from error
+        return started() if claim() else LOST
+
+    def _create(self, job: K8sJob, pool: PoolLike) -> None:
+        """Create the application, or adopt the one a previous submission left."""
         try:
             self.backend.custom.get_namespaced_custom_object(
                 GROUP, VERSION, job.namespace, PLURAL, job.name)
             log.info("job %s: application %s/%s exists already, adopted",
                      job.job_id, job.namespace, job.name)
-            return None
+            return
         except Exception as error:  # noqa: BLE001 — only "not found" means: submit it
             if not _is_not_found(error):
                 raise
-        try:
-            self.backend.submit(job, NamespaceBudget.from_pool(user, pool))
-        except NotSubmitted as why:
-            return str(why)
-        return None
+        self.backend.submit(job, NamespaceBudget.from_pool(job.user, pool))
 
-    def poll(self, job_id: int, user: str) -> tuple[str, str]:
-        """(running | succeeded | failed, reason) from the application's status."""
-        ref = self._ref(job_id, user)
+    def poll(self, ref: JobRef) -> Status:
+        """Running, succeeded or failed from the application's status."""
+        app = self._ref(ref.job_id, ref.user)
         try:
-            state, message = self.backend.status(ref)
+            state, message = self.backend.status(app)
         except Exception as error:  # noqa: BLE001
             if _is_not_found(error):
-                return "failed", (f"the SparkApplication {ref.namespace}/{ref.name} was deleted "
-                                  "outside the platform before it finished")
+                return Status("failed", f"the SparkApplication {app.namespace}/{app.name} was "
+                                        "deleted outside the platform before it finished")
             raise
         to = JOB_STATES.get(state, "running")
-        reason = f"the Spark application failed: {message}" if to == "failed" else ""
-        return to, reason
+        return Status(to, f"the Spark application failed: {message}" if to == "failed" else "")
 
-    def cancel(self, job_id: int, user: str) -> None:
+    def adopt(self, ref: JobRef) -> Status:
+        """Found again by its application's name: its status now (finished while the service
+        was down, deleted meanwhile, or still running: watched again)."""
+        status = self.poll(ref)
+        if not status.finished:
+            log.info("job %s: on the cluster, adopted", ref.job_id)
+        return status
+
+    def cancel(self, ref: JobRef) -> None:
         """Delete the application (its pods go with it) and its params; gone already is fine."""
-        ref = self._ref(job_id, user)
+        app = self._ref(ref.job_id, ref.user)
         calls: list[Any] = [
             lambda: self.backend.custom.delete_namespaced_custom_object(
-                GROUP, VERSION, ref.namespace, PLURAL, ref.name),
+                GROUP, VERSION, app.namespace, PLURAL, app.name),
             lambda: self.backend.core.delete_namespaced_config_map(
-                f"{ref.name}-params", ref.namespace),
+                f"{app.name}-params", app.namespace),
         ]
         for call in calls:
             try:
@@ -128,4 +155,3 @@ class KubernetesJobs:
             except Exception as error:  # noqa: BLE001
                 if not _is_not_found(error):
                     raise
-
