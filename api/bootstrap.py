@@ -6,10 +6,8 @@ import os
 from datetime import timedelta
 from pathlib import Path
 
-from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from api.models import User
 from api.store import users as user_store
 
 TOKEN_FILE = "operator.token"
@@ -21,7 +19,7 @@ def ensure_operator(sessions: sessionmaker[Session], data_dir: Path, ttl_days: i
     Returns the token file's path when a user was created, else None.
     """
     with sessions() as session:
-        if session.scalar(select(func.count()).select_from(User)):
+        if user_store.count_users(session):
             return None
         user = user_store.create_user(session, name="operator", roles=["operator"])
         _token, secret = user_store.issue_token(session, user=user, label="bootstrap",

@@ -25,18 +25,7 @@ from api.scheduling.drf import Capacity
 from api.store.loop import LoopStore
 from config.s3 import check_s3
 from config.settings import Settings, get_settings
-from spark_jobs.backends.k8s.submitter import KubernetesJobs
-from spark_jobs.backends.processes import make_backend
-from spark_jobs.backends.protocol import JobBackend
-
-
-def job_backend(settings: Settings) -> JobBackend:
-    """The backend ``job_backend`` names: local or standalone spark-submit drivers (with the
-    platform's jars), or SparkApplications on Kubernetes."""
-    if settings.job_backend == "kubernetes":
-        return KubernetesJobs.from_settings(settings)
-    return make_backend(settings.job_backend, spark_master=settings.spark_master,
-                        jars_dir=settings.jars_dir)
+from spark_jobs.backends import backend_for
 
 
 def create_app(
@@ -53,7 +42,7 @@ def create_app(
     sessions = session_factory(engine)
     dispatcher = Dispatcher(
         sessions=sessions,
-        backend=job_backend(settings),
+        backend=backend_for(settings),
         capacity=Capacity(cores=settings.cluster_cores, memory_mb=settings.cluster_memory_mb),
         catalogue_root=settings.catalogue_root,
         cache_dir=settings.data_dir / "avi-cache",

@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field
 
 Role = Literal["operator", "developer", "scientist", "outreach", "anonymous"]
 JobState = Literal["queued", "running", "succeeded", "failed", "cancelled"]
@@ -322,9 +322,12 @@ class AlertFilterUpdate(BaseModel):
 
 
 class AlertFilterPublic(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
     id: int
     name: str
-    where: str = Field(description="The condition as you wrote it.")
+    where: str = Field(description="The condition as you wrote it.",
+                       validation_alias=AliasChoices("where", "where_sql"))
     topic: str = Field(description="The Kafka topic its matches are written to.")
     output_format: str
     enabled: bool

@@ -8,7 +8,8 @@ import typer
 from rich.table import Table
 
 from api.schemas import QuotaPublic
-from cli.jobs import connect, console
+from cli.jobs import connect
+from cli.output import console
 
 users_app = typer.Typer(help="Operator: create, list and change users.", no_args_is_help=True)
 tokens_app = typer.Typer(help="Operator: issue, list and revoke tokens.", no_args_is_help=True)

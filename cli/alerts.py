@@ -15,19 +15,22 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-from confluent_kafka import Producer
 
 import lakehouse
+from cli.angles import angle_option
 from cli.jobs import connect
 from cli.output import fail
 from config.kafka import kafka_config
 from config.settings import get_settings
-from spark_jobs.alerts.consumer import consume
-from spark_jobs.alerts.filters import AlertFilter, filters_from_json
-from spark_jobs.alerts.rows import filter_columns
+
+if TYPE_CHECKING:
+    from spark_jobs.alerts.filters import AlertFilter
+
+# confluent_kafka and the alert modules (pyspark types, fastavro) are imported inside the
+# commands that use them: ~0.35 s that `avip --help` and every other command would pay.
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +65,8 @@ def simulate_command(
     """Produce Rubin alert bursts, part of them on catalogue stars."""
     # The simulator's catalogue reads and sky geometry (Spark SQL, astropy): ~2 s to import,
     # paid by this command, not by every `avip` command.
+    from confluent_kafka import Producer
+
     from spark_jobs.alerts import simulate
 
     settings = get_settings()
@@ -138,6 +143,8 @@ def filters_delete(name: str) -> None:
 @filters_app.command("columns")
 def filters_columns() -> None:
     """Columns a filter may use (no login needed)."""
+    from spark_jobs.alerts.rows import filter_columns
+
     for name, t in filter_columns().items():
         typer.echo(f"{name:<48} {t.simpleString()}")
 
@@ -150,6 +157,8 @@ def consume_command(
     group: Annotated[str | None, typer.Option(help="Consumer group to resume from.")] = None,
 ) -> None:
     """Print the matches of one of your filters (JSON lines)."""
+    from spark_jobs.alerts.consumer import consume
+
     with connect() as client:
         topic = client.alert_filter(filter_name).topic  # 404 unless it is yours
     for msg in consume(
@@ -167,6 +176,8 @@ def consume_command(
 
 def _json_filters(path: Path) -> Callable[[], Sequence[AlertFilter]]:
     """Filters from a JSON file (re-read every micro-batch), checked once now."""
+    from spark_jobs.alerts.filters import filters_from_json
+
     source = filters_from_json(str(path))
     try:
         source()
@@ -196,7 +207,7 @@ def _store_filters(
     def on_disabled(f: AlertFilter, reason: str) -> None:
         with sessions() as session:
             row = filter_store.disable_unrunnable(
-                session, filter_id=f.filter_id, spark_sql=f.spark_sql
+                session, filter_id=f.filter_id, owner=f.owner, spark_sql=f.spark_sql
             )
             session.commit()
         if row is None:
@@ -239,7 +250,9 @@ def stream_command(
     dead_letter_topic: Annotated[
         str, typer.Option(help="Where undecodable packets go, with the reason.")
     ] = "avip.alerts.deadletter",
-    radius_arcsec: Annotated[float, typer.Option(help="Gaia match radius.")] = 5.0,
+    radius_arcsec: Annotated[
+        float, angle_option("arcsec", "Gaia match radius.", "--radius-arcsec", "--radius")
+    ] = 5.0,
     max_offsets: Annotated[int, typer.Option(help="Most raw alerts per micro-batch.")] = 20_000,
     lakehouse_root: Annotated[
         str | None, typer.Option("--lakehouse", help="Catalogue root (default: settings).")

@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from typing import Any
 
 import typer
 
 #: Written after the option's help text.
 QUANTITY_HELP = "A bare number is in {unit}; or give a quantity: 2arcsec, 0.5deg, 30arcmin."
+_UNIT_WORDS = {"deg": "degrees", "arcmin": "arcminutes", "arcsec": "arcseconds"}
 
 
 def parse_angle(text: str, unit: str) -> float:
@@ -53,12 +55,20 @@ def parse_angle(text: str, unit: str) -> float:
     return value
 
 
-def angle_option(unit: str) -> Callable[[str], float]:
-    """A Typer ``parser`` for an angle option in ``unit``: a bad value is a usage error."""
+def angle_option(unit: str, help: str, *names: str) -> Any:
+    """A Typer option (``Annotated[float, angle_option("deg", "Radius.")]``) for an angle
+    in ``unit``: its help says what a bare number means; a bad value is a usage error."""
+    words = _UNIT_WORDS.get(unit, unit)
+    return typer.Option(*names, help=f"{help} {QUANTITY_HELP.format(unit=words)}",
+                        parser=angle_parser(unit), metavar="ANGLE")
 
-    def parse(text: str) -> float:
+
+def angle_parser(unit: str) -> Callable[[str | float], float]:
+    """A Typer ``parser`` for an angle in ``unit``: a bad value is a usage error."""
+
+    def parse(text: str | float) -> float:
         try:
-            return parse_angle(text, unit)
+            return parse_angle(str(text), unit)  # a default comes as a float
         except ValueError as exc:
             raise typer.BadParameter(str(exc)) from None
 

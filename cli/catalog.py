@@ -15,22 +15,16 @@ from typing import Annotated
 import pyarrow as pa
 import typer
 from deltalake import DeltaTable
-from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 import lakehouse
-from cli.angles import QUANTITY_HELP, angle_option
+from cli.angles import angle_option
+from cli.output import errors, fail
 from config.settings import get_settings
 from lakehouse.export import format_for
 
 ingest_app = typer.Typer(help="Load rows into the gaia_source table.", no_args_is_help=True)
-console = Console(stderr=True)
-
-
-def fail(message: str) -> typer.Exit:
-    """Print an error for the user and return the exit (status 2) to raise."""
-    console.print(f"[bold red]error:[/] {message}")
-    return typer.Exit(code=2)
+console = errors  # progress and summaries go to stderr: stdout stays free for data
 
 
 @contextmanager
@@ -113,14 +107,7 @@ def ingest_synthetic(
 def cone(
     ra: Annotated[float, typer.Option(help="Centre right ascension, degrees.")],
     dec: Annotated[float, typer.Option(help="Centre declination, degrees.")],
-    radius: Annotated[
-        float,
-        typer.Option(
-            help="Radius in (0, 180] degrees. " + QUANTITY_HELP.format(unit="degrees"),
-            parser=angle_option("deg"),
-            metavar="ANGLE",
-        ),
-    ],
+    radius: Annotated[float, angle_option("deg", "Radius in (0, 180] degrees.")],
     output: Annotated[
         Path, typer.Option("-o", "--output", help="Output file: .csv .parquet .vot .fits")
     ],
@@ -164,14 +151,7 @@ def xmatch(
     user_table: Annotated[
         Path, typer.Argument(help="Your table (.csv .parquet .vot .fits) with ra, dec in degrees.")
     ],
-    radius: Annotated[
-        float,
-        typer.Option(
-            help="Match radius in (0, 3600] arcsec. " + QUANTITY_HELP.format(unit="arcsec"),
-            parser=angle_option("arcsec"),
-            metavar="ANGLE",
-        ),
-    ],
+    radius: Annotated[float, angle_option("arcsec", "Match radius in (0, 3600] arcsec.")],
     output: Annotated[
         Path, typer.Option("-o", "--output", help="Output file: .csv .parquet .vot .fits")
     ],

@@ -25,7 +25,8 @@ import typer
 from rich.table import Table
 
 from api.client import AvipClient
-from cli.jobs import console, follow
+from cli.jobs import follow
+from cli.output import EXIT_FAILED, console, errors, report
 from config.settings import get_settings
 
 
@@ -111,9 +112,9 @@ def demo(
                           f"({job.cores} cores, {job.memory_mb} MB)")
             job = follow(scientist, job.id)
             if job.state != "succeeded":
-                console.print(f"[red]job {job.id} {job.state}:[/red] {job.reason}")
-                console.print(scientist.logs(job.id)[-3000:], markup=False)
-                raise typer.Exit(1)
+                report(f"job {job.id} {job.state}: {job.reason}")
+                errors.print(scientist.logs(job.id)[-3000:], markup=False)
+                raise typer.Exit(EXIT_FAILED)
             console.print(f"job {job.id} succeeded in {job.run_seconds:.0f} s; results: "
                           + ", ".join(f.path for f in scientist.results(job.id).data))
             out = demo_dir / "download"

@@ -9,7 +9,8 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from cli.jobs import connect, console
+from cli.jobs import connect
+from cli.output import console
 
 space_app = typer.Typer(help="Your user space: ls, put, get, rm; shared-with-me.",
                         no_args_is_help=True)

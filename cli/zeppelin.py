@@ -40,7 +40,6 @@ ParamOpt = Annotated[list[str] | None, typer.Option(
 
 
 def _client(url: str | None, user: str | None, password: str | None) -> ZeppelinClient:
-
     settings = get_settings()
     url = url or settings.zeppelin_url
     user = user or settings.zeppelin_user

@@ -15,16 +15,7 @@ router = APIRouter(prefix="/alert-filters", tags=["alerts"], route_class=Session
 
 
 def _public(row: AlertFilterRow) -> AlertFilterPublic:
-    return AlertFilterPublic(
-        id=row.id,
-        name=row.name,
-        where=row.where_sql,
-        topic=row.topic,
-        output_format=row.output_format,
-        enabled=row.enabled,
-        created_at=row.created_at,
-        updated_at=row.updated_at,
-    )
+    return AlertFilterPublic.model_validate(row)
 
 
 @router.get("/columns", response_model=dict[str, str])

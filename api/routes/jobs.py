@@ -34,7 +34,7 @@ from api.schemas import (
 )
 from api.space import result_files
 from api.store import jobs as job_store
-from spark_jobs.backends.processes import LOG_FILE
+from spark_jobs.backends.protocol import LOG_FILE
 
 router = APIRouter(prefix="/jobs", tags=["jobs"], route_class=SessionRoute)
 

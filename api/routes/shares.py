@@ -27,7 +27,8 @@ router = APIRouter(prefix="/shares", tags=["shares"], route_class=SessionRoute)
 
 
 def share_public(session: SessionDep, share: Share, owner: User) -> SharePublic:
-    grantee = session.get(User, share.grantee_user_id) if share.grantee_user_id else None
+    grantee = (user_store.user_by_id(session, user_id=share.grantee_user_id)
+               if share.grantee_user_id else None)
     return SharePublic(id=share.id, owner=owner.name, kind=share.kind, target=share.target,  # type: ignore[arg-type]
                        user=grantee.name if grantee else None, group=share.grantee_group,
                        created_at=share.created_at)

@@ -5,7 +5,6 @@ from __future__ import annotations
 from datetime import timedelta
 
 from fastapi import APIRouter, Depends, status
-from sqlalchemy import func, select
 
 from api.deps import (
     CapacityDep,
@@ -16,7 +15,6 @@ from api.deps import (
     SettingsDep,
     require_operator,
 )
-from api.models import Job, PoolOverride
 from api.routes.http_errors import http_errors
 from api.scheduling.pools import ROLE_DEFAULTS, Quota
 from api.schemas import (
@@ -34,6 +32,7 @@ from api.schemas import (
     UserUpdate,
 )
 from api.space.selection import user_space
+from api.store import jobs as job_store
 from api.store import users as user_store
 
 router = APIRouter(prefix="/users", tags=["users"], route_class=SessionRoute)
@@ -49,14 +48,11 @@ def _quota_public(quota: Quota) -> QuotaPublic:
 def read_me(session: SessionDep, user: CurrentUser, settings: SettingsDep) -> MePublic:
     """Who the token belongs to, their quota and what they hold now."""
     quota = user_store.quota_of(session, user=user)
-    cores, memory, jobs = session.execute(
-        select(func.coalesce(func.sum(Job.cores), 0), func.coalesce(func.sum(Job.memory_mb), 0),
-               func.count()).where(Job.owner_id == user.id, Job.state == "running")
-    ).one()
+    cores, memory, jobs = job_store.running_totals(session, user=user)
     used = user_space(settings, user.name, quota.space_bytes).used_bytes()
     return MePublic(
         **UserPublic.model_validate(user).model_dump(), quota=_quota_public(quota),
-        pool_overridden=session.get(PoolOverride, user.id) is not None,
+        pool_overridden=user_store.has_pool_override(session, user=user),
         running_cores=cores, running_memory_mb=memory, running_jobs=jobs, space_used_bytes=used,
     )
 

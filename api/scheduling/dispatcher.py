@@ -30,7 +30,6 @@ import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from api.models import Job, User
@@ -193,24 +192,20 @@ class Dispatcher:
         )
 
     def _schedule(self, session: Session) -> list[int]:
-        users = {u.id: u for u in session.scalars(select(User))}
+        users = {u.id: u for u in user_store.list_users(session)}
         overrides = user_store.overrides(session)
-        running_rows = session.execute(
-            select(Job.id, Job.owner_id, Job.cores, Job.memory_mb).where(Job.state == "running")
-        ).all()
-        running = [RunningJob(users[o].name, c, m) for _, o, c, m in running_rows]
+        running_rows = job_store.load(session, state="running")
+        running = [RunningJob(users[r.owner_id].name, r.cores, r.memory_mb) for r in running_rows]
         queued = [
-            QueuedJob(id=i, user=users[o].name, cores=c, memory_mb=m, priority=p, seq=i)
-            for i, o, c, m, p in session.execute(
-                select(Job.id, Job.owner_id, Job.cores, Job.memory_mb, Job.priority)
-                .where(Job.state == "queued")
-            )
+            QueuedJob(id=r.id, user=users[r.owner_id].name, cores=r.cores,
+                      memory_mb=r.memory_mb, priority=r.priority, seq=r.id)
+            for r in job_store.load(session, state="queued")
         ]
         pools: dict[str, Pool] = {
             u.name: quota_for(u.roles, overrides.get(u.id)).pool
             for u in users.values() if not u.disabled
         }
-        self._active = {i: users[o].name for i, o, _, _ in running_rows}
+        self._active = {r.id: users[r.owner_id].name for r in running_rows}
         self._active.update((q.id, q.user) for q in queued)
         decision = decide(capacity=self.capacity, running=running, queued=queued, pools=pools)
         self.positions = decision.positions
@@ -219,11 +214,10 @@ class Dispatcher:
         return decision.start
 
     def _start(self, session: Session, job_id: int) -> bool:
-        job = session.get(Job, job_id)
-        if job is None or job.state != "queued":
+        found = job_store.job_and_owner(session, job_id=job_id)
+        if found is None or found[0].state != "queued":
             return False
-        owner = session.get(User, job.owner_id)
-        assert owner is not None
+        job, owner = found
         pool = self._pools.get(owner.name)
 
         def claim() -> bool:
@@ -254,13 +248,13 @@ class Dispatcher:
             return False
         self.waiting.pop(job.id, None)
         if submission.outcome == "lost":
-            current = session.get(Job, job.id)
-            if current is None or current.state != "running":  # cancelled meanwhile
+            if job_store.state_of(session, job_id=job.id) != "running":  # cancelled meanwhile
                 # what this submission started, if anything (found by the job's name)
                 self.backend.cancel(JobRef(job.id, owner.name, Path(job.output_dir),
                                            submission.handle))
             return False
-        job.driver_pid, job.driver_start = submission.handle.pid, submission.handle.start
+        job_store.record_driver(session, job=job, pid=submission.handle.pid,
+                                start=submission.handle.start)
         session.commit()
         self.positions.pop(job.id, None)
         return True

@@ -36,11 +36,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import select
-
-from api.models import Job
 from api.space.user_space import JOBS_DIR
-from api.store.jobs import FINAL
+from api.store import jobs as job_store
 from config.settings import Settings
 
 if TYPE_CHECKING:
@@ -123,7 +120,7 @@ def release_unused(session: Session, staging: Path) -> list[str] | None:
             return []
         referenced = {
             name
-            for params in session.scalars(select(Job.params).where(Job.state.not_in(FINAL)))
+            for params in job_store.unfinished_params(session)
             for value in _strings(params)
             if (name := names_staged_copy(value, staging)) is not None
         }

@@ -5,7 +5,8 @@ A :class:`UserSpace` speaks in *space paths* (``"data/stars.csv"``): relative,
 quota, and delegates bytes to a :class:`StorageBackend`: a
 :class:`LocalDirectoryBackend` (a directory per user) or, with
 ``user_space_backend = "s3"``, an :class:`api.space.s3.S3PrefixBackend`
-(a key prefix per user); :func:`user_space` picks one from the settings.
+(a key prefix per user); :func:`api.space.selection.user_space` picks one from
+the settings.
 
 Safety rules, each tested: ``..``, absolute paths, backslashes and NUL are
 refused before touching storage; the local backend also refuses any path
@@ -23,10 +24,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, BinaryIO, Protocol
-
-if TYPE_CHECKING:
-    pass
+from typing import BinaryIO, Protocol
 
 TMP_DIR = ".uploads"  # in-progress uploads; never listed, never counted twice
 JOBS_DIR = "jobs"  # job results, written by the runner: read-only through the space API

@@ -115,22 +115,26 @@ def enabled_filters(session: Session) -> list[AlertFilter]:
             spark_sql=r.spark_sql,
             topic=r.topic,
             output_format=r.output_format,
+            revision=r.updated_at.isoformat() if r.updated_at else "",
         )
         for r, owner in rows
     ]
 
 
 def disable_unrunnable(
-    session: Session, *, filter_id: int, spark_sql: str
+    session: Session, *, filter_id: int, owner: str, spark_sql: str
 ) -> AlertFilterRow | None:
     """Switch off a filter the alert stream cannot run (its owner's to fix and re-enable).
 
-    The stream reports the filter as it read it: the row is disabled only if its condition
-    is still that one (a filter edited since is left to the stream's next check). The row,
-    or None when it changed or is gone. Not scoped to an owner: the stream acts for the
-    platform, not a user.
+    The stream reports the filter as it read it: the row is disabled only if it still
+    belongs to ``owner`` and its condition is still that one (a filter edited since is left
+    to the stream's next check). The row, or None when it changed or is gone. The stream
+    acts for the platform, across users.
     """
-    row = session.get(AlertFilterRow, filter_id)
+    row = session.scalars(
+        select(AlertFilterRow).join(User, User.id == AlertFilterRow.owner_id)
+        .where(AlertFilterRow.id == filter_id, User.name == owner)
+    ).first()
     if row is None or row.spark_sql != spark_sql:
         return None
     row.enabled = False

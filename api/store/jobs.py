@@ -195,6 +195,49 @@ def jobs_in_state(session: Session, *, state: str) -> list[tuple[Job, User]]:
     return [(job, user) for job, user in rows]
 
 
+def job_and_owner(session: Session, *, job_id: int) -> tuple[Job, User] | None:
+    """A job with its owner (the dispatcher's view: no ownership check), or None."""
+    row = session.execute(
+        select(Job, User).join(User, User.id == Job.owner_id).where(Job.id == job_id)
+    ).first()
+    return None if row is None else (row[0], row[1])
+
+
+def state_of(session: Session, *, job_id: int) -> str | None:
+    """The job's state as the store has it now (None: no such job)."""
+    job = session.get(Job, job_id)
+    return None if job is None else job.state
+
+
+def record_driver(session: Session, *, job: Job, pid: int | None, start: str | None) -> None:
+    """Remember what the backend started for ``job`` (found again after a restart)."""
+    job.driver_pid, job.driver_start = pid, start
+    session.flush()
+
+
+def load(session: Session, *, state: str) -> list[Row[Any]]:
+    """(id, owner_id, cores, memory_mb, priority) of every job in ``state``, by id: what the
+    scheduler weighs."""
+    return list(session.execute(
+        select(Job.id, Job.owner_id, Job.cores, Job.memory_mb, Job.priority)
+        .where(Job.state == state).order_by(Job.id)
+    ))
+
+
+def running_totals(session: Session, *, user: User) -> tuple[int, int, int]:
+    """(cores, memory_mb, jobs) the user's running jobs hold now."""
+    cores, memory_mb, jobs = session.execute(
+        select(func.coalesce(func.sum(Job.cores), 0), func.coalesce(func.sum(Job.memory_mb), 0),
+               func.count()).where(Job.owner_id == user.id, Job.state == "running")
+    ).one()
+    return int(cores), int(memory_mb), int(jobs)
+
+
+def unfinished_params(session: Session) -> list[dict[str, Any]]:
+    """The parameters of every job not yet finished (whose inputs must be kept)."""
+    return list(session.scalars(select(Job.params).where(Job.state.not_in(FINAL))))
+
+
 def list_events(
     session: Session, *, user: User | None, after: int = 0, limit: int = 100
 ) -> list[Event]:

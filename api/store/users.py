@@ -12,7 +12,7 @@ import re
 import secrets
 from datetime import datetime, timedelta
 
-from sqlalchemy import bindparam, select
+from sqlalchemy import bindparam, func, select
 from sqlalchemy.orm import Session
 
 from api.errors import Conflict, Invalid, NotFound
@@ -60,6 +60,14 @@ def get_user(session: Session, *, name: str) -> User:
     if user is None:
         raise NotFound(f"no user {name!r}")
     return user
+
+
+def user_by_id(session: Session, *, user_id: int) -> User | None:
+    return session.get(User, user_id)
+
+
+def count_users(session: Session) -> int:
+    return int(session.scalar(select(func.count()).select_from(User)) or 0)
 
 
 def list_users(session: Session) -> list[User]:
@@ -181,6 +189,10 @@ def clear_pool(session: Session, *, user: User) -> None:
     if row is not None:
         session.delete(row)
         session.flush()
+
+
+def has_pool_override(session: Session, *, user: User) -> bool:
+    return session.get(PoolOverride, user.id) is not None
 
 
 def overrides(session: Session) -> dict[int, Quota]:

@@ -78,6 +78,7 @@ class AlertFilter:
     topic: str
     output_format: str = "json"
     enabled: bool = True
+    revision: str = ""  # changes whenever the owner edits or re-enables it
 
 
 def topic_for(prefix: str, owner: str, name: str) -> str:

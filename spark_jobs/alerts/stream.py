@@ -151,7 +151,9 @@ class AlertStream:
         self._empty = self.spark.createDataFrame([], ANNOTATED)
         self._settler: settle.Settler | None = None
         self._checked: dict[str, str | None] = {}  # spark_sql -> why Spark refuses it, or None
-        self._reported: set[tuple[int, str, str, str]] = set()  # filters told to on_disabled
+        # filter id -> (revision, condition) last told to on_disabled: a filter re-enabled or
+        # edited since has another revision and is checked and reported afresh
+        self._reported: dict[int, tuple[str, str]] = {}
         self.stats: list[dict[str, int]] = []
 
     # -- filters --------------------------------------------------------------
@@ -159,9 +161,10 @@ class AlertStream:
         """Enabled filters that Spark can analyse over the alert row. Each one it cannot is
         skipped and reported to ``on_disabled`` once (again later only if that raised)."""
         usable = []
-        for f in self.filters():
-            if not f.enabled:
-                continue
+        filters = [f for f in self.filters() if f.enabled]
+        current = {f.filter_id for f in filters}
+        self._reported = {i: key for i, key in self._reported.items() if i in current}
+        for f in filters:
             if f.spark_sql not in self._checked:
                 try:
                     self._empty.where(F.expr(f.spark_sql)).schema  # noqa: B018 - forces analysis
@@ -176,15 +179,15 @@ class AlertStream:
         return usable
 
     def _report_disabled(self, f: AlertFilter, reason: str) -> None:
-        key = (f.filter_id, f.owner, f.name, f.spark_sql)
-        if key in self._reported:
+        key = (f.revision, f.spark_sql)
+        if self._reported.get(f.filter_id) == key:
             return
         try:
             self.on_disabled(f, f"Spark cannot analyse the filter over the alert row: {reason}")
         except Exception:  # one filter's bookkeeping must not stop everyone's stream
             log.exception("could not report filter %s/%s as disabled; will retry", f.owner, f.name)
             return
-        self._reported.add(key)
+        self._reported[f.filter_id] = key
 
     def _ensure_filter_topics(self, filters: list[AlertFilter]) -> None:
         new = {f.topic for f in filters} - self._topics

@@ -35,6 +35,7 @@ import pyspark
 
 from lakehouse.session import platform_jars
 from spark_jobs.backends.protocol import (
+    LOG_FILE,
     LOST,
     RUNNING,
     Handle,
@@ -50,7 +51,6 @@ from spark_jobs.backends.protocol import (
 log = logging.getLogger("avip.backends")
 
 EXIT_FILE = "exit_code"
-LOG_FILE = "driver.log"
 PARAMS_FILE = "params.json"
 _WRAPPER = '"$@"; code=$?; echo $code > "$0.tmp" && mv "$0.tmp" "$0"; exit $code'
 
@@ -229,14 +229,6 @@ def _scala_version() -> str:
     for jar in (Path(pyspark.__file__).parent / "jars").glob("spark-core_*.jar"):
         return jar.name.split("_", 1)[1].split("-", 1)[0]
     return "2.13"
-
-
-def make_backend(name: str, *, spark_master: str, jars_dir: Path) -> SubmitBackend:
-    if name == "local":
-        return LocalBackend(jars_dir=jars_dir)
-    if name == "standalone":
-        return StandaloneBackend(spark_master, jars_dir=jars_dir)
-    raise ValueError(f"job_backend {name!r} is not 'local', 'standalone' or 'kubernetes'")
 
 
 # --- watching and stopping drivers ---------------------------------------------------

@@ -32,6 +32,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
+#: What a driver printed, in its job folder on every backend (the API serves it as the log).
+LOG_FILE = "driver.log"
+
 
 @dataclass(frozen=True)
 class JobLaunch:

@@ -7,6 +7,7 @@ the filter conditions evaluated in Python on the simulated records.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
 
@@ -203,5 +204,10 @@ def test_a_filter_spark_cannot_analyse_is_reported_once_and_skipped(
             assert job.usable_filters() == [good]
         assert [name for name, _ in reported] == ["mixed"]  # once, the disabled one never
         assert "least" in reported[0][1] and "BOOLEAN" in reported[0][1]
+        # its owner re-enables it unchanged: a new revision, so it is reported (and, with
+        # the store's callback, disabled) again rather than silently skipped
+        job.filters = lambda: [good, dataclasses.replace(bad, revision="re-enabled"), off]
+        assert job.usable_filters() == [good]
+        assert [name for name, _ in reported] == ["mixed", "mixed"]
     finally:
         job.close()

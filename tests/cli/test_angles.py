@@ -115,7 +115,7 @@ def test_a_bad_radius_exits_2_with_a_message_on_stderr(
     assert result.stdout == ""
 
 
-@pytest.mark.parametrize("command, unit", [("cone", "degrees"), ("xmatch", "arcsec")])
+@pytest.mark.parametrize("command, unit", [("cone", "degrees"), ("xmatch", "arcseconds")])
 def test_help_says_the_unit_of_a_bare_number(command: str, unit: str) -> None:
     result = _avip(command, "--help")
     assert result.exit_code == 0

@@ -7,7 +7,6 @@ import json
 import pytest
 from k8s_helpers import validate_object, validate_spark_application
 from kubernetes.client.exceptions import ApiException
-from kubernetes.utils import parse_quantity
 
 from spark_jobs.backends.k8s.application import (
     K8sConfig,
@@ -133,10 +132,7 @@ def test_spark_submit_command_is_equivalent_to_the_application(tmp_path):
     validate_object(template)
 
 
-def test_quantities_parse_like_kubernetes():
-    assert parse_quantity("1500m") == 1.5
-    assert parse_quantity("4Gi") == 4 * 2**30
-    assert parse_quantity("2") == 2
+def test_quota_in_use_reads_kubernetes_quantities():
     hard, used = quota_in_use(
         {"hard": {"limits.cpu": "8", "limits.memory": "32Gi"}, "used": {"limits.cpu": "2500m"}}
     )
