@@ -93,11 +93,7 @@ def user_session(url: str, user: str, password: str, notes: list[Path],
     times: dict[str, float] = {}
     for path in notes:
         note = load_note(path)
-        target = f"/bench/{user}/{note['name']}"
-        old = client.find_note(target)
-        if old:
-            client.delete_note(old)
-        note_id = client.import_note(note, path=target)
+        note_id = client.replace_note(note, f"/bench/{user}/{note['name']}")
         started = time.monotonic()
         params = api_params if path.stem == API_NOTE else None
         runs = client.run_all(note_id, timeout_s=3600, check=False, params=params)

@@ -75,10 +75,7 @@ def push(
         try:
             note = load_note(path)
             target = f"{folder.rstrip('/')}/{note['name']}"
-            old = client.find_note(target)
-            if old:
-                client.delete_note(old)
-            note_id = client.import_note(note, path=target)
+            note_id = client.replace_note(note, target)
         except NoteFormatError as exc:
             raise fail(str(exc)) from exc
         except ZeppelinError as exc:

@@ -175,6 +175,14 @@ class ZeppelinClient:
         params = {"notePath": "/" + path.lstrip("/")} if path else None
         return self._request("POST", "notebook/import", params=params, data=json.dumps(note))
 
+    def replace_note(self, note: dict[str, Any], path: str) -> str:
+        """Import ``note`` at ``path``, deleting a note already there first (Zeppelin
+        refuses two notes at one path); its new id."""
+        old = self.find_note(path)
+        if old:
+            self.delete_note(old)
+        return self.import_note(note, path=path)
+
     def export_note(self, note_id: str) -> dict[str, Any]:
         """The note as ``.zpln`` JSON (with the results of its last run)."""
         return json.loads(self._request("GET", f"notebook/export/{note_id}"))
