@@ -100,7 +100,9 @@ class Job(Base):
     owner_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
     avi: Mapped[str] = mapped_column(String(100))
     avi_version: Mapped[str] = mapped_column(String(50))
-    params: Mapped[dict[str, Any]] = mapped_column(JSON)
+    params: Mapped[dict[str, Any]] = mapped_column(JSON)  # as the job runs them: files resolved
+    # the file parameters as submitted (space:// references): what a rerun resolves again
+    inputs: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     pins: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     priority: Mapped[int] = mapped_column(Integer, default=0)
     state: Mapped[str] = mapped_column(String(16), default="queued")

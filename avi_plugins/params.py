@@ -10,9 +10,19 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import ValidationError
+from pydantic import BaseModel, Field, ValidationError
+
+#: JSON-schema ``format`` that marks a :data:`UserFile` parameter.
+USER_FILE_FORMAT = "avip-user-file"
+
+UserFile = Annotated[str, Field(min_length=1, max_length=1024,
+                                json_schema_extra={"format": USER_FILE_FORMAT})]
+"""A file the job reads. Through the platform it is given as ``space://me/PATH`` (or
+``PATH``, inside your own space) or ``space://shared/SHARE_ID/PATH``, and the platform's
+user-space layer resolves it to a local path before the AVI sees it; any other value is
+refused, naming the field. Run locally (``avip avi run``), it is a path on your machine."""
 
 
 class ParamsError(ValueError):
@@ -35,6 +45,16 @@ def _resolve(schema: Mapping[str, Any], prop: Mapping[str, Any]) -> Mapping[str,
     if ref and ref.startswith("#/$defs/"):
         return schema.get("$defs", {}).get(ref.rsplit("/", 1)[-1], prop)
     return prop
+
+
+def user_file_fields(model: type[BaseModel]) -> list[str]:
+    """The names of ``model``'s :data:`UserFile` fields (optional ones too)."""
+    schema = model.model_json_schema()
+    return [
+        name for name, prop in schema.get("properties", {}).items()
+        if any(_resolve(schema, v).get("format") == USER_FILE_FORMAT
+               for v in prop.get("anyOf", [prop]))
+    ]
 
 
 def allowed_values(schema: Mapping[str, Any], field: str) -> str:

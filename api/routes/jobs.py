@@ -46,7 +46,8 @@ def job_public(job: Job | Row[Any], owner: str, positions: dict[int, int]) -> Jo
     run = (job.finished_at - job.started_at).total_seconds() \
         if job.started_at and job.finished_at else None
     return JobPublic(
-        id=job.id, owner=owner, avi=job.avi, avi_version=job.avi_version, params=job.params,
+        id=job.id, owner=owner, avi=job.avi, avi_version=job.avi_version,
+        params={**job.params, **(job.inputs or {})},  # file inputs as submitted, not paths
         priority=job.priority, state=job.state, reason=job.reason, cores=job.cores,  # type: ignore[arg-type]
         memory_mb=job.memory_mb,
         progress=ProgressPublic(fraction=job.progress, tasks_done=job.tasks_done,

@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import posixpath
 import shutil
 import tempfile
 import uuid
@@ -44,7 +43,7 @@ from typing import IO, BinaryIO, cast
 from pyarrow import fs as pafs
 
 from api.space.user_space import TMP_DIR, Entry, PathRefused, SpaceNotFound, normalize
-from config.s3 import arrow_filesystem, arrow_path, is_s3
+from config.s3 import arrow_filesystem
 from config.settings import Settings
 
 #: Uploads up to this size are spooled in memory, larger ones in a local temporary file.
@@ -201,15 +200,3 @@ def stage_input(settings: Settings, *, owner: str, path: str, staging: Path) -> 
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return final / name
-
-
-def in_other_space(settings: Settings, value: str, user: str) -> bool:
-    """Whether ``value`` is an S3 URL into another user's space (the S3 analogue of an
-    absolute path into another user's directory: refused as a job input)."""
-    if not is_s3(value) or not settings.s3_bucket:
-        return False
-    key = posixpath.normpath(arrow_path(value))  # s3a normalises '..' like a path
-    spaces = f"{settings.s3_bucket}/{settings.s3_space_prefix.strip('/')}"
-    own = f"{spaces}/{user}"
-    inside = key == spaces or key.startswith(spaces + "/")
-    return inside and not (key == own or key.startswith(own + "/"))

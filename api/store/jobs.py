@@ -58,6 +58,7 @@ def create_job(
     rerun_of: int | None = None,
     resources: dict[str, Any] | None = None,
     output_dir: Callable[[int], str] | None = None,
+    inputs: dict[str, Any] | None = None,
 ) -> Job:
     """Insert a queued job and its ``job.queued`` event; returns the job, persistent in ``session``.
 
@@ -69,6 +70,7 @@ def create_job(
         "owner_id": owner.id, "avi": avi, "avi_version": avi_version, "params": params,
         "cores": cores, "memory_mb": memory_mb, "priority": priority, "pins": pins or {},
         "rerun_of": rerun_of, "resources": resources or {}, "state": "queued",
+        "inputs": inputs or {},
         "submitted_at": utcnow(),
     }
     connection = session.connection()

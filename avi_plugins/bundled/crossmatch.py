@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from avi_plugins.bundled.tables import gaia_units, write_formats
 from avi_plugins.bundled.views import table_pane
 from avi_plugins.outputs import file_digest
+from avi_plugins.params import UserFile
 from avi_plugins.sdk import AVI, Manifest, Task, TaskContext
 
 SUFFIX_FORMAT = {".csv": "ascii.csv", ".vot": "votable", ".xml": "votable",
@@ -28,7 +29,7 @@ class CrossmatchParams(BaseModel):
     """The user table, its coordinate columns, and the match radius."""
 
     model_config = ConfigDict(extra="forbid")
-    table_path: str = Field(description="User table: .csv, .vot/.xml or .fits file.")
+    table_path: UserFile = Field(description="User table: .csv, .vot/.xml or .fits file.")
     ra_column: str = Field("ra", min_length=1, description="RA column of the user table [deg].")
     dec_column: str = Field("dec", min_length=1, description="Dec column of the user table [deg].")
     radius_arcsec: float = Field(1.0, gt=0.0, le=60.0, description="Match radius [arcsec].")

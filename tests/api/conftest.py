@@ -20,6 +20,7 @@ from testing_utils import new_user
 
 from api.errors import NotFound
 from api.main import create_app
+from avi_plugins.params import UserFile
 from avi_plugins.sdk import AVI, Manifest, Resources, Task
 from config.settings import Settings
 
@@ -29,7 +30,7 @@ class ConeParams(BaseModel):
     ra_deg: float = Field(ge=0, lt=360)
     dec_deg: float = Field(ge=-90, le=90)
     radius_deg: float = Field(default=0.5, gt=0, le=10)
-    input_file: str | None = None
+    input_file: UserFile | None = None
 
 
 class ConeCount(AVI):

@@ -24,7 +24,7 @@ from astropy.coordinates import SkyCoord
 from astropy.table import Table
 from fastapi.testclient import TestClient
 from pyarrow import fs as pafs
-from testing_utils import load_module, new_user, submit_crossmatch
+from testing_utils import launched_params, load_module, new_user, submit_crossmatch
 
 from api.bootstrap import ensure_operator
 from api.main import create_app
@@ -137,10 +137,10 @@ def test_shared_s3_file_is_a_crossmatch_input(spark, s3_api: S3Api, gaia_patch) 
 
     r = s3_api.crossmatch(bob, f"space://shared/{share}/mine.csv")
     assert r.status_code == 201, r.text
-    staged = Path(r.json()["params"]["table_path"])
+    staged = Path(launched_params(s3_api.client, r.json()["id"])["table_path"])
     assert staged.is_relative_to(space_root / "bob" / "jobs") and staged.name == "mine.csv"
     assert staged.read_bytes() == csv_bytes(table)
-    got = run_crossmatch(spark, lakehouse, r.json()["params"])
+    got = run_crossmatch(spark, lakehouse, launched_params(s3_api.client, r.json()["id"]))
     assert len(got) >= 200 and got == expected_pairs(gaia, table)
 
     # a changed upload is a new input (its own copy), the earlier job's copy is left alone
@@ -148,14 +148,14 @@ def test_shared_s3_file_is_a_crossmatch_input(spark, s3_api: S3Api, gaia_patch) 
     client.put("/space/files/cat/mine.csv", headers=alice, content=csv_bytes(changed))
     r2 = s3_api.crossmatch(bob, f"space://shared/{share}/mine.csv")
     assert r2.status_code == 201, r2.text
-    restaged = Path(r2.json()["params"]["table_path"])
+    restaged = Path(launched_params(s3_api.client, r2.json()["id"])["table_path"])
     assert restaged != staged and restaged.read_bytes() == csv_bytes(changed)
     assert staged.read_bytes() == csv_bytes(table)
-    assert run_crossmatch(spark, lakehouse, r2.json()["params"]) == expected_pairs(gaia, changed)
+    assert run_crossmatch(spark, lakehouse, launched_params(s3_api.client, r2.json()["id"])) == expected_pairs(gaia, changed)
 
     # the owner's own file through space://me/, and a re-run of resolved params
     r3 = s3_api.crossmatch(alice, "space://me/cat/mine.csv")
-    assert r3.status_code == 201 and Path(r3.json()["params"]["table_path"]).is_relative_to(
+    assert r3.status_code == 201 and Path(launched_params(s3_api.client, r3.json()["id"])["table_path"]).is_relative_to(
         space_root / "alice" / "jobs")
     assert client.post(f"/jobs/{r2.json()['id']}/rerun", headers=bob).status_code == 201
 
@@ -182,7 +182,7 @@ def test_unshared_s3_file_is_refused_and_nothing_is_copied(s3_api: S3Api) -> Non
             r = s3_api.crossmatch(headers, value)
             assert r.status_code == 422, (value, r.status_code, r.text)
             assert "params.table_path" in r.text or "table_path" in str(r.json()), value
-    assert "another user's space" in s3_api.crossmatch(
+    assert "is not a file of your space" in s3_api.crossmatch(
         carol, f"s3a://{bucket_key}/cat/mine.csv").text
     # nothing of alice's was copied for carol or bob
     copies = [p for p in settings.space_root.rglob("*") if p.is_file()]

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
-from testing_utils import new_user, submit_crossmatch
+from testing_utils import launched_params, new_user, submit_crossmatch
 
 from api.bootstrap import ensure_operator
 from api.main import create_app
@@ -84,8 +84,8 @@ def test_copy_is_kept_while_a_job_names_it_and_released_after_the_last(platform:
     first = platform.crossmatch(bob, "space://me/cat/stars.csv")
     second = platform.crossmatch(bob, "space://me/cat/stars.csv")
     assert first.status_code == second.status_code == 201, (first.text, second.text)
-    staged = Path(first.json()["params"]["table_path"])
-    assert Path(second.json()["params"]["table_path"]) == staged  # one copy for both jobs
+    staged = Path(launched_params(platform.client, first.json()["id"])["table_path"])
+    assert Path(launched_params(platform.client, second.json()["id"])["table_path"]) == staged  # one copy for both jobs
     assert staged.read_bytes() == TABLE and platform.copies("bob") == [staged.parent.name]
     one, two = first.json()["id"], second.json()["id"]
 
@@ -109,12 +109,14 @@ def test_copy_is_kept_while_a_job_names_it_and_released_after_the_last(platform:
     assert platform.state(two) in ("succeeded", "failed")
     assert not staged.exists() and platform.copies("bob") == []
 
-    # re-running a job whose copy was released says how to get it back
+    # a rerun resolves its space:// input again, as a new submission: staged anew
     r = client.post(f"/jobs/{two}/rerun", headers=bob)
-    assert r.status_code == 422 and "space:// path" in r.text, r.text
+    assert r.status_code == 201, r.text
+    assert Path(launched_params(platform.client, r.json()["id"])["table_path"]) == staged
+    assert staged.read_bytes() == TABLE
     # the same input submitted again is staged again, for the new job
     again = platform.crossmatch(bob, "space://me/cat/stars.csv")
-    assert again.status_code == 201 and Path(again.json()["params"]["table_path"]) == staged
+    assert again.status_code == 201 and Path(launched_params(platform.client, again.json()["id"])["table_path"]) == staged
     assert staged.read_bytes() == TABLE
 
 
@@ -139,7 +141,7 @@ def test_copies_no_job_names_are_released_unless_a_submission_holds_them(
     # alice's job is queued, then running: her copy is kept throughout
     queued = platform.crossmatch(alice, "space://me/stars.csv")
     assert queued.status_code == 201, queued.text
-    kept = Path(queued.json()["params"]["table_path"])
+    kept = Path(launched_params(platform.client, queued.json()["id"])["table_path"])
 
     with held_for_submission(settings, "bob"):  # a submission of bob's is staging now
         assert dispatcher.tick().started == [queued.json()["id"]]
@@ -178,7 +180,7 @@ def test_releasing_while_submissions_stage_never_loses_a_queued_jobs_copy(
         for _ in range(40):
             r = platform.crossmatch(bob, "space://me/stars.csv")
             assert r.status_code == 201, r.text
-            assert Path(r.json()["params"]["table_path"]).read_bytes() == TABLE
+            assert Path(launched_params(platform.client, r.json()["id"])["table_path"]).read_bytes() == TABLE
             platform.client.post(f"/jobs/{r.json()['id']}/cancel", headers=bob)
     finally:
         stop.set()

@@ -43,3 +43,14 @@ def submit_crossmatch(client, headers: dict[str, str], table_path: str,
     return client.post("/jobs", headers=headers, json={"avi": "crossmatch", "params": {
         "table_path": table_path, "ra_column": "RAJ2000", "dec_column": "DEJ2000",
         "radius_arcsec": radius_arcsec, "gaia_columns": list(gaia_columns)}})
+
+
+def launched_params(client, job_id: int) -> dict:  # type: ignore[no-untyped-def]
+    """The params job ``job_id`` runs with, its file inputs resolved to local paths (the
+    API shows file inputs as submitted), read from ``client``'s app's store."""
+    from api.models import Job
+
+    with client.app.state.sessions() as session:
+        job = session.get(Job, job_id)
+        assert job is not None, job_id
+        return dict(job.params)
