@@ -105,8 +105,55 @@ _STATEMENTS = (
 _QUERIES = (exp.Select, exp.Subquery, exp.Query, exp.Exists)
 
 
+MAX_DEPTH = 40
+"""Deepest nesting a filter may have (parentheses, or operators chained in its tree):
+far beyond what a condition needs, far below what the parser's recursion allows."""
+MAX_LIKE_CHARS = 256
+MAX_LIKE_PERCENT = 4
+"""Most ``%`` in one LIKE pattern: Spark runs LIKE as a backtracking regular expression,
+whose time grows as the row length to the power of this count (15 took 8 s for one row)."""
+MAX_ROUND_DIGITS = 38
+"""Largest scale ``round``/``floor``/``ceil`` accept (Spark's widest decimal); beyond it
+Spark raises while running the filter."""
+
+
 class FilterError(ValueError):
     """A user filter that cannot be run; the message says what to fix."""
+
+
+def _paren_depth(sql: str) -> int:
+    """The deepest parenthesis nesting of ``sql`` outside quoted strings and identifiers
+    (checked before parsing: the parser recurses once per level)."""
+    depth = deepest = 0
+    quote = ""
+    escaped = False
+    for char in sql:
+        if quote:
+            if escaped:
+                escaped = False
+            elif char == "\\":
+                escaped = True
+            elif char == quote:
+                quote = ""
+        elif char in "'\"`":
+            quote = char
+        elif char == "(":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif char == ")":
+            depth -= 1
+    return deepest
+
+
+def _tree_depth(tree: exp.Expression) -> int:
+    deepest, stack = 0, [(tree, 1)]
+    while stack:
+        node, depth = stack.pop()
+        deepest = max(deepest, depth)
+        if depth > MAX_DEPTH:
+            break
+        stack.extend((child, depth + 1) for child in node.iter_expressions())
+    return deepest
 
 
 def _column_name(col: exp.Column) -> str:
@@ -158,8 +205,14 @@ def check_filter(
     if not sql or not sql.strip():
         raise FilterError("the filter is empty: give a condition such as 'phot_g_mean_mag < 12'")
     canonical = {(c if case_sensitive else c.lower()): c for c in allowed_columns}
+    if _paren_depth(sql) > MAX_DEPTH:
+        raise FilterError(f"the filter nests parentheses deeper than {MAX_DEPTH} levels; "
+                          "write it with fewer")
     try:
         statements = [s for s in sqlglot.parse(sql, read=dialect) if s is not None]
+    except RecursionError:
+        raise FilterError(f"the filter nests deeper than {MAX_DEPTH} levels; write it with "
+                          "fewer parentheses or chained operators") from None
     except ParseError as err:
         first = err.errors[0] if err.errors else {}
         near = f" near {first.get('highlight')!r}" if first.get("highlight") else ""
@@ -174,6 +227,9 @@ def check_filter(
             "(no ';'-separated statements)"
         )
     tree = statements[0]
+    if _tree_depth(tree) > MAX_DEPTH:
+        raise FilterError(f"the filter nests deeper than {MAX_DEPTH} levels (operators chain "
+                          "into a tree); split a long chain with IN, BETWEEN or fewer terms")
     if isinstance(tree, _STATEMENTS):
         raise FilterError(
             f"{tree.key.upper()} statements (DDL/DML) are not allowed: "
@@ -219,8 +275,57 @@ def _resolve_column(
     raise FilterError(f"unknown column {name!r}; {advice}")
 
 
+def _check_like(node: exp.Like | exp.ILike) -> None:
+    """A LIKE pattern Spark runs quickly and without raising: a string literal, not too
+    long, few ``%``, every backslash escaping ``%``, ``_`` or a backslash."""
+    pattern = node.expression
+    if not (isinstance(pattern, exp.Literal) and pattern.is_string):
+        raise FilterError(f"a LIKE pattern must be a quoted string: {_describe(node)!r}")
+    text = pattern.this
+    if len(text) > MAX_LIKE_CHARS:
+        raise FilterError(f"the LIKE pattern has {len(text)} characters; "
+                          f"the limit is {MAX_LIKE_CHARS}")
+    percents, index = 0, 0
+    while index < len(text):
+        char = text[index]
+        if char == "\\":
+            following = text[index + 1: index + 2]
+            if not following:
+                raise FilterError(f"the LIKE pattern {text!r} ends with an escape (a "
+                                  "backslash); escape the backslash itself or remove it")
+            if following not in "%_\\":
+                raise FilterError(f"in the LIKE pattern {text!r} a backslash escapes "
+                                  f"{following!r}; it may only escape %, _ or a backslash")
+            index += 2
+            continue
+        percents += char == "%"
+        index += 1
+    if percents > MAX_LIKE_PERCENT:
+        raise FilterError(f"the LIKE pattern {text!r} has {percents} '%'; the limit is "
+                          f"{MAX_LIKE_PERCENT} (each one multiplies Spark's matching time)")
+
+
+def _check_scale(node: exp.Round | exp.Floor | exp.Ceil) -> None:
+    """``round(x, d)``, ``floor(x, d)``, ``ceil(x, d)``: ``d`` a whole-number literal that
+    Spark accepts, so the filter cannot raise for it at run time."""
+    scale = node.args.get("decimals")
+    if scale is None:
+        return
+    value = scale.this if isinstance(scale, exp.Neg) else scale
+    if not (isinstance(value, exp.Literal) and value.is_int):
+        raise FilterError(f"the number of digits of {node.sql_name().lower()}() must be a "
+                          f"whole number: {_describe(node)!r}")
+    if abs(int(value.this)) > MAX_ROUND_DIGITS:
+        raise FilterError(f"{node.sql_name().lower()}() to {value.this} digits: give at most "
+                          f"{MAX_ROUND_DIGITS}")
+
+
 def _check_node(node: exp.Expression) -> None:
     """Refuse any node that is not a predicate, operand or listed function."""
+    if isinstance(node, (exp.Like, exp.ILike)):
+        _check_like(node)
+    if isinstance(node, (exp.Round, exp.Floor, exp.Ceil)):
+        _check_scale(node)
     if isinstance(node, _QUERIES):
         raise FilterError(f"subqueries are not allowed: {_describe(node)!r}")
     if isinstance(node, _STATEMENTS):

@@ -28,6 +28,9 @@ from typing import BinaryIO, Protocol
 
 TMP_DIR = ".uploads"  # in-progress uploads; never listed, never counted twice
 JOBS_DIR = "jobs"  # job results, written by the runner: read-only through the space API
+MAX_NAME_BYTES = 255  # NAME_MAX of Linux file systems, and S3-safe
+MAX_PATH_BYTES = 1024  # an S3 key's limit, less room for the user's prefix
+MAX_DEPTH = 32
 
 
 class SpaceError(ValueError):
@@ -75,6 +78,13 @@ def normalize(path: str, *, allow_root: bool = False) -> str:
     parts = [p for p in path.split("/") if p not in ("", ".")]
     if any(p == ".." for p in parts):
         raise PathRefused(f"path {path!r} has a '..' segment; use a path inside your space")
+    too_long = next((p for p in parts if len(p.encode()) > MAX_NAME_BYTES), None)
+    if too_long is not None:
+        raise PathRefused(f"the name {too_long[:40]!r}... has {len(too_long.encode())} bytes; "
+                          f"a file or folder name has at most {MAX_NAME_BYTES}")
+    if len(parts) > MAX_DEPTH or sum(len(p.encode()) + 1 for p in parts) > MAX_PATH_BYTES:
+        raise PathRefused(f"path {path[:60]!r}... is too long: at most {MAX_DEPTH} folders "
+                          f"deep and {MAX_PATH_BYTES} bytes")
     if parts and parts[0] == TMP_DIR:
         raise PathRefused(f"{TMP_DIR}/ is reserved for uploads in progress")
     if not parts and not allow_root:

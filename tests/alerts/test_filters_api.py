@@ -89,6 +89,14 @@ def test_filter_lifecycle_and_isolation(client, headers):
         ("evil(ra) > 0", "unknown function evil()"),
         ("DROP TABLE users", "DDL"),
         ("ra > 1; DELETE FROM users", "2 statements"),
+        # issue 14: each of these was accepted, then failed or stalled the shared stream
+        ("object_id LIKE 'a\\\\'", "ends with an escape"),
+        ("object_id LIKE '" + "%a" * 15 + "%b'", "has 16 '%'"),
+        ("round(ra, 2147483647) > 1", "give at most 38"),
+        ("round(ra, dec) > 1", "must be a whole number"),
+        # and these were 500s
+        ("(" * 300 + "ra > 1" + ")" * 300, "deeper than 40"),
+        (" + ".join(["ra"] * 300) + " > 1", "deeper than 40"),
     ],
 )
 def test_bad_filters_are_refused_with_the_reason(client, headers, where, needle):

@@ -79,7 +79,8 @@ def test_a_path_in_a_parameter_that_is_not_a_file_is_refused(
     """cone_count's ``input_file`` is its only file parameter: a path-like value anywhere
     else is refused (an AVI that forgot to declare a file cannot be pointed at one)."""
     alice = make_user("alice")
-    r = client.post("/jobs", headers=alice, json={"avi": "huge", "params": {"cores": "/etc/passwd"}})
+    r = client.post("/jobs", headers=alice,
+                    json={"avi": "huge", "params": {"cores": "/etc/passwd"}})
     assert r.status_code == 422 and "params.cores" in r.text and "not a file parameter" in r.text
 
 

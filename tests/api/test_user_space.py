@@ -264,3 +264,16 @@ def test_s3_space_with_bad_settings_fails_at_start_up_naming_the_setting(tmp_pat
         create_app(wrong)
     with pytest.raises(RuntimeError, match="AVIP_S3_BUCKET"):
         user_space(Settings(data_dir=tmp_path, user_space_backend="s3"), "alice", 10)
+
+
+def test_overlong_names_are_a_clear_422_not_a_500(client: TestClient, make_user) -> None:  # type: ignore[no-untyped-def]
+    """Issue 14: a 300-character file name reached the file system (OSError → 500)."""
+    alice = make_user("alice")
+    for path in ("a" * 300 + ".csv", "d/" + "é" * 200, "/".join(["d"] * 40) + "/f.csv",
+                 "/".join(["x" * 200] * 6)):
+        r = client.put(f"/space/files/{path}", headers=alice, content=b"x")
+        assert r.status_code == 422, (path[:20], r.status_code, r.text)
+        assert "at most" in r.json()["detail"]
+    longest = "a" * 251 + ".csv"  # 255 bytes: the longest name a file system takes
+    assert client.put(f"/space/files/{longest}", headers=alice, content=b"x").status_code == 201
+    assert client.get(f"/space/files/{longest}", headers=alice).content == b"x"

@@ -125,6 +125,11 @@ def run_crossmatch(spark, lakehouse: str, params: dict) -> list[tuple[int, int]]
     return sorted(zip(pairs.right_row.tolist(), pairs.source_id.tolist(), strict=True))
 
 
+def launched(s3_api: S3Api, response) -> dict:  # type: ignore[no-untyped-def]
+    """The params the job of ``response`` (a submission) runs with: inputs resolved."""
+    return launched_params(s3_api.client, response.json()["id"])
+
+
 def test_shared_s3_file_is_a_crossmatch_input(spark, s3_api: S3Api, gaia_patch) -> None:  # type: ignore[no-untyped-def]
     lakehouse, gaia = gaia_patch
     alice, bob = s3_api.user("alice"), s3_api.user("bob")
@@ -137,10 +142,10 @@ def test_shared_s3_file_is_a_crossmatch_input(spark, s3_api: S3Api, gaia_patch) 
 
     r = s3_api.crossmatch(bob, f"space://shared/{share}/mine.csv")
     assert r.status_code == 201, r.text
-    staged = Path(launched_params(s3_api.client, r.json()["id"])["table_path"])
+    staged = Path(launched(s3_api, r)["table_path"])
     assert staged.is_relative_to(space_root / "bob" / "jobs") and staged.name == "mine.csv"
     assert staged.read_bytes() == csv_bytes(table)
-    got = run_crossmatch(spark, lakehouse, launched_params(s3_api.client, r.json()["id"]))
+    got = run_crossmatch(spark, lakehouse, launched(s3_api, r))
     assert len(got) >= 200 and got == expected_pairs(gaia, table)
 
     # a changed upload is a new input (its own copy), the earlier job's copy is left alone
@@ -148,14 +153,14 @@ def test_shared_s3_file_is_a_crossmatch_input(spark, s3_api: S3Api, gaia_patch) 
     client.put("/space/files/cat/mine.csv", headers=alice, content=csv_bytes(changed))
     r2 = s3_api.crossmatch(bob, f"space://shared/{share}/mine.csv")
     assert r2.status_code == 201, r2.text
-    restaged = Path(launched_params(s3_api.client, r2.json()["id"])["table_path"])
+    restaged = Path(launched(s3_api, r2)["table_path"])
     assert restaged != staged and restaged.read_bytes() == csv_bytes(changed)
     assert staged.read_bytes() == csv_bytes(table)
-    assert run_crossmatch(spark, lakehouse, launched_params(s3_api.client, r2.json()["id"])) == expected_pairs(gaia, changed)
+    assert run_crossmatch(spark, lakehouse, launched(s3_api, r2)) == expected_pairs(gaia, changed)
 
     # the owner's own file through space://me/, and a re-run of resolved params
     r3 = s3_api.crossmatch(alice, "space://me/cat/mine.csv")
-    assert r3.status_code == 201 and Path(launched_params(s3_api.client, r3.json()["id"])["table_path"]).is_relative_to(
+    assert r3.status_code == 201 and Path(launched(s3_api, r3)["table_path"]).is_relative_to(
         space_root / "alice" / "jobs")
     assert client.post(f"/jobs/{r2.json()['id']}/rerun", headers=bob).status_code == 201
 

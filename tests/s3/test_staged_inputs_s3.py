@@ -77,6 +77,11 @@ def platform(s3_settings: Settings, tmp_path: Path) -> Iterator[Platform]:
     arrow_filesystem(settings).delete_dir(f"{settings.s3_bucket}/{prefix}")
 
 
+def input_path(platform: Platform, response) -> Path:  # type: ignore[no-untyped-def]
+    """The local copy the job of ``response`` (a submission) reads as its table."""
+    return Path(launched_params(platform.client, response.json()["id"])["table_path"])
+
+
 def test_copy_is_kept_while_a_job_names_it_and_released_after_the_last(platform: Platform) -> None:
     bob = platform.user("bob")
     client, dispatcher = platform.client, platform.dispatcher
@@ -84,8 +89,8 @@ def test_copy_is_kept_while_a_job_names_it_and_released_after_the_last(platform:
     first = platform.crossmatch(bob, "space://me/cat/stars.csv")
     second = platform.crossmatch(bob, "space://me/cat/stars.csv")
     assert first.status_code == second.status_code == 201, (first.text, second.text)
-    staged = Path(launched_params(platform.client, first.json()["id"])["table_path"])
-    assert Path(launched_params(platform.client, second.json()["id"])["table_path"]) == staged  # one copy for both jobs
+    staged = input_path(platform, first)
+    assert input_path(platform, second) == staged  # one copy for both jobs
     assert staged.read_bytes() == TABLE and platform.copies("bob") == [staged.parent.name]
     one, two = first.json()["id"], second.json()["id"]
 
@@ -112,11 +117,11 @@ def test_copy_is_kept_while_a_job_names_it_and_released_after_the_last(platform:
     # a rerun resolves its space:// input again, as a new submission: staged anew
     r = client.post(f"/jobs/{two}/rerun", headers=bob)
     assert r.status_code == 201, r.text
-    assert Path(launched_params(platform.client, r.json()["id"])["table_path"]) == staged
+    assert input_path(platform, r) == staged
     assert staged.read_bytes() == TABLE
     # the same input submitted again is staged again, for the new job
     again = platform.crossmatch(bob, "space://me/cat/stars.csv")
-    assert again.status_code == 201 and Path(launched_params(platform.client, again.json()["id"])["table_path"]) == staged
+    assert again.status_code == 201 and input_path(platform, again) == staged
     assert staged.read_bytes() == TABLE
 
 
@@ -141,7 +146,7 @@ def test_copies_no_job_names_are_released_unless_a_submission_holds_them(
     # alice's job is queued, then running: her copy is kept throughout
     queued = platform.crossmatch(alice, "space://me/stars.csv")
     assert queued.status_code == 201, queued.text
-    kept = Path(launched_params(platform.client, queued.json()["id"])["table_path"])
+    kept = input_path(platform, queued)
 
     with held_for_submission(settings, "bob"):  # a submission of bob's is staging now
         assert dispatcher.tick().started == [queued.json()["id"]]
@@ -180,7 +185,7 @@ def test_releasing_while_submissions_stage_never_loses_a_queued_jobs_copy(
         for _ in range(40):
             r = platform.crossmatch(bob, "space://me/stars.csv")
             assert r.status_code == 201, r.text
-            assert Path(launched_params(platform.client, r.json()["id"])["table_path"]).read_bytes() == TABLE
+            assert input_path(platform, r).read_bytes() == TABLE
             platform.client.post(f"/jobs/{r.json()['id']}/cancel", headers=bob)
     finally:
         stop.set()
