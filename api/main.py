@@ -18,6 +18,7 @@ from fastapi import FastAPI
 
 from api.auth_cache import TokenCache
 from api.avis import AviCatalogue, RegistryCatalogue
+from api.bootstrap import secure_state
 from api.db import make_engine, migrate, session_factory
 from api.routes import alert_filters, avis, events, jobs, presets, shares, space, users
 from api.scheduling.dispatcher import Dispatcher
@@ -35,6 +36,7 @@ def create_app(
     run_scheduler: bool = False,
 ) -> FastAPI:
     settings = settings or get_settings()
+    secure_state(settings.data_dir, settings.store_url)
     if settings.user_space_backend == "s3":
         check_s3(settings)  # bad S3 settings fail here, naming the AVIP_S3_* setting to fix
     engine = make_engine(settings.store_url)

@@ -27,7 +27,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -51,6 +51,14 @@ from spark_jobs.backends.protocol import (
 log = logging.getLogger("avip.backends")
 
 EXIT_FILE = "exit_code"
+#: What a driver inherits of the service's environment: what Java, Python and Spark need
+#: to start. The rest (the store's URL, tokens, keys, a cloud's credentials) stays with the
+#: service; the settings a driver needs come from ``settings_env``.
+INHERITED_NAMES = frozenset({
+    "PATH", "HOME", "USER", "LOGNAME", "LANG", "LANGUAGE", "TZ", "TMPDIR", "TERM",
+    "PYTHONPATH", "VIRTUAL_ENV", "HADOOP_CONF_DIR",
+})
+INHERITED_PREFIXES = ("LC_", "JAVA_", "SPARK_", "OPENBLAS_", "OMP_", "MKL_")
 PARAMS_FILE = "params.json"
 _WRAPPER = '"$@"; code=$?; echo $code > "$0.tmp" && mv "$0.tmp" "$0"; exit $code'
 
@@ -86,8 +94,11 @@ class SubmitBackend:
 
     name = "base"
 
-    def __init__(self, *, jars_dir: Path) -> None:
+    def __init__(self, *, jars_dir: Path, settings_env: Mapping[str, str] | None = None) -> None:
+        """``settings_env``: the ``AVIP_*`` settings a driver needs (see
+        :func:`spark_jobs.backends.driver_settings`); nothing else of the service's reaches it."""
         self.jars_dir = jars_dir
+        self.settings_env = dict(settings_env or {})
 
     def jars(self) -> list[str]:
         """Delta and friends on the driver's classpath from the start (``--jars``): set later
@@ -134,7 +145,7 @@ class SubmitBackend:
         job.output_dir.mkdir(parents=True, exist_ok=True)
         (job.output_dir / PARAMS_FILE).write_text(json.dumps(job.params), encoding="utf-8")
         (job.output_dir / EXIT_FILE).unlink(missing_ok=True)
-        env = dict(os.environ, PYSPARK_PYTHON=sys.executable, PYSPARK_DRIVER_PYTHON=sys.executable)
+        env = driver_environment(os.environ, self.settings_env)
         with (job.output_dir / LOG_FILE).open("ab") as output:
             process = subprocess.Popen(
                 ["/bin/sh", "-c", _WRAPPER, str(job.output_dir / EXIT_FILE), *self.command(job)],
@@ -192,8 +203,9 @@ class LocalBackend(SubmitBackend):
 class StandaloneBackend(SubmitBackend):
     name = "standalone"
 
-    def __init__(self, master_url: str, *, jars_dir: Path) -> None:
-        super().__init__(jars_dir=jars_dir)
+    def __init__(self, master_url: str, *, jars_dir: Path,
+                 settings_env: Mapping[str, str] | None = None) -> None:
+        super().__init__(jars_dir=jars_dir, settings_env=settings_env)
         if not master_url.startswith("spark://"):
             raise ValueError(f"standalone backend needs a spark:// master, got {master_url!r}")
         self.master_url = master_url
@@ -222,6 +234,18 @@ class StandaloneBackend(SubmitBackend):
         for key, value in self.grant_conf(job).items():
             flags += ["--conf", f"{key}={value}"]
         return flags
+
+
+def driver_environment(
+    environ: Mapping[str, str], settings_env: Mapping[str, str]
+) -> dict[str, str]:
+    """A driver's whole environment: the allow-listed part of ``environ``, the settings it
+    needs, and the Python it runs on."""
+    env = {k: v for k, v in environ.items()
+           if k in INHERITED_NAMES or k.startswith(INHERITED_PREFIXES)}
+    env.update(settings_env)
+    env.update(PYSPARK_PYTHON=sys.executable, PYSPARK_DRIVER_PYTHON=sys.executable)
+    return env
 
 
 def _scala_version() -> str:
