@@ -23,6 +23,7 @@ from api.db import make_engine, migrate, session_factory
 from api.routes import alert_filters, avis, events, jobs, presets, shares, space, users
 from api.scheduling.dispatcher import Dispatcher
 from api.scheduling.drf import Capacity
+from api.space.user_space import sweep_crashed_uploads
 from api.store.loop import LoopStore
 from config.s3 import check_s3
 from config.settings import Settings, get_settings
@@ -37,6 +38,7 @@ def create_app(
 ) -> FastAPI:
     settings = settings or get_settings()
     secure_state(settings.data_dir, settings.store_url)
+    sweep_crashed_uploads(settings.space_root)  # spaces keep local claims on both backends
     if settings.user_space_backend == "s3":
         check_s3(settings)  # bad S3 settings fail here, naming the AVIP_S3_* setting to fix
     engine = make_engine(settings.store_url)

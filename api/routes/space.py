@@ -6,6 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Header, Query, Request, status
 from fastapi.responses import StreamingResponse
+from starlette.concurrency import run_in_threadpool
 
 from api.deps import CurrentUser, SessionDep, SessionRoute, SettingsDep
 from api.routes.http_errors import http_errors
@@ -73,12 +74,15 @@ async def upload_file(
 ) -> SpaceEntry:
     """Upload the request body to ``path`` (replacing it). Over quota → 413, nothing written."""
     space = _space(session, settings, user)
-    with http_errors():
-        with space.upload(path, declared_size=content_length) as sink:
+    with http_errors():  # file work runs in worker threads: the event loop serves the others
+        upload = await run_in_threadpool(space.begin_upload, path, content_length)
+        try:
             async for chunk in request.stream():
-                sink.write(chunk)
-        entry = space.stat(path)
-    assert entry is not None
+                await run_in_threadpool(upload.write, chunk)
+        except BaseException as error:
+            await run_in_threadpool(upload.abort, error)
+            raise
+        entry = await run_in_threadpool(upload.commit)
     return SpaceEntry(**entry.__dict__)
 
 

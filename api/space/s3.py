@@ -111,7 +111,9 @@ class S3PrefixBackend:
         return cast(BinaryIO, self.fs.open_input_stream(self._key(path)))
 
     @contextmanager
-    def open_write(self, path: str) -> Iterator[BinaryIO]:
+    def open_write(self, path: str, temp_path: Path | None = None) -> Iterator[BinaryIO]:
+        """Bytes spool locally (``temp_path`` is for local backends; unused), then go up
+        whole when the block ends without an error."""
         final = self._key(path)
         if self.fs.get_file_info(final).type == pafs.FileType.Directory:
             raise PathRefused(f"{path!r} is a folder; give a file name")

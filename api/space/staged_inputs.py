@@ -36,7 +36,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from api.space.user_space import JOBS_DIR
+from api.space.user_space import JOBS_DIR, STAGED_INPUTS
 from api.store import jobs as job_store
 from config.settings import Settings
 
@@ -44,7 +44,6 @@ if TYPE_CHECKING:
     from sqlalchemy.orm import Session
 
 #: Staged job inputs live in ``<space_root>/<user>/jobs/.inputs/<digest>/``.
-STAGED_INPUTS = ".inputs"
 #: Prefix of a copy being deleted (renamed aside first, see the module docstring).
 REMOVING = ".removing-"
 

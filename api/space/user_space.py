@@ -21,14 +21,18 @@ import os
 import shutil
 import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, Protocol
 
+from api.space.claims import Claims
+
 TMP_DIR = ".uploads"  # in-progress uploads; never listed, never counted twice
+CLAIM_STEP_BYTES = 8 << 20  # an upload of unknown size claims quota in steps of this
 JOBS_DIR = "jobs"  # job results, written by the runner: read-only through the space API
-MAX_NAME_BYTES = 255  # NAME_MAX of Linux file systems, and S3-safe
+STAGED_INPUTS = ".inputs"  # in JOBS_DIR: copies of S3 files a job reads (not counted)
+MAX_NAME_BYTES = 240  # under NAME_MAX (255) and MinIO's file layout (246 measured)
 MAX_PATH_BYTES = 1024  # an S3 key's limit, less room for the user's prefix
 MAX_DEPTH = 32
 
@@ -99,7 +103,7 @@ class StorageBackend(Protocol):
     def stat(self, path: str) -> Entry | None: ...
     def open_read(self, path: str) -> BinaryIO: ...
     @contextmanager
-    def open_write(self, path: str) -> Iterator[BinaryIO]: ...
+    def open_write(self, path: str, temp_path: Path | None = None) -> Iterator[BinaryIO]: ...
     def delete(self, path: str) -> None: ...
     def used_bytes(self) -> int: ...
 
@@ -154,13 +158,15 @@ class LocalDirectoryBackend:
         return real.open("rb")
 
     @contextmanager
-    def open_write(self, path: str) -> Iterator[BinaryIO]:
+    def open_write(self, path: str, temp_path: Path | None = None) -> Iterator[BinaryIO]:
+        """Bytes go to ``temp_path`` (default: a new name under ``.uploads/``), renamed into
+        place when the block ends without an error."""
         final = self._real(path)
         if final.is_dir():
             raise PathRefused(f"{path!r} is a folder; give a file name")
         tmp_dir = self.root / TMP_DIR
         tmp_dir.mkdir(parents=True, exist_ok=True)
-        tmp = tmp_dir / uuid.uuid4().hex
+        tmp = temp_path or tmp_dir / uuid.uuid4().hex
         try:
             with tmp.open("wb") as handle:
                 yield handle
@@ -180,21 +186,39 @@ class LocalDirectoryBackend:
             raise SpaceNotFound(f"no file {path!r} in your space")
 
     def used_bytes(self) -> int:
-        total = 0
-        for dirpath, _dirs, files in os.walk(self.root):
-            for name in files:
-                full = os.path.join(dirpath, name)
+        """Bytes of the files of the space; uploads in progress count by their claims."""
+        return folder_bytes(self.root, skip=TMP_DIR)
+
+
+def folder_bytes(root: Path, *, skip: str | None = None) -> int:
+    """Bytes of the regular files below ``root`` (links not followed; a top-level folder
+    named ``skip`` left out)."""
+    total = 0
+    for dirpath, dirs, files in os.walk(root):
+        if skip is not None and dirpath == str(root) and skip in dirs:
+            dirs.remove(skip)
+        for name in files:
+            full = os.path.join(dirpath, name)
+            try:
                 if not os.path.islink(full):
                     total += os.path.getsize(full)
-        return total
+            except FileNotFoundError:  # removed while walking
+                continue
+    return total
 
 
 class UserSpace:
     """One user's space: path checks, quota and read-only areas over a backend."""
 
-    def __init__(self, backend: StorageBackend, quota_bytes: int) -> None:
+    def __init__(self, backend: StorageBackend, quota_bytes: int, *, claims: Claims,
+                 results: Path | None = None) -> None:
+        """``claims``: where uploads in progress claim their bytes (a local folder);
+        ``results``: a local folder of job results that counts against the quota too
+        (spaces on S3, whose job results are local)."""
         self.backend = backend
         self.quota_bytes = quota_bytes
+        self.claims = claims
+        self.results = results
 
     def list(self, path: str = "") -> list[Entry]:
         return self.backend.list(normalize(path, allow_root=True))
@@ -209,7 +233,13 @@ class UserSpace:
         self.backend.delete(self._writable(path))
 
     def used_bytes(self) -> int:
-        return self.backend.used_bytes()
+        """What the space holds: files, job results, and the claims of uploads in progress."""
+        return self._stored_bytes() + self.claims.claimed_bytes()
+
+    def _stored_bytes(self) -> int:
+        results = (folder_bytes(self.results, skip=STAGED_INPUTS)
+                   if self.results is not None else 0)
+        return self.backend.used_bytes() + results
 
     def _writable(self, path: str) -> str:
         key = normalize(path)
@@ -218,33 +248,84 @@ class UserSpace:
         return key
 
     @contextmanager
-    def upload(self, path: str, declared_size: int | None = None) -> Iterator[UploadSink]:
-        """Write a file atomically; exceeding the quota aborts and leaves no file.
+    def upload(self, path: str, declared_size: int | None = None) -> Iterator[Upload]:
+        """Write a file atomically within the quota; any error leaves no file (see
+        :class:`Upload`; an async caller uses :meth:`begin_upload` to write off its loop)."""
+        upload = self.begin_upload(path, declared_size)
+        try:
+            yield upload
+        except BaseException as error:
+            upload.abort(error)
+            raise
+        upload.commit()
 
-        The quota is checked before writing (``declared_size``) and again on
-        every chunk, counting the file being replaced as freed.
-        """
+    def begin_upload(self, path: str, declared_size: int | None = None) -> Upload:
+        """Start writing ``path``: a claim on the quota (``declared_size`` at once, when
+        known) and a temporary file. Over the quota → :class:`QuotaExceeded`, nothing
+        written."""
         key = self._writable(path)
         existing = self.backend.stat(key)
         replaced = existing.size if existing and not existing.is_dir else 0
-        room = self.quota_bytes - (self.backend.used_bytes() - replaced)
-        if declared_size is not None and declared_size > room:
-            raise QuotaExceeded(_quota_message(declared_size, room, self.quota_bytes))
-        with self.backend.open_write(key) as handle:
-            yield UploadSink(handle, room, self.quota_bytes)
+        return Upload(self, key, replaced, declared_size)
 
 
-class UploadSink:
-    """Receives an upload's chunks and stops as soon as the quota would be exceeded."""
+class Upload:
+    """One upload in progress: chunks are written only within its claim on the quota, grown
+    as they come (by :data:`CLAIM_STEP_BYTES` at least), so parallel uploads together never
+    exceed the quota; the file being replaced counts as freed. :meth:`commit` puts the file
+    in place; :meth:`abort` (or any error) leaves nothing."""
 
-    def __init__(self, handle: BinaryIO, room: int, quota: int) -> None:
-        self._handle, self._room, self._quota, self.written = handle, room, quota, 0
+    def __init__(self, space: UserSpace, key: str, replaced: int,
+                 declared_size: int | None) -> None:
+        self.space, self.key, self.written = space, key, 0
+        self._replaced = replaced
+        self._claim = space.claims.open()
+        self._stack = ExitStack()
+        try:
+            self._grow(declared_size or 0)
+            temp = self._claim.temp_path if isinstance(space.backend, LocalDirectoryBackend) \
+                else None
+            self._handle = self._stack.enter_context(space.backend.open_write(key, temp))
+        except BaseException:
+            self._stack.close()
+            self._claim.release()
+            raise
+
+    def _grow(self, total: int) -> None:
+        quota = self.space.quota_bytes
+        free = self._claim.grow(total, quota=quota,
+                                used=lambda: self.space._stored_bytes() - self._replaced)
+        if free is None:
+            room = quota - (self.space.used_bytes() - self._replaced - self._claim.bytes)
+            raise QuotaExceeded(_quota_message(total, room, quota))
 
     def write(self, chunk: bytes) -> None:
-        self.written += len(chunk)
-        if self.written > self._room:
-            raise QuotaExceeded(_quota_message(self.written, self._room, self._quota))
+        needed = self.written + len(chunk)
+        if needed > self._claim.bytes:
+            try:
+                self._grow(max(needed, self._claim.bytes + CLAIM_STEP_BYTES))
+            except QuotaExceeded:
+                self._grow(needed)  # no room for a whole step: claim exactly what is needed
         self._handle.write(chunk)
+        self.written = needed
+
+    def commit(self) -> Entry:
+        """Put the file in place (replacing the old one) and end the claim."""
+        try:
+            self._stack.close()
+        finally:
+            self._claim.release()
+        entry = self.space.backend.stat(self.key)
+        assert entry is not None
+        return entry
+
+    def abort(self, error: BaseException | None = None) -> None:
+        """Drop what was written (the old file, if any, is untouched) and end the claim."""
+        error = error or RuntimeError("upload abandoned")
+        try:
+            self._stack.__exit__(type(error), error, error.__traceback__)
+        finally:
+            self._claim.release()
 
 
 def _quota_message(size: int, room: int, quota: int) -> str:
@@ -256,4 +337,17 @@ def _quota_message(size: int, room: int, quota: int) -> str:
 
 def space_for(space_root: Path, user: str, quota_bytes: int) -> UserSpace:
     """The embedded-mode space of ``user`` (a directory under ``space_root``)."""
-    return UserSpace(LocalDirectoryBackend(space_root / user), quota_bytes)
+    root = space_root / user
+    return UserSpace(LocalDirectoryBackend(root), quota_bytes, claims=Claims(root / TMP_DIR))
+
+
+def sweep_crashed_uploads(space_root: Path) -> int:
+    """Remove what uploads killed mid-way left in every user's ``.uploads/`` (their claims
+    and temporary files; live uploads are left alone). Returns the users looked at."""
+    if not space_root.is_dir():
+        return 0
+    folders = [user / TMP_DIR for user in space_root.iterdir()
+               if user.is_dir() and not user.is_symlink() and (user / TMP_DIR).is_dir()]
+    for folder in folders:
+        Claims(folder).sweep()
+    return len(folders)

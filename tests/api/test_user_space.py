@@ -11,6 +11,10 @@ a fresh listing of the bucket).
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
+import threading
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -23,12 +27,12 @@ from pyarrow import fs as pafs
 from api.main import create_app
 from api.space.selection import user_space
 from api.space.user_space import (
-    LocalDirectoryBackend,
     PathRefused,
     QuotaExceeded,
     StorageBackend,
     UserSpace,
     normalize,
+    space_for,
 )
 from config.settings import Settings
 
@@ -54,8 +58,11 @@ class SpaceBackend:
     files: Callable[[str], dict[str, bytes]]  # user → {path: content}, temporary uploads too
 
     def backend(self, tmp_path: Path, user: str) -> StorageBackend:
+        return self.space(tmp_path, user, 0).backend
+
+    def space(self, tmp_path: Path, user: str, quota_bytes: int) -> UserSpace:
         config = Settings(data_dir=tmp_path / "data", **self.settings)  # type: ignore[arg-type]
-        return user_space(config, user, 0).backend
+        return user_space(config, user, quota_bytes)
 
 
 @pytest.fixture(params=["local", "s3"])
@@ -108,7 +115,7 @@ def test_symlinks_are_refused_even_inside(tmp_path: Path) -> None:
     (tmp_path / "outside.txt").write_text("secret")
     os.symlink(tmp_path / "outside.txt", root / "link.txt")
     os.symlink(tmp_path, root / "d" / "up")
-    space = UserSpace(LocalDirectoryBackend(root), quota_bytes=10_000)
+    space = space_for(root.parent, root.name, 10_000)
     for path in ("link.txt", "d/up/outside.txt"):
         with pytest.raises(PathRefused):
             space.open_read(path)
@@ -120,7 +127,7 @@ def test_symlinks_are_refused_even_inside(tmp_path: Path) -> None:
 
 
 def test_quota_refusal_leaves_no_file_and_keeps_the_old_one(tmp_path: Path, space_backend: SpaceBackend) -> None:
-    space = UserSpace(space_backend.backend(tmp_path, "u"), quota_bytes=100)
+    space = space_backend.space(tmp_path, "u", 100)
     with space.upload("a.bin") as sink:
         sink.write(b"1" * 60)
     with pytest.raises(QuotaExceeded):
@@ -137,7 +144,7 @@ def test_quota_refusal_leaves_no_file_and_keeps_the_old_one(tmp_path: Path, spac
 
 
 def test_failed_upload_leaves_the_old_file_and_nothing_else(tmp_path: Path, space_backend: SpaceBackend) -> None:
-    space = UserSpace(space_backend.backend(tmp_path, "u"), quota_bytes=10_000)
+    space = space_backend.space(tmp_path, "u", 10_000)
     with space.upload("d/a.bin") as sink:
         sink.write(b"old")
     with pytest.raises(ConnectionError):
@@ -154,7 +161,7 @@ def test_failed_upload_leaves_the_old_file_and_nothing_else(tmp_path: Path, spac
 
 
 def test_keys_and_paths_stay_inside_the_users_space(tmp_path: Path, space_backend: SpaceBackend) -> None:
-    alice = UserSpace(space_backend.backend(tmp_path, "alice"), quota_bytes=1000)
+    alice = space_backend.space(tmp_path, "alice", 1000)
     al = space_backend.backend(tmp_path, "al")  # a prefix of alice's name
     with alice.upload("secret.txt") as sink:
         sink.write(b"alice's")
@@ -274,6 +281,87 @@ def test_overlong_names_are_a_clear_422_not_a_500(client: TestClient, make_user)
         r = client.put(f"/space/files/{path}", headers=alice, content=b"x")
         assert r.status_code == 422, (path[:20], r.status_code, r.text)
         assert "at most" in r.json()["detail"]
-    longest = "a" * 251 + ".csv"  # 255 bytes: the longest name a file system takes
+    longest = "a" * 236 + ".csv"  # 240 bytes: the longest name a space takes
     assert client.put(f"/space/files/{longest}", headers=alice, content=b"x").status_code == 201
     assert client.get(f"/space/files/{longest}", headers=alice).content == b"x"
+
+
+def test_parallel_uploads_never_exceed_the_quota(tmp_path: Path, space_backend: SpaceBackend) -> None:
+    """Issue 14 (defect 5): room was computed once per upload, so N parallel uploads could
+    hold ~N× the quota. Eight uploads of 60 bytes (no declared size, written in interleaved
+    10-byte chunks) into a 100-byte quota: what is stored never exceeds it."""
+    space = space_backend.space(tmp_path, "u", 100)
+    start, outcomes = threading.Barrier(8), []
+
+    def upload(i: int) -> None:
+        start.wait()
+        try:
+            with space.upload(f"f{i}.bin") as sink:
+                for _ in range(6):
+                    sink.write(b"x" * 10)
+                    time.sleep(0.01)
+            outcomes.append("stored")
+        except QuotaExceeded:
+            outcomes.append("refused")
+
+    threads = [threading.Thread(target=upload, args=(i,)) for i in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    stored = space_backend.files("u")
+    assert sum(len(b) for b in stored.values()) <= 100, stored
+    assert outcomes.count("stored") == len(stored) >= 1 and len(outcomes) == 8
+    assert space.used_bytes() == 60 * len(stored)  # no claim left behind
+
+
+def test_an_upload_killed_mid_way_leaves_nothing_that_counts(tmp_path: Path) -> None:
+    """Issue 14 (defect 7): SIGKILL during a 5 MB upload left a temporary file that counted
+    against the quota for ever. A real process is killed mid-upload: its claim stops
+    counting at once, and the next start sweeps its files."""
+    root = tmp_path / "data" / "space"
+    script = (
+        "import sys, time\n"
+        "from pathlib import Path\n"
+        "from api.space.user_space import space_for\n"
+        f"upload = space_for(Path({str(root)!r}), 'alice', 10 << 20).begin_upload('big.bin')\n"
+        "for _ in range(3):\n"
+        "    upload.write(b'x' * (1 << 20))\n"
+        "print('written', flush=True)\n"
+        "time.sleep(60)\n"
+    )
+    child = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE,
+                             cwd=Path(__file__).resolve().parents[2])
+    try:
+        assert child.stdout is not None and child.stdout.readline().strip() == b"written"
+        uploads = root / "alice" / ".uploads"
+        assert sum(p.stat().st_size for p in uploads.iterdir()) >= 3 << 20  # mid-upload
+    finally:
+        child.kill()
+        child.wait()
+    space = space_for(root, "alice", 10 << 20)
+    assert space.used_bytes() == 0  # the dead upload's claim no longer counts
+    with space.upload("small.bin") as sink:  # and its room is free again
+        sink.write(b"y" * (9 << 20))
+    create_app(Settings(data_dir=tmp_path / "data"))  # a start sweeps what it left
+    assert [p.name for p in uploads.iterdir()] == []
+    assert space.used_bytes() == 9 << 20
+
+
+def test_job_results_count_against_an_s3_space(tmp_path: Path) -> None:
+    """Issue 14 (defect 12): with spaces on S3 a job's results (kept locally) did not count."""
+    settings = Settings(data_dir=tmp_path / "data", user_space_backend="s3",
+                        s3_space_prefix=f"test-results-{uuid.uuid4().hex[:12]}",
+                        **s3_settings())  # type: ignore[arg-type]
+    space = user_space(settings, "alice", 1000)
+    assert space.used_bytes() == 0
+    result = settings.space_root / "alice" / "jobs" / "7" / "result"
+    result.mkdir(parents=True)
+    (result / "table.parquet").write_bytes(b"r" * 700)
+    staged = settings.space_root / "alice" / "jobs" / ".inputs" / "abc"
+    staged.mkdir(parents=True)
+    (staged / "copy.csv").write_bytes(b"c" * 500)  # a staged input copy is not hers
+    assert space.used_bytes() == 700
+    with pytest.raises(QuotaExceeded):
+        with space.upload("big.bin", declared_size=301):
+            pass
