@@ -28,3 +28,7 @@ class Invalid(AvipError):
 
 class Refused(AvipError):
     """The request can never succeed under the caller's quota or the cluster's size."""
+
+
+class OverCap(AvipError):
+    """The caller already holds as many as a per-user cap allows (jobs queued, filters)."""

@@ -17,7 +17,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from api.avis import AviCatalogue
-from api.errors import Invalid, Refused
+from api.errors import Invalid, OverCap, Refused
 from api.models import Job, User
 from api.scheduling.drf import Capacity, QueuedJob, never_fits
 from api.space.job_inputs import job_dir, resolve_inputs
@@ -49,6 +49,12 @@ def submit(
     Inputs staged from S3 are held from staging until the job row naming them is committed
     (:func:`api.space.staged_inputs.held_for_submission`), so they cannot be released in between.
     """
+    if settings is not None:
+        queued = job_store.count_in_state(session, owner=user, state="queued")
+        if queued >= settings.max_queued_jobs_per_user:
+            raise OverCap(f"you have {queued} jobs waiting, the most one user may queue "
+                          f"(max_queued_jobs_per_user = {settings.max_queued_jobs_per_user}); "
+                          "wait for some to start or cancel some")
     with held_for_submission(settings, user.name):
         avi = catalogue.get(avi_name, version)
         resolved, inputs = resolve_inputs(

@@ -20,6 +20,8 @@ from api.auth_cache import TokenCache
 from api.avis import AviCatalogue, RegistryCatalogue
 from api.bootstrap import secure_state
 from api.db import make_engine, migrate, session_factory
+from api.headers import SecurityHeaders
+from api.limits import BodyLimit
 from api.routes import alert_filters, avis, events, jobs, presets, shares, space, users
 from api.scheduling.dispatcher import Dispatcher
 from api.scheduling.drf import Capacity
@@ -96,4 +98,6 @@ def create_app(
     app.include_router(users.pools_router)
     app.include_router(alert_filters.router)
     app.include_router(presets.router)
+    app.add_middleware(BodyLimit, max_bytes=settings.max_request_bytes)
+    app.add_middleware(SecurityHeaders)
     return app

@@ -89,6 +89,19 @@ class Settings(BaseSettings):
     scheduler_interval_s: float = Field(
         default=0.5, gt=0, description="Seconds between scheduler ticks in `avip serve`."
     )
+    max_request_bytes: int = Field(
+        default=1 << 20, ge=1024,
+        description="Largest request body the API reads, uploads to a space excepted (their "
+        "quota bounds them); a larger one is refused with 413.",
+    )
+    max_queued_jobs_per_user: int = Field(
+        default=100, ge=1,
+        description="Jobs one user may have waiting at once (the pool's max_jobs bounds those "
+        "running); one more is refused with 429.",
+    )
+    max_alert_filters_per_user: int = Field(
+        default=20, ge=1, description="Alert filters one user may hold; one more is 429.",
+    )
     token_ttl_days: int = Field(default=90, ge=1, description="Lifetime of newly issued tokens.")
     auth_cache_ttl_s: float = Field(
         default=10.0, ge=0,

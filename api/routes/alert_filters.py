@@ -37,6 +37,7 @@ def create(
             output_format=body.output_format,
             enabled=body.enabled,
             topic_prefix=settings.alerts_filter_topic_prefix,
+            max_filters=settings.max_alert_filters_per_user,
         )
         session.commit()
         return _public(row)

@@ -13,10 +13,12 @@ router = APIRouter(prefix="/avis", tags=["avis"], route_class=SessionRoute)
 
 
 @router.get("", response_model=AvisPublic)
-def list_avis(catalogue: CatalogueDep, _user: CurrentUser) -> AvisPublic:
+def list_avis(catalogue: CatalogueDep, user: CurrentUser) -> AvisPublic:
+    """The installed AVIs. Plugins that failed to load are listed to operators only, with
+    their error (an exception's text can tell the host's paths and configuration)."""
     good, broken = catalogue.list()
     return AvisPublic(data=[AviPublic(**describe(a)) for a in good], count=len(good),
-                      broken=broken)
+                      broken=broken if "operator" in user.roles else [])
 
 
 @router.get("/{name}", response_model=AviDetail)

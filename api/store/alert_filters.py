@@ -9,11 +9,11 @@ probed. The alert stream's two (:func:`enabled_filters`,
 
 from __future__ import annotations
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from api.errors import Conflict, Invalid, NotFound
+from api.errors import Conflict, Invalid, NotFound, OverCap
 from api.models import AlertFilterRow, User, utcnow
 from spark_jobs.alerts.filters import AlertFilter, FilterError, check_where, make_filter
 
@@ -27,7 +27,16 @@ def create_filter(
     output_format: str,
     topic_prefix: str,
     enabled: bool = True,
+    max_filters: int | None = None,
 ) -> AlertFilterRow:
+    """A new filter of ``owner``'s, checked (:class:`Invalid` naming the field); at most
+    ``max_filters`` per owner (:class:`OverCap`)."""
+    if max_filters is not None:
+        held = session.scalar(select(func.count()).select_from(AlertFilterRow)
+                              .where(AlertFilterRow.owner_id == owner.id)) or 0
+        if held >= max_filters:
+            raise OverCap(f"you have {held} alert filters, the most one user may hold "
+                          f"(max_alert_filters_per_user = {max_filters}); delete one first")
     try:
         checked = make_filter(
             filter_id=0,

@@ -226,6 +226,11 @@ def load(session: Session, *, state: str) -> list[Row[Any]]:
     ))
 
 
+def count_in_state(session: Session, *, owner: User, state: str) -> int:
+    return int(session.scalar(select(func.count()).select_from(Job).where(
+        Job.owner_id == owner.id, Job.state == state)) or 0)
+
+
 def running_totals(session: Session, *, user: User) -> tuple[int, int, int]:
     """(cores, memory_mb, jobs) the user's running jobs hold now."""
     cores, memory_mb, jobs = session.execute(

@@ -36,7 +36,7 @@ class CrossmatchParams(BaseModel):
     gaia_columns: list[str] = Field(
         default_factory=lambda: ["source_id", "ra", "dec", "parallax", "pmra", "pmdec",
                                  "phot_g_mean_mag", "bp_rp"],
-        min_length=1, description="Gaia columns to keep.")
+        min_length=1, max_length=200, description="Gaia columns to keep.")
 
     @field_validator("table_path")
     @classmethod
