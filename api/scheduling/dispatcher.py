@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -70,8 +71,11 @@ class Dispatcher:
         catalogue_root: str | None = None,
         cache_dir: Path | None = None,
         space_root: Path | None = None,
+        fault: Callable[[str], None] | None = None,
     ) -> None:
-        """``space_root``: where staged S3 inputs live (None: spaces are local, none staged)."""
+        """``space_root``: where staged S3 inputs live (None: spaces are local, none staged).
+        ``fault``: called at named points of a job's start (``"driver-started"``: its driver
+        runs, its handle is not saved yet), where the fault tests kill the service."""
         self.sessions = sessions
         self.backend = backend
         self.capacity = capacity
@@ -82,6 +86,7 @@ class Dispatcher:
         self._pools: dict[str, Pool] = {}
         self._progress_seen: dict[int, str] = {}
         self.space_root = space_root
+        self._fault = fault or (lambda point: None)
         self._active: dict[int, str] = {}  # unfinished job id → owner, as of the last tick
         self._staged_seen: dict[Path, frozenset[str]] = {}  # staging folder → entries checked
         self._lock = threading.Lock()
@@ -253,6 +258,7 @@ class Dispatcher:
                 self.backend.cancel(JobRef(job.id, owner.name, Path(job.output_dir),
                                            submission.handle))
             return False
+        self._fault("driver-started")
         job_store.record_driver(session, job=job, pid=submission.handle.pid,
                                 start=submission.handle.start)
         session.commit()

@@ -60,7 +60,12 @@ INHERITED_NAMES = frozenset({
 })
 INHERITED_PREFIXES = ("LC_", "JAVA_", "SPARK_", "OPENBLAS_", "OMP_", "MKL_")
 PARAMS_FILE = "params.json"
-_WRAPPER = '"$@"; code=$?; echo $code > "$0.tmp" && mv "$0.tmp" "$0"; exit $code'
+PID_FILE = "driver.pid"
+# The wrapper records its own pid first (in the job folder, its working directory), so a
+# service killed between starting it and saving the pid still finds it after a restart;
+# then the driver's exit code, when it ends.
+_WRAPPER = ('echo $$ > driver.pid.tmp && mv driver.pid.tmp driver.pid; '
+            '"$@"; code=$?; echo $code > "$0.tmp" && mv "$0.tmp" "$0"; exit $code')
 
 
 @dataclass(frozen=True)
@@ -145,6 +150,7 @@ class SubmitBackend:
         job.output_dir.mkdir(parents=True, exist_ok=True)
         (job.output_dir / PARAMS_FILE).write_text(json.dumps(job.params), encoding="utf-8")
         (job.output_dir / EXIT_FILE).unlink(missing_ok=True)
+        (job.output_dir / PID_FILE).unlink(missing_ok=True)
         env = driver_environment(os.environ, self.settings_env)
         with (job.output_dir / LOG_FILE).open("ab") as output:
             process = subprocess.Popen(
@@ -172,7 +178,8 @@ class SubmitBackend:
     def poll(self, ref: JobRef) -> Status:
         """Running while its driver lives (a claimed job whose driver is still being started
         counts as running); then the outcome its wrapper recorded."""
-        if ref.handle.pid is None or driver_alive(_driver(ref)):
+        driver = _driver(ref)
+        if driver.pid <= 0 and exit_code(ref.output_dir) is None or driver_alive(driver):
             return RUNNING
         return outcome(ref, "unexpectedly")
 
@@ -182,10 +189,11 @@ class SubmitBackend:
 
     def adopt(self, ref: JobRef) -> Status:
         """A live driver is watched again; a dead one is finished from what it left behind."""
-        if ref.handle.pid is None:
+        driver = _driver(ref)
+        if driver.pid <= 0 and exit_code(ref.output_dir) is None:
             return Status("failed", "the service stopped before this job's driver was started")
-        if driver_alive(_driver(ref)):
-            log.info("job %s: driver pid %s still running, adopted", ref.job_id, ref.handle.pid)
+        if driver_alive(driver):
+            log.info("job %s: driver pid %s still running, adopted", ref.job_id, driver.pid)
             return RUNNING
         return outcome(ref, "while the service was down")
 
@@ -308,7 +316,21 @@ def outcome(ref: JobRef, died: str) -> Status:
 
 
 def _driver(ref: JobRef) -> Driver:
-    return Driver(ref.handle.pid or -1, ref.handle.start or "")
+    """The job's driver: as the store recorded it, or (a service killed before it saved
+    the pid) as the wrapper recorded itself in the job folder; pid -1 if neither."""
+    if ref.handle.pid is not None:
+        return Driver(ref.handle.pid, ref.handle.start or "")
+    try:
+        pid = int((ref.output_dir / PID_FILE).read_text().strip())
+    except (OSError, ValueError):
+        return Driver(-1, "")
+    try:  # the pid is this job's wrapper only if its command names this job's exit file
+        command = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except OSError:
+        return Driver(pid, "gone")  # exited: its outcome is in the job folder
+    if str(ref.output_dir / EXIT_FILE).encode() not in command:
+        return Driver(pid, "gone")
+    return Driver(pid, proc_start_time(pid) or "gone")
 
 
 def group_alive(pgid: int) -> bool:

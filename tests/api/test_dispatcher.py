@@ -100,6 +100,85 @@ def test_driver_dead_while_service_down_is_failed_with_reason(client: TestClient
     assert failed.state == "failed" and "died while the service was down" in (failed.reason or "")
 
 
+KILLED_AFTER_START = """
+import os, signal, sys
+from pathlib import Path
+from api.db import make_engine, session_factory
+from api.scheduling.dispatcher import Dispatcher
+from api.scheduling.drf import Capacity
+from spark_jobs.backends.processes import LocalBackend
+from config.settings import Settings
+
+settings = Settings(data_dir=Path(sys.argv[1]), database_url=sys.argv[2])
+
+def fault(point):  # the service dies after starting the driver, before saving its pid
+    if point == "driver-started":
+        os.kill(os.getpid(), signal.SIGKILL)
+
+Dispatcher(sessions=session_factory(make_engine(settings.store_url)),
+           backend=LocalBackend(jars_dir=settings.jars_dir), capacity=Capacity(8, 16384),
+           catalogue_root=settings.catalogue_root, fault=fault).tick()
+"""
+
+
+def test_a_service_killed_before_saving_the_pid_adopts_its_driver(client: TestClient, make_user, store_url: str) -> None:  # type: ignore[no-untyped-def]
+    """Issue 14 (defect 6): such a job was failed while its driver ran on, uncounted and
+    uncancellable. The real service is SIGKILLed at exactly that point (a fault hook)."""
+    import subprocess
+    import sys
+
+    alice = make_user("alice")
+    job_id = client.post("/jobs", headers=alice, json=CONE).json()["id"]
+    settings: Settings = client.app.state.settings  # type: ignore[attr-defined]
+    killed = subprocess.run([sys.executable, "-c", KILLED_AFTER_START, str(settings.data_dir),
+                             store_url], cwd=Path(__file__).resolve().parents[2], timeout=120)
+    assert killed.returncode == -signal.SIGKILL
+    job = _job(client, job_id)
+    assert job.state == "running" and job.driver_pid is None  # claimed, pid never saved
+    marker = Path(job.output_dir) / "driver.pid"
+    deadline = time.monotonic() + 10
+    while not marker.exists():  # the wrapper records itself as it starts
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    pid = int(marker.read_text())
+
+    restarted = _fresh_dispatcher(client)
+    settled = restarted.recover()
+    if settled == []:  # still running: adopted, watched, never launched again
+        assert _job(client, job_id).state == "running"
+        assert restarted.tick().started == []
+    done = _tick_until_final(restarted, client, job_id, timeout=120)
+    # its own outcome (cone_count is not installed for the runner: exit 2), not a guess
+    assert done.state == "failed" and "exited with code 2" in (done.reason or ""), done.reason
+    assert not group_alive(pid)
+
+
+def test_an_adopted_driver_without_a_saved_pid_can_be_cancelled(client: TestClient, make_user, store_url: str) -> None:  # type: ignore[no-untyped-def]
+    import subprocess
+    import sys
+
+    alice = make_user("alice")
+    job_id = client.post("/jobs", headers=alice, json=CONE).json()["id"]
+    settings: Settings = client.app.state.settings  # type: ignore[attr-defined]
+    subprocess.run([sys.executable, "-c", KILLED_AFTER_START, str(settings.data_dir), store_url],
+                   cwd=Path(__file__).resolve().parents[2], timeout=120)
+    marker = Path(_job(client, job_id).output_dir) / "driver.pid"
+    deadline = time.monotonic() + 10
+    while not marker.exists():
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    pid = int(marker.read_text())
+    assert client.post(f"/jobs/{job_id}/cancel", headers=alice).status_code == 200
+    restarted = _fresh_dispatcher(client)
+    restarted.recover()
+    done = _tick_until_final(restarted, client, job_id, timeout=60)
+    assert done.state in ("cancelled", "failed")
+    deadline = time.monotonic() + 30
+    while group_alive(pid):  # its whole process group is stopped
+        assert time.monotonic() < deadline, "the adopted driver was not stopped"
+        time.sleep(0.2)
+
+
 def test_cancel_running_job_stops_the_process_group(client: TestClient, make_user) -> None:  # type: ignore[no-untyped-def]
     alice = make_user("alice")
     job_id = client.post("/jobs", headers=alice, json=CONE).json()["id"]
