@@ -32,3 +32,8 @@ class Refused(AvipError):
 
 class OverCap(AvipError):
     """The caller already holds as many as a per-user cap allows (jobs queued, filters)."""
+
+
+class TooLarge(AvipError):
+    """The request would make the service hold too much at once; the message says how
+    to get the same thing otherwise."""

@@ -7,7 +7,7 @@ from contextlib import contextmanager
 
 from fastapi import HTTPException, status
 
-from api.errors import Conflict, Invalid, NotFound, OverCap, Refused
+from api.errors import Conflict, Invalid, NotFound, OverCap, Refused, TooLarge
 from api.space.user_space import PathRefused, QuotaExceeded, ReadOnlyPath, SpaceNotFound
 
 
@@ -21,7 +21,7 @@ def http_errors() -> Iterator[None]:
         raise HTTPException(status.HTTP_409_CONFLICT, str(error)) from None
     except OverCap as error:
         raise HTTPException(status.HTTP_429_TOO_MANY_REQUESTS, str(error)) from None
-    except QuotaExceeded as error:
+    except (QuotaExceeded, TooLarge) as error:
         raise HTTPException(status.HTTP_413_CONTENT_TOO_LARGE, str(error)) from None
     except Invalid as error:
         detail = [{"loc": ["body", *(error.field or "").split(".")], "msg": str(error),

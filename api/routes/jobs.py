@@ -36,6 +36,8 @@ from api.space import result_files
 from api.store import jobs as job_store
 from spark_jobs.backends.protocol import LOG_FILE
 
+MAX_LOG_BYTES = 1 << 20  # one page of a log: the API never reads a whole log at once
+
 router = APIRouter(prefix="/jobs", tags=["jobs"], route_class=SessionRoute)
 
 
@@ -143,16 +145,31 @@ def cancel_job(
 def job_logs(
     session: SessionDep, user: CurrentUser, job_id: RowId,
     offset: Annotated[int, Query(ge=0, le=2**62, description="Skip this many bytes.")] = 0,
+    limit: Annotated[int, Query(ge=1, le=MAX_LOG_BYTES,
+                                description="Return at most this many bytes.")] = MAX_LOG_BYTES,
 ) -> PlainTextResponse:
-    """The driver's log (Spark and runner output), then the runner's error.txt if any."""
+    """The driver's log (Spark and runner output), then the runner's error.txt if any:
+    ``limit`` bytes from ``offset``; ``X-Log-Bytes`` says how many there are in all, so a
+    reader follows a long log page by page."""
     job = _own_job(session, user, job_id)
     folder = Path(job.output_dir)
-    parts = []
-    for name in (LOG_FILE, "error.txt"):
-        if (folder / name).is_file():
-            parts.append((folder / name).read_bytes())
-    text = b"".join(parts)[offset:].decode("utf-8", errors="replace")
-    return PlainTextResponse(text)
+    files = [folder / name for name in (LOG_FILE, "error.txt") if (folder / name).is_file()]
+    total = sum(f.stat().st_size for f in files)
+    chunks, skip, left = [], offset, limit
+    for file in files:
+        size = file.stat().st_size
+        if skip >= size:
+            skip -= size
+            continue
+        with file.open("rb") as handle:
+            handle.seek(skip)
+            chunks.append(handle.read(left))
+        left -= len(chunks[-1])
+        skip = 0
+        if left <= 0:
+            break
+    text = b"".join(chunks).decode("utf-8", errors="replace")
+    return PlainTextResponse(text, headers={"X-Log-Bytes": str(total)})
 
 
 @router.get("/{job_id}/results", response_model=ResultsPublic)

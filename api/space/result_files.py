@@ -11,7 +11,7 @@ from __future__ import annotations
 import io
 from pathlib import Path
 
-from api.errors import Invalid, NotFound
+from api.errors import Invalid, NotFound, TooLarge
 from api.space.user_space import LocalDirectoryBackend, SpaceError, normalize
 
 TABLE_FORMATS = ["parquet", "csv", "votable", "fits"]
@@ -22,6 +22,10 @@ MEDIA_TYPES = {
     "fits": "application/fits",
 }
 SUFFIX = {"parquet": ".parquet", "csv": ".csv", "votable": ".vot", "fits": ".fits"}
+MAX_CONVERT_BYTES = 64 << 20
+"""Largest table converted on download: astropy builds a VOTable or FITS file whole in
+memory (several times the Parquet's size), so a larger one is refused, saying how to get
+it instead."""
 
 
 def _is_table(path: Path) -> bool:
@@ -69,6 +73,13 @@ def convert(target: Path, fmt: str) -> tuple[bytes, str, str]:
     if not _is_table(target):
         raise Invalid(f"{target.name} is not a table; download it without ?format=",
                       field="format")
+    size = (sum(f.stat().st_size for f in target.rglob("*") if f.is_file())
+            if target.is_dir() else target.stat().st_size)
+    if size > MAX_CONVERT_BYTES:
+        raise TooLarge(
+            f"{target.name} is {size / 2**20:.0f} MiB; tables over "
+            f"{MAX_CONVERT_BYTES >> 20} MiB are not converted on download: fetch it as it is "
+            "(no ?format=; a Parquet folder file by file) and convert it with astropy or TOPCAT")
     import pyarrow.csv as pacsv
     import pyarrow.parquet as pq
 

@@ -121,3 +121,43 @@ def test_results_list_and_format_conversion(client: TestClient, make_user) -> No
     r = client.get(f"/jobs/{job['id']}/results/plot.png", headers=alice, params={"format": "csv"})
     assert r.status_code == 422
     assert client.get(f"/jobs/{job['id']}/results/../../../etc", headers=alice).status_code == 404
+
+
+def test_large_logs_come_in_pages_and_large_tables_are_not_converted_in_memory(
+    client: TestClient, make_user, monkeypatch  # type: ignore[no-untyped-def]
+) -> None:
+    """Issue 14 (defect 10): the API read whole logs and converted any table in memory."""
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from api.space import result_files
+
+    alice, bob = make_user("alice"), make_user("bob")
+    job = client.post("/jobs", headers=alice, json=CONE).json()
+    folder = Path(client.app.state.settings.space_root) / "alice" / "jobs" / str(job["id"])  # type: ignore[attr-defined]
+    folder.mkdir(parents=True, exist_ok=True)
+    log = bytes(np.random.default_rng(1).integers(97, 123, 3 * (1 << 20) + 17, dtype=np.uint8))
+    (folder / "driver.log").write_bytes(log)
+    (folder / "error.txt").write_bytes(b"ValueError: the end\n")
+    url = f"/jobs/{job['id']}/logs"
+    first = client.get(url, headers=alice)
+    assert len(first.content) == 1 << 20 and int(first.headers["x-log-bytes"]) == len(log) + 20
+    pages, offset = [], 0
+    while offset < int(first.headers["x-log-bytes"]):
+        page = client.get(url, headers=alice, params={"offset": offset}).content
+        pages.append(page)
+        offset += len(page)
+    assert b"".join(pages) == log + b"ValueError: the end\n"
+    assert client.get(url, headers=alice, params={"limit": 2 << 20}).status_code == 422
+    assert client.get(url, headers=bob).status_code == 404  # not his job
+
+    result = folder / "result"
+    result.mkdir()
+    pq.write_table(pa.table({"x": np.arange(50_000)}), result / "t.parquet")
+    monkeypatch.setattr(result_files, "MAX_CONVERT_BYTES", 10_000)
+    r = client.get(f"/jobs/{job['id']}/results/t.parquet", headers=alice,
+                   params={"format": "votable"})
+    assert r.status_code == 413 and "fetch it as it is" in r.json()["detail"]
+    whole = client.get(f"/jobs/{job['id']}/results/t.parquet", headers=alice)
+    assert whole.status_code == 200 and whole.content == (result / "t.parquet").read_bytes()
