@@ -172,6 +172,8 @@ class AlertFilterRow(Base):
     topic: Mapped[str] = mapped_column(String(249))
     output_format: Mapped[str] = mapped_column(String(8), default="json")
     enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    # why the alert stream switched it off (None: it did not; cleared on re-enable or edit)
+    disabled_reason: Mapped[str | None] = mapped_column(Text, default=None)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
 

@@ -331,6 +331,9 @@ class AlertFilterPublic(BaseModel):
     topic: str = Field(description="The Kafka topic its matches are written to.")
     output_format: str
     enabled: bool
+    disabled_reason: str | None = Field(
+        default=None, description="Why the alert stream switched it off, if it did: fix the "
+        "condition (or re-enable it as it is) to have it run again.")
     created_at: datetime
     updated_at: datetime
 

@@ -117,6 +117,8 @@ def filters_list() -> None:
     for f in listing.data:
         state = "on " if f.enabled else "off"
         typer.echo(f"{f.id:>5} {state} {f.name:<24} {f.output_format:<5} {f.where}")
+        if f.disabled_reason:
+            typer.echo(f"      switched off by the stream: {f.disabled_reason}")
 
 
 @filters_app.command("enable")
@@ -207,7 +209,8 @@ def _store_filters(
     def on_disabled(f: AlertFilter, reason: str) -> None:
         with sessions() as session:
             row = filter_store.disable_unrunnable(
-                session, filter_id=f.filter_id, owner=f.owner, spark_sql=f.spark_sql
+                session, filter_id=f.filter_id, owner=f.owner, spark_sql=f.spark_sql,
+                reason=reason,
             )
             session.commit()
         if row is None:

@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 
 from api.errors import Conflict, Invalid, NotFound, OverCap
 from api.models import AlertFilterRow, User, utcnow
+from api.store.jobs import add_event
 from spark_jobs.alerts.filters import AlertFilter, FilterError, check_where, make_filter
 
 
@@ -100,6 +101,7 @@ def update_filter(
         row.where_sql = where
     if enabled is not None:
         row.enabled = enabled
+    row.disabled_reason = None  # an edit or a switch by its owner clears the stream's note
     row.updated_at = utcnow()
     return row
 
@@ -131,7 +133,7 @@ def enabled_filters(session: Session) -> list[AlertFilter]:
 
 
 def disable_unrunnable(
-    session: Session, *, filter_id: int, owner: str, spark_sql: str
+    session: Session, *, filter_id: int, owner: str, spark_sql: str, reason: str
 ) -> AlertFilterRow | None:
     """Switch off a filter the alert stream cannot run (its owner's to fix and re-enable).
 
@@ -147,5 +149,8 @@ def disable_unrunnable(
     if row is None or row.spark_sql != spark_sql:
         return None
     row.enabled = False
+    row.disabled_reason = reason[:2000]
     row.updated_at = utcnow()
+    add_event(session, user=owner, type="alert_filter.disabled", job_id=None,
+              payload={"filter": row.name, "id": row.id, "reason": row.disabled_reason})
     return row

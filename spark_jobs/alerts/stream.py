@@ -42,14 +42,14 @@ from dataclasses import dataclass
 from typing import Any
 
 import pyarrow as pa
-from pyspark.errors import AnalysisException
+from pyspark.errors import AnalysisException, PySparkException
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 from pyspark.sql.streaming import StreamingQuery
 
 from config.settings import Settings
-from spark_jobs.alerts import annotate, decode, rows, settle, warmup
+from spark_jobs.alerts import annotate, decode, isolation, rows, settle, warmup
 from spark_jobs.alerts.filters import AlertFilter
 from spark_jobs.alerts.sink import Message, TransactionalSink, ensure_topics
 
@@ -101,6 +101,9 @@ class StreamConfig:
     # takes what arrived after its end too, so a visit's burst is one batch (see settle).
     settle_seconds: float = 0.1
     settle_max_seconds: float = 0.5
+    # A batch whose Spark job runs longer than this has its filters timed one by one; a
+    # filter over it alone is switched off (see isolation).
+    filter_budget_s: float = 30.0
 
     def __post_init__(self) -> None:
         if not 0 < self.radius_arcsec <= annotate.MAX_RADIUS_ARCSEC:
@@ -154,6 +157,9 @@ class AlertStream:
         # filter id -> (revision, condition) last told to on_disabled: a filter re-enabled or
         # edited since has another revision and is checked and reported afresh
         self._reported: dict[int, tuple[str, str]] = {}
+        # filter id -> (revision, condition) that raised or ran over budget: skipped until
+        # its owner changes it (the store's callback also switches it off there)
+        self._failed: dict[int, tuple[str, str]] = {}
         self.stats: list[dict[str, int]] = []
 
     # -- filters --------------------------------------------------------------
@@ -165,6 +171,8 @@ class AlertStream:
         current = {f.filter_id for f in filters}
         self._reported = {i: key for i, key in self._reported.items() if i in current}
         for f in filters:
+            if self._failed.get(f.filter_id) == (f.revision, f.spark_sql):
+                continue
             if f.spark_sql not in self._checked:
                 try:
                     self._empty.where(F.expr(f.spark_sql)).schema  # noqa: B018 - forces analysis
@@ -175,7 +183,8 @@ class AlertStream:
             if reason is None:
                 usable.append(f)
             else:
-                self._report_disabled(f, reason)
+                self._report_disabled(
+                    f, f"Spark cannot analyse the filter over the alert row: {reason}")
         return usable
 
     def _report_disabled(self, f: AlertFilter, reason: str) -> None:
@@ -183,7 +192,7 @@ class AlertStream:
         if self._reported.get(f.filter_id) == key:
             return
         try:
-            self.on_disabled(f, f"Spark cannot analyse the filter over the alert row: {reason}")
+            self.on_disabled(f, reason)
         except Exception:  # one filter's bookkeeping must not stop everyone's stream
             log.exception("could not report filter %s/%s as disabled; will retry", f.owner, f.name)
             return
@@ -220,8 +229,20 @@ class AlertStream:
                 "batch %d: nothing new (empty, or taken by an earlier batch); no job", batch_id
             )
             return
-        out = self._output(self.annotated(records), filters).toArrow()  # the batch's one job
+        annotated = self.annotated(records)
+        try:
+            out = self._output(annotated, filters).toArrow()  # the batch's one job
+        except PySparkException as error:  # a filter raised (or the batch is bad): find out
+            annotated = annotated.persist()
+            try:
+                filters = self._without_failing(annotated, filters, error)
+                out = self._output(annotated, filters).toArrow()
+            finally:
+                annotated.unpersist()
         t1 = time.perf_counter()
+        if t1 - t0 - t_settle > self.config.filter_budget_s and filters:
+            self._without_failing(annotated.persist(), filters, None)  # for the next batches
+            annotated.unpersist()
         messages = list(self._messages(out, filters))
         t2 = time.perf_counter()
         if self.fault:
@@ -247,6 +268,22 @@ class AlertStream:
         )
         if self.fault:
             self.fault(batch_id, "after_commit")
+
+    def _without_failing(self, rows: DataFrame, filters: list[AlertFilter],
+                         error: Exception | None) -> list[AlertFilter]:
+        """``filters`` less those that raise over ``rows`` or run over the budget alone,
+        each reported to ``on_disabled`` (their owners see why; the others go on). With
+        ``error`` (the batch's job raised) and no filter to blame, ``error`` is raised: the
+        batch itself is at fault, and the stream stops rather than skip it."""
+        failing = isolation.failing_filters(rows, filters, budget_s=self.config.filter_budget_s)
+        if error is not None and not failing:
+            raise error
+        for f, reason in failing:
+            log.error("filter %s/%s switched off: %s", f.owner, f.name, reason)
+            self._failed[f.filter_id] = (f.revision, f.spark_sql)
+            self._report_disabled(f, reason)
+        dropped = {f.filter_id for f, _ in failing}
+        return [f for f in filters if f.filter_id not in dropped]
 
     def _settled_records(self, batch: DataFrame, batch_id: int) -> tuple[DataFrame | None, dict]:
         """The batch minus records an earlier batch took (None: nothing left, so no job) or,

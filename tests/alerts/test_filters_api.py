@@ -173,3 +173,31 @@ def _cli_session(url: str, token: str) -> None:
     assert avip("alerts", "filters", "delete", "on-gaia")[0] == 0
     code, out = avip("alerts", "filters", "list")
     assert code == 0 and "on-gaia" not in out
+
+
+def test_a_filter_the_stream_switches_off_tells_its_owner_why(client, headers):
+    """Issue 14 (defect 3b): the owner sees the reason (API field, event, CLI listing);
+    nobody else does; editing or re-enabling it clears the note."""
+    from cli.alerts import _store_filters
+
+    alice, bob = headers("alice"), headers("bob")
+    fid = client.post("/alert-filters", headers=alice,
+                      json={"name": "flux", "where": "diaSource.psfFlux > 0"}).json()["id"]
+    load, on_disabled = _store_filters(client.app.state.settings.store_url)
+    [running] = [f for f in load() if f.filter_id == fid]
+    on_disabled(running, "it raised while running on the alert stream: [DIVIDE_BY_ZERO]")
+    assert [f.filter_id for f in load()] == []  # the stream no longer runs it
+    got = client.get(f"/alert-filters/{fid}", headers=alice).json()
+    assert got["enabled"] is False and "DIVIDE_BY_ZERO" in got["disabled_reason"]
+    events = client.get("/events", headers=alice).json()["data"]
+    assert [e["payload"]["filter"] for e in events if e["type"] == "alert_filter.disabled"] == [
+        "flux"]
+    assert all(e["type"] != "alert_filter.disabled"
+               for e in client.get("/events", headers=bob).json()["data"])
+    assert client.get(f"/alert-filters/{fid}", headers=bob).status_code == 404
+    again = client.patch(f"/alert-filters/{fid}", headers=alice, json={"enabled": True}).json()
+    assert again["enabled"] is True and again["disabled_reason"] is None
+    # a report about a filter edited since it was read leaves the edited one alone
+    client.patch(f"/alert-filters/{fid}", headers=alice, json={"where": "diaSource.psfFlux > 5"})
+    on_disabled(running, "stale report")
+    assert client.get(f"/alert-filters/{fid}", headers=alice).json()["enabled"] is True
