@@ -14,7 +14,9 @@ import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+from sqlalchemy.exc import InterfaceError, OperationalError
 
 from api.auth_cache import TokenCache
 from api.avis import AviCatalogue, RegistryCatalogue
@@ -30,6 +32,16 @@ from api.store.loop import LoopStore
 from config.s3 import check_s3
 from config.settings import Settings, get_settings
 from spark_jobs.backends import backend_for
+
+STORE_RETRY_AFTER_S = 5
+
+
+async def store_unreachable(request: Request, error: Exception) -> JSONResponse:
+    """The job store did not answer (restarting, network): 503 with Retry-After, not a 500;
+    the pool reconnects by itself (pre-ping) once it is back."""
+    return JSONResponse(
+        {"detail": "the job store is not answering (restarting?); retry in a few seconds"},
+        status_code=503, headers={"Retry-After": str(STORE_RETRY_AFTER_S)})
 
 
 def create_app(
@@ -98,6 +110,8 @@ def create_app(
     app.include_router(users.pools_router)
     app.include_router(alert_filters.router)
     app.include_router(presets.router)
+    app.add_exception_handler(OperationalError, store_unreachable)
+    app.add_exception_handler(InterfaceError, store_unreachable)
     app.add_middleware(BodyLimit, max_bytes=settings.max_request_bytes)
     app.add_middleware(SecurityHeaders)
     return app

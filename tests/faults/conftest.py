@@ -1,0 +1,46 @@
+"""The fault campaign: real services from the devstack stopped, killed or starved while
+the platform works, and what was lost or duplicated counted. Each test writes its
+figures to ``out/faults/<name>.json``; docs/reliability.md holds the table of the last
+run. Stopping shared services needs AVIP_TEST_SERVICES_RESTARTABLE=1 (`make test`)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+FIGURES = REPO / "out" / "faults"
+
+
+def _devstack(service: str, command: str) -> None:
+    env = {**os.environ,
+           "DEVSTACK_DIR": os.environ.get("AVIP_TEST_DEVSTACK_DIR", str(REPO / ".devstack"))}
+    subprocess.run(["bash", str(REPO / f"devstack/services/{service}.sh"), command],
+                   check=True, env=env, capture_output=True, timeout=240)
+
+
+@pytest.fixture
+def devstack() -> Callable[[str, str], None]:
+    """``devstack(service, "down" | "up")``: stop or start one shared service."""
+    if not os.environ.get("AVIP_TEST_SERVICES_RESTARTABLE"):
+        pytest.skip("stopping shared services needs AVIP_TEST_SERVICES_RESTARTABLE=1 "
+                    "(set by `make test`)")
+    return _devstack
+
+
+@pytest.fixture
+def record_figures(request: pytest.FixtureRequest) -> Callable[[dict], None]:
+    """Write this test's figures (fault, load, lost, duplicated...) for the reliability
+    table."""
+
+    def record(figures: dict) -> None:
+        FIGURES.mkdir(parents=True, exist_ok=True)
+        name = request.node.name.removeprefix("test_")
+        (FIGURES / f"{name}.json").write_text(json.dumps(figures, indent=1, sort_keys=True))
+
+    return record
