@@ -53,7 +53,7 @@ devstack-down:
 
 test: install jars
 	$(DEVSTACK) up
-	set -a; source .devstack/env; AVIP_TEST_KAFKA_RESTARTABLE=1; set +a; \
+	set -a; source .devstack/env; AVIP_TEST_KAFKA_RESTARTABLE=1; AVIP_TEST_SERVICES_RESTARTABLE=1; set +a; \
 	  $(BIN)/pytest; rc=$$?; \
 	  $(DEVSTACK) down; exit $$rc
 
