@@ -8,7 +8,14 @@ from contextlib import contextmanager
 from fastapi import HTTPException, status
 
 from api.errors import Conflict, Invalid, NotFound, OverCap, Refused, TooLarge
-from api.space.user_space import PathRefused, QuotaExceeded, ReadOnlyPath, SpaceNotFound
+from api.space.user_space import (
+    PathRefused,
+    QuotaExceeded,
+    ReadOnlyPath,
+    SpaceNotFound,
+    StorageFull,
+    StorageUnavailable,
+)
 
 
 @contextmanager
@@ -19,6 +26,11 @@ def http_errors() -> Iterator[None]:
         raise HTTPException(status.HTTP_404_NOT_FOUND, str(error)) from None
     except Conflict as error:
         raise HTTPException(status.HTTP_409_CONFLICT, str(error)) from None
+    except StorageFull as error:
+        raise HTTPException(status.HTTP_507_INSUFFICIENT_STORAGE, str(error)) from None
+    except StorageUnavailable as error:
+        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, str(error),
+                            headers={"Retry-After": "30"}) from None
     except OverCap as error:
         raise HTTPException(status.HTTP_429_TOO_MANY_REQUESTS, str(error)) from None
     except (QuotaExceeded, TooLarge) as error:

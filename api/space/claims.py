@@ -97,6 +97,7 @@ class Claim:
 
     def __init__(self, claims: Claims, claim_id: str, fd: int) -> None:
         self.claims, self.id, self._fd, self.bytes = claims, claim_id, fd, 0
+        self.released = False
 
     @property
     def temp_path(self) -> Path:
@@ -118,6 +119,9 @@ class Claim:
             return free
 
     def release(self) -> None:
-        """End the claim (the upload was committed or abandoned)."""
+        """End the claim (the upload was committed or abandoned); once."""
+        if self.released:
+            return
+        self.released = True
         (self.claims.folder / f"{self.id}{SUFFIX}").unlink(missing_ok=True)
         os.close(self._fd)

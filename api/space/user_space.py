@@ -17,6 +17,7 @@ only when complete and within quota, so a refused upload leaves nothing.
 
 from __future__ import annotations
 
+import errno
 import os
 import shutil
 import uuid
@@ -55,6 +56,23 @@ class QuotaExceeded(SpaceError):
 
 class ReadOnlyPath(SpaceError):
     pass
+
+
+class StorageFull(SpaceError):
+    """The storage under the spaces has no room left (whatever the user's quota)."""
+
+
+class StorageUnavailable(SpaceError):
+    """The storage did not answer or refused the write (S3 down, I/O error)."""
+
+
+def storage_error(error: OSError) -> SpaceError:
+    """What to tell the user about an OSError from the storage; nothing was written."""
+    if error.errno in (errno.ENOSPC, errno.EDQUOT):
+        return StorageFull("the platform's storage is full, so nothing was written; an "
+                           "operator must free room (your quota is not the limit here)")
+    return StorageUnavailable(f"the storage did not take the file ({error}); nothing was "
+                              "written; try again in a minute")
 
 
 @dataclass(frozen=True)
@@ -264,7 +282,10 @@ class UserSpace:
         known) and a temporary file. Over the quota → :class:`QuotaExceeded`, nothing
         written."""
         key = self._writable(path)
-        existing = self.backend.stat(key)
+        try:
+            existing = self.backend.stat(key)
+        except OSError as error:
+            raise storage_error(error) from None
         replaced = existing.size if existing and not existing.is_dir else 0
         return Upload(self, key, replaced, declared_size)
 
@@ -293,8 +314,11 @@ class Upload:
 
     def _grow(self, total: int) -> None:
         quota = self.space.quota_bytes
-        free = self._claim.grow(total, quota=quota,
-                                used=lambda: self.space._stored_bytes() - self._replaced)
+        try:
+            free = self._claim.grow(total, quota=quota,
+                                    used=lambda: self.space._stored_bytes() - self._replaced)
+        except OSError as error:  # the storage could not be listed
+            raise storage_error(error) from None
         if free is None:
             room = quota - (self.space.used_bytes() - self._replaced - self._claim.bytes)
             raise QuotaExceeded(_quota_message(total, room, quota))
@@ -306,13 +330,19 @@ class Upload:
                 self._grow(max(needed, self._claim.bytes + CLAIM_STEP_BYTES))
             except QuotaExceeded:
                 self._grow(needed)  # no room for a whole step: claim exactly what is needed
-        self._handle.write(chunk)
+        try:
+            self._handle.write(chunk)
+        except OSError as error:
+            self.abort(error)
+            raise storage_error(error) from None
         self.written = needed
 
     def commit(self) -> Entry:
         """Put the file in place (replacing the old one) and end the claim."""
         try:
             self._stack.close()
+        except OSError as error:  # the temporary file or object is gone with the error
+            raise storage_error(error) from None
         finally:
             self._claim.release()
         entry = self.space.backend.stat(self.key)
@@ -320,7 +350,10 @@ class Upload:
         return entry
 
     def abort(self, error: BaseException | None = None) -> None:
-        """Drop what was written (the old file, if any, is untouched) and end the claim."""
+        """Drop what was written (the old file, if any, is untouched) and end the claim;
+        once (a second call does nothing)."""
+        if self._claim.released:
+            return
         error = error or RuntimeError("upload abandoned")
         try:
             self._stack.__exit__(type(error), error, error.__traceback__)

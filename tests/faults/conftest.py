@@ -18,10 +18,11 @@ FIGURES = REPO / "out" / "faults"
 
 
 def _devstack(service: str, command: str) -> None:
-    env = {**os.environ,
+    env = {**os.environ, "VENV_BIN": str(REPO / ".venv" / "bin"),
            "DEVSTACK_DIR": os.environ.get("AVIP_TEST_DEVSTACK_DIR", str(REPO / ".devstack"))}
-    subprocess.run(["bash", str(REPO / f"devstack/services/{service}.sh"), command],
-                   check=True, env=env, capture_output=True, timeout=240)
+    done = subprocess.run(["bash", str(REPO / f"devstack/services/{service}.sh"), command],
+                          env=env, capture_output=True, text=True, timeout=240)
+    assert done.returncode == 0, f"devstack {service} {command}: {done.stdout}{done.stderr}"
 
 
 @pytest.fixture
