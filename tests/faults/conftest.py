@@ -5,16 +5,15 @@ run. Stopping shared services needs AVIP_TEST_SERVICES_RESTARTABLE=1 (`make test
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from testing_utils import write_figures
 
 REPO = Path(__file__).resolve().parents[2]
-FIGURES = REPO / "out" / "faults"
 
 
 def _devstack(service: str, command: str) -> None:
@@ -40,8 +39,6 @@ def record_figures(request: pytest.FixtureRequest) -> Callable[[dict], None]:
     table."""
 
     def record(figures: dict) -> None:
-        FIGURES.mkdir(parents=True, exist_ok=True)
-        name = request.node.name.removeprefix("test_")
-        (FIGURES / f"{name}.json").write_text(json.dumps(figures, indent=1, sort_keys=True))
+        write_figures(request.node.name.removeprefix("test_"), figures)
 
     return record

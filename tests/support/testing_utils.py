@@ -54,3 +54,14 @@ def launched_params(client, job_id: int) -> dict:  # type: ignore[no-untyped-def
         job = session.get(Job, job_id)
         assert job is not None, job_id
         return dict(job.params)
+
+
+FIGURES_DIR = Path(__file__).resolve().parents[2] / "out" / "faults"
+
+
+def write_figures(name: str, figures: dict) -> None:  # type: ignore[type-arg]
+    """Keep a fault test's figures (``out/faults/<name>.json``) for docs/reliability.md."""
+    import json
+
+    FIGURES_DIR.mkdir(parents=True, exist_ok=True)
+    (FIGURES_DIR / f"{name}.json").write_text(json.dumps(figures, indent=1, sort_keys=True))
