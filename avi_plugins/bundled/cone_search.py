@@ -53,7 +53,8 @@ class ConeSearchParams(BaseModel):
     ra_max: float | None = Field(None, ge=0.0, le=360.0, description="Box RA max [deg].")
     dec_min: float | None = Field(None, ge=-90.0, le=90.0, description="Box Dec min [deg].")
     dec_max: float | None = Field(None, ge=-90.0, le=90.0, description="Box Dec max [deg].")
-    filters: list[ColumnFilter] = Field(default_factory=list, description="Column conditions.")
+    filters: list[ColumnFilter] = Field(default_factory=list, max_length=50,
+                                        description="Column conditions.")
     columns: list[str] | None = Field(None, max_length=200,
                                       description="Columns to keep (default: all).")
     max_rows: int = Field(1_000_000, ge=1, le=5_000_000, description="Row limit (by source_id).")
