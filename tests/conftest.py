@@ -144,3 +144,36 @@ def ingest_synthetic_cli() -> Callable[..., str]:
     """``ingest_synthetic_cli(root, rows=, seed=, clusters=, timeout_s=)``: a synthetic sky
     ingested by ``avip ingest synthetic`` in its own process, as an operator would."""
     return _ingest_synthetic_cli
+
+
+# --- the fault campaign (tests/faults, and the alert stream's outage test) -----------
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+def _devstack(service: str, command: str) -> None:
+    # devstack.sh keeps .devstack/env to one line per key when a service comes back
+    done = subprocess.run(["bash", str(REPO_ROOT / "devstack/devstack.sh"), command, service],
+                          capture_output=True, text=True, timeout=240)
+    assert done.returncode == 0, f"devstack {service} {command}: {done.stdout}{done.stderr}"
+
+
+@pytest.fixture
+def devstack() -> Callable[[str, str], None]:
+    """``devstack(service, "down" | "up")``: stop or start one shared service."""
+    if not os.environ.get("AVIP_TEST_SERVICES_RESTARTABLE"):
+        pytest.skip("stopping shared services needs AVIP_TEST_SERVICES_RESTARTABLE=1 "
+                    "(set by `make test`)")
+    return _devstack
+
+
+@pytest.fixture
+def record_figures(request: pytest.FixtureRequest) -> Callable[[dict], None]:  # type: ignore[type-arg]
+    """Write this test's figures (fault, load, lost, duplicated...) for the reliability
+    table (docs/reliability.md)."""
+    from testing_utils import write_figures
+
+    def record(figures: dict) -> None:  # type: ignore[type-arg]
+        write_figures(request.node.name.removeprefix("test_"), figures)
+
+    return record

@@ -257,3 +257,60 @@ def test_a_filter_that_raises_or_stalls_at_run_time_is_switched_off_and_the_othe
     got = [json.loads(m.value())["alert_id"] for m in _consume_all(kafka_bootstrap, [bright.topic])]
     assert sorted(got) == want  # none lost, none twice
     assert _consume_all(kafka_bootstrap, [boom.topic, slow.topic], idle_s=2.0) == []
+
+
+@pytest.mark.slow
+def test_the_stream_across_a_30_s_broker_outage_writes_every_alert_once(
+    spark, kafka_bootstrap, stream_config, run_id, devstack, record_figures
+):
+    """Issue 14 fault campaign: the broker stops for 30 s while the stream runs. Whatever
+    the running query does meanwhile (waits, or dies and is started again from its
+    checkpoint as a supervisor would), once the broker is back every alert is written
+    exactly once: none lost, none twice."""
+    config = stream_config(warm_up_alerts=0, max_offsets_per_trigger=500, trigger_seconds=1.0)
+    sim = simulate.RubinSimulator(stars=None, seed=9)
+    plans = simulate.plan_night(2, [(200.0, -10.0)], n_alerts=200, star_fraction=0.0)
+    before, after = (list(sim.alerts_for_visit(p)) for p in plans)
+    producer = Producer({"bootstrap.servers": kafka_bootstrap})
+
+    def produce(alerts: list) -> None:
+        for a in alerts:
+            producer.produce(config.raw_topic, key=str(a["diaSourceId"]).encode(),
+                             value=codec.encode_rubin(a))
+        producer.flush()
+
+    every = make_filter(filter_id=1, owner="alice", name="all", topic_prefix=f"out-{run_id}",
+                        where="diaSource.psfFlux IS NOT NULL")  # fmt: skip
+    produce(before)
+    job = stream.AlertStream(spark, config, lambda: [every], None)
+    query = job.start()
+    restarts = 0
+    try:
+        deadline = time.monotonic() + 120
+        while sum(s["messages"] for s in job.stats) < len(before):
+            assert time.monotonic() < deadline, job.stats
+            time.sleep(0.5)
+        devstack("kafka", "down")
+        time.sleep(30)
+        devstack("kafka", "up")
+        produce(after)
+        deadline = time.monotonic() + 240
+        while sum(s["messages"] for s in job.stats) < len(before) + len(after):
+            if not query.isActive:  # it died in the outage: started again from its checkpoint
+                job.close()
+                job = stream.AlertStream(spark, config, lambda: [every], None)
+                query = job.start()
+                restarts += 1
+            assert time.monotonic() < deadline, (restarts, job.stats)
+            time.sleep(0.5)
+    finally:
+        if query.isActive:
+            query.stop()
+        job.close()
+    got = [json.loads(m.value())["alert_id"] for m in _consume_all(kafka_bootstrap, [every.topic])]
+    want = sorted(a["diaSourceId"] for a in before + after)
+    lost, twice = len(set(want) - set(got)), len(got) - len(set(got))
+    assert sorted(got) == want, (lost, twice)
+    record_figures({"fault": "Kafka broker stopped 30 s under the running alert stream",
+                    "alerts": len(want), "lost": lost, "duplicated": twice,
+                    "stream_restarts": restarts})
