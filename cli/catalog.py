@@ -19,7 +19,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 import lakehouse
 from cli.angles import angle_option
-from cli.output import errors, fail
+from cli.output import EXIT_FAILED, errors, fail
 from config.settings import get_settings
 from lakehouse.export import format_for
 
@@ -44,6 +44,12 @@ def progress_bar(what: str):
             bar.update(task, completed=done, total=total, note=note)
 
         yield update
+
+
+def unreadable(root: str, error: OSError) -> str:
+    first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+    return (f"cannot read the catalogue at {root} ({first[:300]}); nothing was written. "
+            "Is its storage up? Try again, or ask an operator")
 
 
 def _root(root: str | None) -> str:
@@ -140,6 +146,8 @@ def cone(
             version = reader.pinned_version
     except (ValueError, FileNotFoundError) as exc:
         raise fail(str(exc)) from None
+    except OSError as exc:  # the storage did not answer (S3 down, network): nothing written
+        raise fail(unreadable(_root(root), exc), EXIT_FAILED) from None
     lakehouse.write_table(result, output)
     console.print(
         f"{result.num_rows:,} rows from {table}@v{version} in "
@@ -169,6 +177,8 @@ def xmatch(
         pairs = cat.crossmatch(right, radius_arcsec=radius).toPandas()
     except (ValueError, FileNotFoundError) as exc:
         raise fail(str(exc)) from None
+    except OSError as exc:
+        raise fail(unreadable(_root(root), exc), EXIT_FAILED) from None
     lakehouse.write_table(pa.Table.from_pandas(pairs, preserve_index=False), output)
     console.print(
         f'{len(pairs):,} pairs within {radius}" from {table}@v{cat.version} in '

@@ -36,6 +36,7 @@ import pyarrow.dataset as ds
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 from deltalake import DeltaTable
+from deltalake.exceptions import TableNotFoundError
 
 from config.s3 import arrow_filesystem, is_s3
 from config.s3 import storage_options as s3_storage_options
@@ -68,6 +69,10 @@ FOOTER_READ_BYTES = 64 << 10
 THREADED_DECODE_ROWS = 200_000
 _INT64 = np.iinfo(np.int64)
 _PARQUET = ds.ParquetFileFormat()
+
+#: How delta-rs words a storage that did not answer (S3 down, DNS, network).
+UNREACHABLE_MARKS = ("error sending request", "tcp connect error", "Connection refused",
+                     "timed out", "dns error")
 
 
 @dataclass(frozen=True)
@@ -195,9 +200,13 @@ class InteractiveCatalog:
         try:
             return DeltaTable(self.path, version=self.version, storage_options=self.storage_options)
         except Exception as exc:
-            raise FileNotFoundError(
-                f"cannot open Delta table {self.path} (version {self.version}): {exc}"
-            ) from exc
+            # delta-rs raises one DeltaError type for all its failures: a storage that did
+            # not answer is told apart by its text (the caller reports "try again", not
+            # "no such table")
+            unreachable = not isinstance(exc, TableNotFoundError) and any(
+                mark in str(exc) for mark in UNREACHABLE_MARKS)
+            message = f"cannot open Delta table {self.path} (version {self.version}): {exc}"
+            raise (OSError if unreachable else FileNotFoundError)(message) from exc
 
     @cached_property
     def _config(self) -> dict[str, str]:

@@ -8,9 +8,12 @@ one settings object. Bad S3 settings fail at start-up naming the setting.
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import uuid
 from pathlib import Path
 
+import pandas as pd
 import pyarrow.fs as pafs
 import pytest
 from pydantic import SecretStr
@@ -182,3 +185,29 @@ def test_bad_s3_settings_fail_at_start_up_naming_the_setting(s3_settings, change
         check_s3(bad, timeout_s=5)
     with pytest.raises(S3ConfigError, match=setting):
         with_s3(SparkSession.builder, bad)  # the session factory refuses before Spark starts
+
+
+@pytest.mark.slow
+def test_a_cone_while_minio_is_down_is_a_clear_error_and_writes_nothing(
+    s3_sky, tmp_path, devstack, record_figures
+):
+    """Issue 14 fault campaign: MinIO stopped under a cone on the S3 lakehouse."""
+    root, pdf = s3_sky
+    out = tmp_path / "cone.csv"
+    command = [str(Path(sys.executable).parent / "avip"), "cone", "--ra", "10", "--dec", "0",
+               "--radius", "2", "--root", root, "-o", str(out)]
+    devstack("minio", "down")
+    try:
+        refused = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    finally:
+        devstack("minio", "up")
+    assert refused.returncode == 1, refused.stderr[-2000:]
+    assert "cannot read the catalogue" in refused.stderr and "Traceback" not in refused.stderr
+    assert not out.exists()
+    done = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    got = set(pd.read_csv(out)["source_id"])
+    assert got == cones.brute_force(pdf, 10, 0, 2)  # and once it is back, the right answer
+    record_figures({"fault": "MinIO stopped under `avip cone` on the S3 lakehouse",
+                    "exit_code": refused.returncode, "half_written": 0,
+                    "rows_after_recovery": len(got)})
