@@ -90,7 +90,8 @@ def _closing_sessions(endpoint: Callable[..., Any]) -> Callable[..., Any]:
     run._closes_sessions = True  # type: ignore[attr-defined]
     return run
 
-async def run_store(request: Request, work: Callable[[Session], T], *, writes: bool = False) -> T:
+async def run_store(request: Request, work: Callable[[Session], T], *, writes: bool = False,
+                    slow: bool = False) -> T:
     """Run a hot route's store work (submit, poll, list) with a session of its own.
 
     Such routes are ``async def`` without ``SessionDep``: a sync endpoint costs FastAPI a
@@ -102,20 +103,22 @@ async def run_store(request: Request, work: Callable[[Session], T], *, writes: b
       write lock, "database is locked" comes at once, the transaction is rolled back and
       the work runs again in a worker thread (writes queue there one at a time). ``work``
       must therefore change nothing outside its session before it commits.
-    * Otherwise (PostgreSQL: network round trips) in ONE worker-thread hop.
+    * Otherwise (PostgreSQL: network round trips), or when ``work`` may be ``slow`` (it
+      copies from S3), in ONE worker-thread hop: nothing slow runs on the event loop.
 
     The session is closed where it was used, before the answer is built, so its pooled
     connection is back at once (see :class:`SessionRoute`).
     """
     loop_store: LoopStore | None = getattr(request.app.state, "loop_store", None)
     limiter = None
-    if loop_store is not None:
+    if loop_store is not None and not slow:
         try:
             with loop_store.sessions() as session:
                 return work(session)
         except OperationalError as error:
             if "locked" not in str(error.orig) and "busy" not in str(error.orig):
                 raise
+    if loop_store is not None:
         limiter = loop_store.write_limiter if writes else None
     sessions: sessionmaker[Session] = request.app.state.sessions
 

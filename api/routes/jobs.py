@@ -93,7 +93,9 @@ async def submit_job(
         session.commit()
         return job
 
-    job = await run_store(request, work, writes=True)
+    # with spaces on S3 a submission may copy its inputs down: off the event loop
+    job = await run_store(request, work, writes=True,
+                          slow=settings.user_space_backend == "s3")
     return job_public(job, user.name, _positions(request))
 
 

@@ -137,7 +137,8 @@ def test_shared_s3_file_is_a_crossmatch_input(spark, s3_api: S3Api, gaia_patch) 
     table = user_table(gaia, 200, seed=1)
     assert client.put("/space/files/cat/mine.csv", headers=alice,
                       content=csv_bytes(table)).status_code == 201
-    assert not (space_root / "alice").exists()  # the upload went to S3 only
+    local = [p for p in (space_root / "alice").rglob("*") if p.is_file()]
+    assert local == []  # the upload went to S3 only (its claim folder stays empty)
     share = client.post("/shares", headers=alice, json={"path": "cat", "user": "bob"}).json()["id"]
 
     r = s3_api.crossmatch(bob, f"space://shared/{share}/mine.csv")
