@@ -97,7 +97,9 @@ def test_yunikorn_queue_limits_equal_the_namespace_quotas(overlay):
     queues = {q["name"]: q["resources"]["max"] for q in avip["queues"]}
     for q in (o for o in objects if o["kind"] == "ResourceQuota"):
         user = q["metadata"]["namespace"].removeprefix("avip-u-")
-        assert queues[user]["vcore"] == parse_quantity(q["spec"]["hard"]["limits.cpu"]) * 1000
+        assert str(queues[user]["vcore"]).endswith("m")  # millicores; bare numbers are cores
+        hard = q["spec"]["hard"]
+        assert parse_quantity(queues[user]["vcore"]) == parse_quantity(hard["limits.cpu"])
         assert queues[user]["memory"] == parse_quantity(q["spec"]["hard"]["limits.memory"])
 
 

@@ -137,7 +137,7 @@ def test_yunikorn_queue_uses_millicores_and_bytes():
     queue = yunikorn_queue(NamespaceBudget("alice", cores=2, memory_mb=4096, max_jobs=3))
     assert queue["name"] == "alice"
     assert queue["maxapplications"] == 3
-    assert queue["resources"]["max"] == {"vcore": 2000, "memory": 4096 * 2**20}
+    assert queue["resources"]["max"] == {"vcore": "2000m", "memory": 4096 * 2**20}  # 2 cores
 
 
 def test_yunikorn_config_places_by_provided_queue_then_user():

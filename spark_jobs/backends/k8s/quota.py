@@ -273,14 +273,15 @@ def limit_range(budget: NamespaceBudget) -> dict[str, Any]:
 def yunikorn_queue(budget: NamespaceBudget) -> dict[str, Any]:
     """The user's leaf queue: at most their pool, at most ``max_jobs`` applications.
 
-    YuniKorn counts vcore in millicores and memory in bytes.
+    Quantities as Kubernetes writes them: vcore ``"4000m"`` (a bare 4000 means 4000 cores
+    since YuniKorn 1.1), memory in bytes.
     """
     return {
         "name": queue_for(budget.user).rsplit(".", 1)[1],
         "submitacl": "*",
         "maxapplications": budget.max_jobs,
         "resources": {
-            "max": {"vcore": budget.millicores, "memory": budget.memory_mb * 1024 * 1024}
+            "max": {"vcore": f"{budget.millicores}m", "memory": budget.memory_mb * 1024 * 1024}
         },
     }
 
@@ -316,7 +317,7 @@ def yunikorn_config(
                                 "parent": True,
                                 "resources": {
                                     "max": {
-                                        "vcore": capacity.millicores,
+                                        "vcore": f"{capacity.millicores}m",
                                         "memory": capacity.memory_mb * 1024 * 1024,
                                     }
                                 },
