@@ -14,7 +14,7 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.orm import Session, sessionmaker
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
@@ -72,3 +72,9 @@ def migrate(engine: Engine) -> None:
 def session_factory(engine: Engine) -> sessionmaker[Session]:
     """Sessions that keep loaded objects usable after commit (routes return them)."""
     return sessionmaker(engine, expire_on_commit=False)
+
+
+def ping(sessions: sessionmaker[Session]) -> None:
+    """One round trip to the store (readiness); raises if it does not answer."""
+    with sessions() as session:
+        session.execute(text("SELECT 1"))

@@ -24,7 +24,8 @@ from api.bootstrap import secure_state
 from api.db import make_engine, migrate, session_factory
 from api.headers import SecurityHeaders
 from api.limits import BodyLimit
-from api.routes import alert_filters, avis, events, jobs, presets, shares, space, users
+from api.metrics import Metrics, RequestTimer
+from api.routes import alert_filters, avis, events, health, jobs, presets, shares, space, users
 from api.scheduling.dispatcher import Dispatcher
 from api.scheduling.drf import Capacity
 from api.space.user_space import sweep_crashed_uploads
@@ -49,6 +50,7 @@ def create_app(
     *,
     catalogue: AviCatalogue | None = None,
     run_scheduler: bool = False,
+    serve_api: bool = True,
 ) -> FastAPI:
     settings = settings or get_settings()
     secure_state(settings.data_dir, settings.store_url)
@@ -105,13 +107,18 @@ def create_app(
     app.state.loop_store = LoopStore.for_store(engine)
     if app.state.loop_store is not None:
         app.state.auth_cache.watch(app.state.loop_store.sessions)
-    for module in (users, avis, jobs, events, space, shares):
-        app.include_router(module.router)
-    app.include_router(users.pools_router)
-    app.include_router(alert_filters.router)
-    app.include_router(presets.router)
+    app.state.metrics = Metrics(sessions)
+    dispatcher.on_decision = app.state.metrics.decisions.observe
+    app.include_router(health.router)
+    if serve_api:  # else a scheduler process: its probes and metrics only
+        for module in (users, avis, jobs, events, space, shares):
+            app.include_router(module.router)
+        app.include_router(users.pools_router)
+        app.include_router(alert_filters.router)
+        app.include_router(presets.router)
     app.add_exception_handler(OperationalError, store_unreachable)
     app.add_exception_handler(InterfaceError, store_unreachable)
     app.add_middleware(BodyLimit, max_bytes=settings.max_request_bytes)
     app.add_middleware(SecurityHeaders)
+    app.add_middleware(RequestTimer, metrics=app.state.metrics)
     return app

@@ -241,43 +241,10 @@ def share(
     console.print(f"share {made.id}: {made.kind} {made.target} → {made.user or made.group}")
 
 
-def serve(
-    host: Annotated[str | None, typer.Option(help="Bind address (default settings).")] = None,
-    port: Annotated[int | None, typer.Option(help="Port (default settings).")] = None,
-    dashboards_port: Annotated[int, typer.Option(
-        help="Port of the Panel dashboards served next to the API; 0 to serve none.")] = 5006,
-) -> None:
-    """Run the API, the scheduler and the dashboards until stopped (Ctrl-C)."""
-    import uvicorn
-
-    # The service stack (FastAPI, SQLAlchemy, the dispatcher) loads only for the commands
-    # that run it: every other `avip` command stays a thin REST client.
-    from api.bootstrap import ensure_operator
-    from api.db import make_engine, migrate, session_factory
-    from api.main import create_app
-
-    settings = get_settings()
-    engine = make_engine(settings.store_url)
-    migrate(engine)
-    created = ensure_operator(session_factory(engine), settings.data_dir, settings.token_ttl_days)
-    engine.dispose()
-    if created:
-        console.print(f"first start: operator token written to {created}")
-    app = create_app(settings, run_scheduler=True)
-    host, port = host or settings.api_host, port or settings.api_port
-    if dashboards_port:
-        from panel_apps.app import serve as serve_dashboards  # Panel + Bokeh: seconds
-
-        serve_dashboards(f"http://{host}:{port}", address=host, port=dashboards_port,
-                         cache_root=settings.data_dir / "panel-cache", threaded=True)
-        console.print(f"dashboards on http://{host}:{dashboards_port}/")
-    uvicorn.run(app, host=host, port=port, log_level="info")
-
-
 COMMANDS: dict[str, Callable[..., None]] = {
     "login": login, "avis": avis, "submit": submit, "jobs": jobs, "watch": watch,
     "results": results, "download": download, "cancel": cancel, "logs": logs,
-    "rerun": rerun, "share": share, "serve": serve,
+    "rerun": rerun, "share": share,
 }
 
 

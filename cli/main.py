@@ -8,7 +8,19 @@ from __future__ import annotations
 
 import typer
 
-from cli import admin, alerts, avi, catalog, dashboards, demo, jobs, k8s, space, zeppelin
+from cli import (
+    admin,
+    alerts,
+    avi,
+    catalog,
+    dashboards,
+    demo,
+    jobs,
+    k8s,
+    service,
+    space,
+    zeppelin,
+)
 
 app = typer.Typer(
     name="avip",
@@ -22,6 +34,7 @@ catalog.register(app)
 app.add_typer(avi.avi_app, name="avi")
 app.add_typer(k8s.k8s_app, name="k8s")
 jobs.register(app)
+service.register(app)
 app.command("demo")(demo.demo)
 app.add_typer(space.space_app, name="space")
 app.add_typer(admin.users_app, name="users")

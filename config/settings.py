@@ -89,6 +89,11 @@ class Settings(BaseSettings):
     scheduler_interval_s: float = Field(
         default=0.5, gt=0, description="Seconds between scheduler ticks in `avip serve`."
     )
+    metrics_token: SecretStr | None = Field(
+        default=None,
+        description="Bearer token Prometheus sends to scrape /metrics (an operator's token "
+        "works too); unset: operators only. The metrics name users and their queues.",
+    )
     max_request_bytes: int = Field(
         default=1 << 20, ge=1024,
         description="Largest request body the API reads, uploads to a space excepted (their "

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -87,6 +88,7 @@ class Dispatcher:
         self._progress_seen: dict[int, str] = {}
         self.space_root = space_root
         self._fault = fault or (lambda point: None)
+        self.on_decision: Callable[[float], None] = lambda seconds: None  # metrics hook
         self._active: dict[int, str] = {}  # unfinished job id → owner, as of the last tick
         self._staged_seen: dict[Path, frozenset[str]] = {}  # staging folder → entries checked
         self._lock = threading.Lock()
@@ -212,7 +214,9 @@ class Dispatcher:
         }
         self._active = {r.id: users[r.owner_id].name for r in running_rows}
         self._active.update((q.id, q.user) for q in queued)
+        started = time.perf_counter()
         decision = decide(capacity=self.capacity, running=running, queued=queued, pools=pools)
+        self.on_decision(time.perf_counter() - started)
         self.positions = decision.positions
         self._pools = pools
         self.waiting = {i: why for i, why in self.waiting.items() if i in decision.positions}

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Row, bindparam, func, insert, select, update
+from sqlalchemy import Row, bindparam, case, func, insert, select, update
 from sqlalchemy.orm import Session, make_transient_to_detached
 
 from api.errors import Conflict, NotFound
@@ -243,6 +243,37 @@ def running_totals(session: Session, *, user: User) -> tuple[int, int, int]:
 def unfinished_params(session: Session) -> list[dict[str, Any]]:
     """The parameters of every job not yet finished (whose inputs must be kept)."""
     return list(session.scalars(select(Job.params).where(Job.state.not_in(FINAL))))
+
+
+def counts_by_state(session: Session) -> dict[str, int]:
+    """How many jobs are in each state (every state named, 0 included)."""
+    found = dict(session.execute(select(Job.state, func.count()).group_by(Job.state)).all())
+    return {state: int(found.get(state, 0)) for state in STATES}
+
+
+def load_by_user(session: Session) -> list[tuple[str, int, int]]:
+    """(user, jobs waiting, cores of running jobs) for every user with either."""
+    rows = session.execute(
+        select(User.name,
+               func.sum(case((Job.state == "queued", 1), else_=0)),
+               func.sum(case((Job.state == "running", Job.cores), else_=0)))
+        .join(User, User.id == Job.owner_id)
+        .where(Job.state.in_(("queued", "running"))).group_by(User.name)
+    ).all()
+    return [(name, int(queued or 0), int(cores or 0)) for name, queued, cores in rows]
+
+
+def outbox_lag(session: Session, *, now: datetime | None = None) -> tuple[int, float]:
+    """(outbox events not yet published, seconds the oldest of them has waited)."""
+    count, oldest = session.execute(
+        select(func.count(), func.min(Event.created_at)).where(Event.published_at.is_(None))
+    ).one()
+    if not count or oldest is None:
+        return 0, 0.0
+    now = now or utcnow()
+    if oldest.tzinfo is None and now.tzinfo is not None:
+        now = now.replace(tzinfo=None)
+    return int(count), max((now - oldest).total_seconds(), 0.0)
 
 
 def list_events(
