@@ -45,6 +45,7 @@ from api.schemas import (
     TokenIssued,
     TokenPublic,
     TokensPublic,
+    UsagePublic,
     UserPublic,
     UsersPublic,
 )
@@ -138,8 +139,14 @@ class AvipClient:
         return self._send(JobPublic, "POST", "/jobs", body)
 
     def jobs(self, *, state: str | None = None, avi: str | None = None, limit: int = 50,
-             offset: int = 0) -> JobsPublic:
-        return self._get(JobsPublic, "/jobs", state=state, avi=avi, limit=limit, offset=offset)
+             offset: int = 0, everyone: bool = False) -> JobsPublic:
+        """Your jobs; ``everyone``: every user's (operators)."""
+        return self._get(JobsPublic, "/jobs", state=state, avi=avi, limit=limit, offset=offset,
+                         everyone=everyone or None)
+
+    def usage(self) -> UsagePublic:
+        """What every user holds now (operators)."""
+        return self._get(UsagePublic, "/users/usage")
 
     def job(self, job_id: int) -> JobPublic:
         return self._get(JobPublic, f"/jobs/{job_id}")

@@ -43,7 +43,7 @@ class StoreCollector(Collector):
                                    labels=["user"])
         cores = GaugeMetricFamily("avip_granted_cores", "Cores of running jobs, per user.",
                                   labels=["user"])
-        for user, waiting, running_cores in load:
+        for user, waiting, _running, running_cores, _memory in load:
             queued.add_metric([user], waiting)
             cores.add_metric([user], running_cores)
         yield queued

@@ -58,6 +58,21 @@ class UsersPublic(BaseModel):
     count: int
 
 
+class UserUsage(BaseModel):
+    user: str
+    queued_jobs: int
+    running_jobs: int
+    running_cores: int
+    running_memory_mb: int
+
+
+class UsagePublic(BaseModel):
+    """What every user holds now (operators): jobs waiting and running, and their grant."""
+
+    data: list[UserUsage]
+    count: int
+
+
 class MePublic(UserPublic):
     quota: QuotaPublic
     pool_overridden: bool

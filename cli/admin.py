@@ -116,3 +116,15 @@ def pools_reset(user: str) -> None:
     with connect() as client:
         client.clear_pool(user)
     console.print(f"pool of {user} back to its role default")
+
+
+@users_app.command("usage")
+def users_usage() -> None:
+    """What every user holds now: jobs waiting and running, cores and memory (operators)."""
+    with connect() as client:
+        rows = client.usage().data
+    table = Table("user", "queued", "running", "cores", "memory MB")
+    for row in rows:
+        table.add_row(row.user, str(row.queued_jobs), str(row.running_jobs),
+                      str(row.running_cores), str(row.running_memory_mb))
+    console.print(table)

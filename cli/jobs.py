@@ -139,13 +139,14 @@ def jobs(
     avi: Annotated[str | None, typer.Option(help="Only this AVI.")] = None,
     limit: Annotated[int, typer.Option(min=1, max=500)] = 20,
     offset: Annotated[int, typer.Option(min=0)] = 0,
+    everyone: Annotated[bool, typer.Option("--all", help="Every user's jobs (operators).")] = False,
 ) -> None:
-    """Your jobs, newest first."""
+    """Your jobs, newest first (--all: every user's, for operators)."""
     with connect() as client:
-        page = client.jobs(state=state, avi=avi, limit=limit, offset=offset)
-    table = Table("id", "avi", "state", "progress", "queue", "submitted", "reason")
+        page = client.jobs(state=state, avi=avi, limit=limit, offset=offset, everyone=everyone)
+    table = Table("id", "owner", "avi", "state", "progress", "queue", "submitted", "reason")
     for job in page.data:
-        table.add_row(str(job.id), f"{job.avi} {job.avi_version}", job.state,
+        table.add_row(str(job.id), job.owner, f"{job.avi} {job.avi_version}", job.state,
                       f"{job.progress.fraction:.0%}", str(job.queue_position or ""),
                       job.submitted_at.strftime("%Y-%m-%d %H:%M:%S"), (job.reason or "")[:60])
     console.print(table)

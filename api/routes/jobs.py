@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Request, Response, status
+from fastapi import APIRouter, HTTPException, Query, Request, Response, status
 from fastapi.responses import FileResponse, PlainTextResponse
 from sqlalchemy import Row
 from sqlalchemy.orm import Session
@@ -34,6 +34,7 @@ from api.schemas import (
 )
 from api.space import result_files
 from api.store import jobs as job_store
+from api.store import users as user_store
 from spark_jobs.backends.protocol import LOG_FILE
 
 MAX_LOG_BYTES = 1 << 20  # one page of a log: the API never reads a whole log at once
@@ -64,6 +65,12 @@ def job_public(job: Job | Row[Any], owner: str, positions: dict[int, int]) -> Jo
 def _positions(request: Request) -> dict[int, int]:
     dispatcher = getattr(request.app.state, "dispatcher", None)
     return dispatcher.positions if dispatcher is not None else {}
+
+
+def _any_job(session: SessionDep, job_id: int) -> Job:
+    """Any user's job (an operator's view)."""
+    with http_errors():
+        return job_store.get_job(session, job_id=job_id)
 
 
 def _own_job(session: SessionDep, user: User, job_id: int) -> Job:
@@ -106,12 +113,23 @@ async def list_jobs(
     avi: Annotated[str | None, Query(max_length=100)] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     offset: Annotated[int, Query(ge=0, le=2**62)] = 0,
+    everyone: Annotated[bool, Query(description="Every user's jobs (operators only).")] = False,
 ) -> JobsPublic:
-    """Your jobs, newest first."""
-    jobs, count = await run_store(request, lambda session: job_store.list_jobs(
-        session, owner=user, state=state, avi=avi, limit=limit, offset=offset))
+    """Your jobs, newest first; with ``everyone``, an operator sees every user's."""
+    if everyone and "operator" not in user.roles:
+        raise HTTPException(status.HTTP_403_FORBIDDEN, "everyone=true is for operators")
+
+    def work(session: Session) -> tuple[list[Row[Any]], int, dict[int, str]]:
+        jobs, count = job_store.list_jobs(session, owner=None if everyone else user,
+                                          state=state, avi=avi, limit=limit, offset=offset)
+        names = ({u.id: u.name for u in user_store.list_users(session)} if everyone
+                 else {user.id: user.name})
+        return jobs, count, names
+
+    jobs, count, names = await run_store(request, work)
     positions = _positions(request)
-    return JobsPublic(data=[job_public(j, user.name, positions) for j in jobs], count=count)
+    return JobsPublic(data=[job_public(j, names[j.owner_id], positions) for j in jobs],
+                      count=count)
 
 
 @router.get("/{job_id}", response_model=JobPublic)
@@ -127,19 +145,24 @@ async def read_job(request: Request, user: CurrentUser, job_id: RowId) -> JobPub
 def cancel_job(
     request: Request, session: SessionDep, user: CurrentUser, job_id: RowId
 ) -> JobPublic:
-    """A queued job is cancelled at once; a running one when the scheduler stops its driver."""
-    job = _own_job(session, user, job_id)
+    """A queued job is cancelled at once; a running one when the scheduler stops its driver.
+    An operator may cancel anyone's job."""
+    operator = "operator" in user.roles
+    job = _any_job(session, job_id) if operator else _own_job(session, user, job_id)
+    by = "its owner" if job.owner_id == user.id else f"operator {user.name}"
     with http_errors():
         if job.state == "queued":
             if not job_store.transition(session, job=job, to="cancelled",
-                                        reason="cancelled by its owner"):
-                job = _own_job(session, user, job_id)
+                                        reason=f"cancelled by {by}"):
+                job = _any_job(session, job_id) if operator else _own_job(session, user, job_id)
         if job.state == "running":
             job.cancel_requested = True
         elif job.state != "cancelled":
             job_store.transition(session, job=job, to="cancelled")  # raises Conflict
     session.commit()
-    return job_public(job, user.name, _positions(request))
+    owner = (user if job.owner_id == user.id
+             else user_store.user_by_id(session, user_id=job.owner_id))
+    return job_public(job, owner.name if owner else "?", _positions(request))
 
 
 @router.get("/{job_id}/logs", response_class=PlainTextResponse,

@@ -26,10 +26,12 @@ from api.schemas import (
     TokenIssued,
     TokenPublic,
     TokensPublic,
+    UsagePublic,
     UserCreate,
     UserPublic,
     UsersPublic,
     UserUpdate,
+    UserUsage,
 )
 from api.space.selection import user_space
 from api.store import jobs as job_store
@@ -61,6 +63,16 @@ def read_me(session: SessionDep, user: CurrentUser, settings: SettingsDep) -> Me
 def list_users(session: SessionDep) -> UsersPublic:
     users = user_store.list_users(session)
     return UsersPublic(data=[UserPublic.model_validate(u) for u in users], count=len(users))
+
+
+@router.get("/usage", response_model=UsagePublic, dependencies=operator_only)
+def usage(session: SessionDep) -> UsagePublic:
+    """Every user with a job waiting or running: how many, and the cores and memory their
+    running jobs hold (operators)."""
+    rows = [UserUsage(user=user, queued_jobs=queued, running_jobs=running, running_cores=cores,
+                      running_memory_mb=memory)
+            for user, queued, running, cores, memory in job_store.load_by_user(session)]
+    return UsagePublic(data=rows, count=len(rows))
 
 
 @router.post("", response_model=UserPublic, status_code=status.HTTP_201_CREATED,

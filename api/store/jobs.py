@@ -251,16 +251,20 @@ def counts_by_state(session: Session) -> dict[str, int]:
     return {state: int(found.get(state, 0)) for state in STATES}
 
 
-def load_by_user(session: Session) -> list[tuple[str, int, int]]:
-    """(user, jobs waiting, cores of running jobs) for every user with either."""
+def load_by_user(session: Session) -> list[tuple[str, int, int, int, int]]:
+    """(user, jobs waiting, jobs running, their cores, their memory MB) for every user with
+    a job waiting or running, by name."""
+    running = Job.state == "running"
     rows = session.execute(
         select(User.name,
                func.sum(case((Job.state == "queued", 1), else_=0)),
-               func.sum(case((Job.state == "running", Job.cores), else_=0)))
+               func.sum(case((running, 1), else_=0)),
+               func.sum(case((running, Job.cores), else_=0)),
+               func.sum(case((running, Job.memory_mb), else_=0)))
         .join(User, User.id == Job.owner_id)
-        .where(Job.state.in_(("queued", "running"))).group_by(User.name)
+        .where(Job.state.in_(("queued", "running"))).group_by(User.name).order_by(User.name)
     ).all()
-    return [(name, int(queued or 0), int(cores or 0)) for name, queued, cores in rows]
+    return [(name, *(int(v or 0) for v in values)) for name, *values in rows]
 
 
 def outbox_lag(session: Session, *, now: datetime | None = None) -> tuple[int, float]:
