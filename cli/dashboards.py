@@ -15,6 +15,9 @@ def dashboards(
     port: Annotated[int, typer.Option(min=1, max=65535, help="Port of the dashboards.")] = 5006,
     api_url: Annotated[str | None, typer.Option(help="The API (default: settings api_url).")]
     = None,
+    allow_origin: Annotated[list[str] | None, typer.Option(
+        help="A host[:port] browsers reach the dashboards by (repeatable; default: settings "
+        "dashboards_origins).")] = None,
 ) -> None:
     """Serve the dashboards (sign-in, gallery, jobs, results, space, presets) until Ctrl-C."""
     from panel_apps.app import serve  # Panel + Bokeh + HoloViews: seconds, only here
@@ -22,4 +25,5 @@ def dashboards(
     settings = get_settings()
     url = api_url or settings.api_url
     typer.echo(f"dashboards on http://{address}:{port}/ using the API at {url}")
-    serve(url, address=address, port=port, cache_root=settings.data_dir / "panel-cache")
+    serve(url, address=address, port=port, cache_root=settings.data_dir / "panel-cache",
+          allowed_origins=allow_origin or settings.dashboards_origins)

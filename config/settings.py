@@ -89,6 +89,11 @@ class Settings(BaseSettings):
     scheduler_interval_s: float = Field(
         default=0.5, gt=0, description="Seconds between scheduler ticks in `avip serve`."
     )
+    dashboards_origins: list[str] = Field(
+        default_factory=list,
+        description="Extra host[:port] names browsers may open the dashboards' websocket "
+        "from (the Service or Ingress name users reach them by).",
+    )
     metrics_token: SecretStr | None = Field(
         default=None,
         description="Bearer token Prometheus sends to scrape /metrics (an operator's token "

@@ -11,6 +11,7 @@ token, every page gives way to the sign-in page and says why.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -161,13 +162,17 @@ def create_app(api_url: str, cache_root: Path | None = None, served: bool = True
 
 
 def serve(api_url: str, *, address: str = "127.0.0.1", port: int = 5006,
-          cache_root: Path | None = None, threaded: bool = False) -> Any:
-    """Serve the dashboards on ``address:port`` (blocking unless ``threaded``)."""
+          cache_root: Path | None = None, threaded: bool = False,
+          allowed_origins: Sequence[str] = ()) -> Any:
+    """Serve the dashboards on ``address:port`` (blocking unless ``threaded``), with a
+    ``/liveness`` probe. Browsers may open the websocket from ``address:port``,
+    ``localhost:port`` and each of ``allowed_origins`` (``host[:port]``: the name users
+    reach it by behind a Service or an Ingress)."""
     import holoviews as hv
 
     pn.extension(*EXTENSIONS)
     hv.extension("bokeh", logo=False)
-    origin = [f"{address}:{port}", f"localhost:{port}"]
+    origin = [f"{address}:{port}", f"localhost:{port}", *allowed_origins]
     return pn.serve({"/": lambda: create_app(api_url, cache_root)}, address=address, port=port,
-                    show=False, threaded=threaded, websocket_origin=origin,
+                    show=False, threaded=threaded, websocket_origin=origin, liveness=True,
                     title="avip dashboards", verbose=False)
