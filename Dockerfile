@@ -30,7 +30,8 @@ COPY panel_apps/ panel_apps/
 COPY zeppelin_notes/ zeppelin_notes/
 COPY cli/ cli/
 COPY .jars/spark/ .jars/spark/
-RUN pip install --no-cache-dir . \
+COPY requirements.lock ./
+RUN pip install --no-cache-dir -c requirements.lock . \
  && python -c "import pyspark, os; print(os.path.dirname(pyspark.__file__))" > /opt/avip/.spark_home
 
 # Spark on Kubernetes starts containers with `driver ...` or `executor ...`.

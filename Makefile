@@ -9,7 +9,7 @@ BIN := $(VENV)/bin
 MVN := mvn -q -B -s jvm/maven-settings.xml
 DEVSTACK := devstack/devstack.sh
 
-.PHONY: all install jars java-check demo serve dashboards test lint bench clean devstack-up devstack-down
+.PHONY: all install jars java-check demo serve dashboards test lint bench clean devstack-up devstack-down lock
 
 all: install jars
 
@@ -18,9 +18,14 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 
-$(VENV)/.installed: $(BIN)/python pyproject.toml
-	$(BIN)/pip install -q -e '.[test,bench]'
+$(VENV)/.installed: $(BIN)/python pyproject.toml requirements.lock
+	$(BIN)/pip install -q -c requirements.lock -e '.[test,bench]'
 	touch $@
+
+# Pin what the suite passed with: run after a green `make test`.
+lock: install
+	{ sed -n '1,3p' requirements.lock; $(BIN)/pip freeze --exclude-editable | grep -v ' @ file'; } > requirements.lock.new
+	mv requirements.lock.new requirements.lock
 
 install: $(VENV)/.installed
 
