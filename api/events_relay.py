@@ -56,6 +56,7 @@ class EventRelay:
     ):
         self.sessions = sessions
         self.topic = topic
+        self.published_total = 0  # events published by run(), for the metrics
         self.batch_size = batch_size
         self.delivery_timeout_s = delivery_timeout_s
         self.producer = Producer(
@@ -108,6 +109,7 @@ class EventRelay:
             except Exception:  # keep relaying through DB or broker hiccups
                 log.exception("relay pass failed; retrying")
                 n = 0
+            self.published_total += n
             if n == 0:
                 time.sleep(interval_s)
 

@@ -263,6 +263,9 @@ def stream_command(
     no_gaia: Annotated[bool, typer.Option("--no-gaia", help="Skip the Gaia annotation.")] = False,
     once: Annotated[bool, typer.Option("--once", help="Process what is there, then stop.")] = False,
     master: Annotated[str | None, typer.Option(help="Spark master (default: settings).")] = None,
+    probes_port: Annotated[int, typer.Option(
+        help="Port of /healthz, /readyz and /metrics (0: none).")] = 8768,
+    probes_host: Annotated[str, typer.Option(help="Address of the probes.")] = "127.0.0.1",
 ) -> None:
     """Run the alert stream: raw topic → decode → Gaia annotation → filters → their topics."""
     # The stream job (Spark SQL and streaming, delta-rs, astropy): ~2 s to import, paid by
@@ -293,7 +296,25 @@ def stream_command(
             catalog = lakehouse.open_catalog(lakehouse_root, spark=spark, settings=settings)
         except (ValueError, FileNotFoundError) as err:
             raise fail(f"{err} (or pass --no-gaia)") from None
-    job = AlertStream(spark, config, source, catalog, on_disabled=on_disabled, settings=settings)
+    disabled = [0]
+
+    def counted(f: AlertFilter, reason: str) -> None:
+        on_disabled(f, reason)
+        disabled[0] += 1
+
+    job = AlertStream(spark, config, source, catalog, on_disabled=counted, settings=settings)
+    probes = None
+    if probes_port:
+        from prometheus_client import CollectorRegistry
+
+        from cli.probes import StreamCollector, serve_probes
+
+        registry = CollectorRegistry()
+        registry.register(StreamCollector(lambda: job.stats, lambda: disabled[0]))
+        token = settings.metrics_token.get_secret_value() if settings.metrics_token else None
+        probes = serve_probes(registry, lambda: {"kafka": _check(
+            lambda: _kafka_reachable(config.bootstrap))}, host=probes_host, port=probes_port,
+            token=token)
     query = job.start(available_now=once)
     try:
         query.awaitTermination()
@@ -301,6 +322,9 @@ def stream_command(
         query.stop()
     finally:
         job.close()
+        if probes is not None:
+            probes.shutdown()
+            probes.server_close()
 
 
 # -- job events -----------------------------------------------------------------
@@ -325,17 +349,69 @@ def events_tail(
 
 
 @events_app.command("relay")
-def events_relay_command() -> None:
+def events_relay_command(
+    probes_port: Annotated[int, typer.Option(
+        help="Port of /healthz, /readyz and /metrics (0: none).")] = 8767,
+    probes_host: Annotated[str, typer.Option(help="Address of the probes.")] = "127.0.0.1",
+) -> None:
     """Run the outbox relay (publishes unpublished job events until interrupted)."""
     # The job store (SQLAlchemy, Alembic): ~1 s to import, for the commands that open it.
-    from api.db import make_engine, session_factory
+    from prometheus_client import CollectorRegistry
+    from prometheus_client.core import CounterMetricFamily
+
+    from api.db import make_engine, ping, session_factory
     from api.events_relay import EventRelay
+    from api.metrics import StoreCollector
+    from cli.probes import serve_probes
 
     settings = get_settings()
-    relay = EventRelay(
-        session_factory(make_engine(settings.store_url)), _bootstrap(), settings.events_topic
-    )
+    sessions = session_factory(make_engine(settings.store_url))
+    bootstrap = _bootstrap()
+    relay = EventRelay(sessions, bootstrap, settings.events_topic)
+    probes = None
+    if probes_port:
+        registry = CollectorRegistry()
+        registry.register(StoreCollector(sessions))
+        registry.register(_Value(lambda: CounterMetricFamily(
+            "avip_events_published", "Job events published to Kafka.",
+            value=relay.published_total)))
+
+        def ready() -> dict[str, str]:
+            return {"store": _check(lambda: ping(sessions)),
+                    "kafka": _check(lambda: _kafka_reachable(bootstrap))}
+
+        token = settings.metrics_token.get_secret_value() if settings.metrics_token else None
+        probes = serve_probes(registry, ready, host=probes_host, port=probes_port, token=token)
     try:
         relay.run()
     except KeyboardInterrupt:
         pass
+    finally:
+        if probes is not None:
+            probes.shutdown()
+            probes.server_close()
+
+
+class _Value:
+    """A collector of one metric made at scrape time."""
+
+    def __init__(self, make: Callable[[], object]) -> None:
+        self.make = make
+
+    def collect(self):  # type: ignore[no-untyped-def]
+        yield self.make()
+
+
+def _check(probe: Callable[[], object]) -> str:
+    """"ok", or why the probe failed (its first line)."""
+    try:
+        probe()
+    except Exception as error:  # noqa: BLE001 — any failure is "not ready", with why
+        return f"unreachable: {str(error).splitlines()[0][:200] if str(error) else error!r}"
+    return "ok"
+
+
+def _kafka_reachable(bootstrap: str, timeout_s: float = 3.0) -> None:
+    from confluent_kafka.admin import AdminClient
+
+    AdminClient(kafka_config(bootstrap)).list_topics(timeout=timeout_s)

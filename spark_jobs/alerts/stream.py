@@ -254,7 +254,8 @@ class AlertStream:
             marker_extra={"processed_to": {str(p): o for p, o in processed_to.items()}},
         )
         t3 = time.perf_counter()
-        self.stats.append({"batch_id": batch_id, "messages": n})
+        self.stats.append({"batch_id": batch_id, "messages": n, "records": out.num_rows,
+                           "seconds": round(t3 - t0, 4)})
         log.info(
             "batch %d: %d records, %d messages; settle %.2fs, spark %.2fs, messages %.2fs, "
             "kafka %.2fs",

@@ -112,3 +112,57 @@ def test_other_bad_input_exits_2_before_spark_starts(tmp_path, no_kafka_setting)
     assert result.exit_code == 2 and "radius_arcsec" in result.stderr
     result = stream(tmp_path, *broker, "--max-offsets", "0", "--filters-json", str(path))
     assert result.exit_code == 2 and "max_offsets_per_trigger" in result.stderr
+
+
+@pytest.mark.slow
+def test_the_relay_serves_probes_and_metrics(tmp_path, kafka_bootstrap):  # type: ignore[no-untyped-def]
+    """Issue 15: `avip events relay` answers /healthz, /readyz (store and broker) and
+    /metrics (parsed by prometheus_client) while it publishes."""
+    import os
+    import signal
+    import socket
+    import subprocess
+    import sys
+    import time
+
+    import httpx
+    from prometheus_client.parser import text_string_to_metric_families
+
+    from api.db import make_engine, migrate, session_factory
+    from api.store import jobs as job_store
+
+    store = f"sqlite:///{tmp_path / 'store.db'}"
+    migrate(make_engine(store))
+    with session_factory(make_engine(store))() as session:
+        for step in range(3):
+            job_store.add_event(session, user="alice", type="job.progress", job_id=1,
+                                payload={"step": step})
+        session.commit()
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {**os.environ, "AVIP_DATABASE_URL": store, "AVIP_KAFKA_BOOTSTRAP": kafka_bootstrap,
+           "AVIP_EVENTS_TOPIC": f"events-{port}"}
+    relay = subprocess.Popen([str(Path(sys.executable).parent / "avip"), "events", "relay",
+                              "--probes-port", str(port)], env=env,
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                samples = {s.name: s.value for family in text_string_to_metric_families(
+                    httpx.get(f"{url}/metrics", timeout=5).text) for s in family.samples}
+                if samples.get("avip_events_published_total") == 3:
+                    break
+            except httpx.HTTPError:
+                pass
+            assert relay.poll() is None and time.monotonic() < deadline
+            time.sleep(0.3)
+        assert samples["avip_outbox_unpublished_events"] == 0
+        assert httpx.get(f"{url}/healthz").json() == {"status": "alive"}
+        assert httpx.get(f"{url}/readyz").json() == {"ready": True,
+                                                     "checks": {"store": "ok", "kafka": "ok"}}
+    finally:
+        relay.send_signal(signal.SIGINT)
+        relay.wait(timeout=30)
