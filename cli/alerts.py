@@ -357,12 +357,11 @@ def events_relay_command(
     """Run the outbox relay (publishes unpublished job events until interrupted)."""
     # The job store (SQLAlchemy, Alembic): ~1 s to import, for the commands that open it.
     from prometheus_client import CollectorRegistry
-    from prometheus_client.core import CounterMetricFamily
 
     from api.db import make_engine, ping, session_factory
     from api.events_relay import EventRelay
     from api.metrics import StoreCollector
-    from cli.probes import serve_probes
+    from cli.probes import RelayCollector, serve_probes
 
     settings = get_settings()
     sessions = session_factory(make_engine(settings.store_url))
@@ -372,9 +371,7 @@ def events_relay_command(
     if probes_port:
         registry = CollectorRegistry()
         registry.register(StoreCollector(sessions))
-        registry.register(_Value(lambda: CounterMetricFamily(
-            "avip_events_published", "Job events published to Kafka.",
-            value=relay.published_total)))
+        registry.register(RelayCollector(lambda: relay.published_total))
 
         def ready() -> dict[str, str]:
             return {"store": _check(lambda: ping(sessions)),
@@ -390,16 +387,6 @@ def events_relay_command(
         if probes is not None:
             probes.shutdown()
             probes.server_close()
-
-
-class _Value:
-    """A collector of one metric made at scrape time."""
-
-    def __init__(self, make: Callable[[], object]) -> None:
-        self.make = make
-
-    def collect(self):  # type: ignore[no-untyped-def]
-        yield self.make()
 
 
 def _check(probe: Callable[[], object]) -> str:

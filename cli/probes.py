@@ -90,3 +90,14 @@ class StreamCollector(Collector):
                                 value=batches[-1].get("seconds", 0.0) if batches else 0.0)
         yield CounterMetricFamily("avip_alert_filters_disabled",
                                   "Filters the stream switched off.", value=self.disabled())
+
+
+class RelayCollector(Collector):
+    """The event relay's own figure (the outbox's lag comes from the store's collector)."""
+
+    def __init__(self, published: Callable[[], int]) -> None:
+        self.published = published
+
+    def collect(self) -> Iterator[Metric]:
+        yield CounterMetricFamily("avip_events_published", "Job events published to Kafka.",
+                                  value=self.published())
