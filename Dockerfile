@@ -5,14 +5,19 @@
 # Spark comes from the pyspark wheel (pinned in pyproject.toml); the JVM jars
 # (Delta, hadoop-aws + AWS SDK v2, Kafka connector) from `make jars` (.jars/spark).
 
-FROM python:3.11-slim-bookworm
+# BASE: any Debian bookworm with Python 3.11 and its venv module. The default comes from
+# Docker Hub; where no image registry is reachable, k8s/image/build-local.sh makes one
+# with debootstrap from Debian's own packages and passes it here.
+ARG BASE=python:3.11-slim-bookworm
+FROM ${BASE}
 
 ARG SPARK_UID=185
 ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
     JAVA_HOME=/usr/lib/jvm/java-17-openjdk-amd64 \
     AVIP_JARS_DIR=/opt/avip/.jars/spark \
-    AVIP_DATA_DIR=/data
+    AVIP_DATA_DIR=/data \
+    PATH=/opt/venv/bin:$PATH
 
 RUN apt-get update \
  && apt-get install -y --no-install-recommends openjdk-17-jre-headless tini procps \
@@ -31,7 +36,8 @@ COPY zeppelin_notes/ zeppelin_notes/
 COPY cli/ cli/
 COPY .jars/spark/ .jars/spark/
 COPY requirements.lock ./
-RUN pip install --no-cache-dir -c requirements.lock . \
+RUN python3 -m venv /opt/venv \
+ && pip install --no-cache-dir -c requirements.lock . \
  && python -c "import pyspark, os; print(os.path.dirname(pyspark.__file__))" > /opt/avip/.spark_home
 
 # Spark on Kubernetes starts containers with `driver ...` or `executor ...`.

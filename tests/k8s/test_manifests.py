@@ -183,3 +183,23 @@ def test_dockerfile_copies_only_what_exists_and_starts_spark_roles():
                     assert (root / source).exists(), f"Dockerfile copies missing {source}"
     entrypoint = (K8S / "image" / "entrypoint.sh").read_text()
     assert "driver)" in entrypoint and "KubernetesExecutorBackend" in entrypoint
+
+
+def test_platform_pods_are_locked_down(overlay):
+    """Issue 15: a default-deny ingress policy in the platform namespace, and our own
+    containers with a read-only root file system (writable emptyDirs where they write)."""
+    _, objects = overlay
+    policies = [o for o in objects if o["kind"] == "NetworkPolicy"
+                and o["metadata"].get("namespace", "avip") == "avip"]
+    assert any(p["spec"]["podSelector"] == {} and "ingress" not in p["spec"]
+               and p["spec"]["policyTypes"] == ["Ingress"] for p in policies)
+    ours = [o for o in objects if o["kind"] == "Deployment"
+            and o["metadata"]["name"] in ("api", "scheduler", "panel")]
+    assert len(ours) == 3
+    for deployment in ours:
+        pod = deployment["spec"]["template"]["spec"]
+        volumes = {v["name"] for v in pod.get("volumes", [])}
+        for container in pod["containers"]:
+            assert container["securityContext"]["readOnlyRootFilesystem"] is True
+            mounts = {m["mountPath"]: m["name"] for m in container.get("volumeMounts", [])}
+            assert "/tmp" in mounts and set(mounts.values()) <= volumes
