@@ -36,8 +36,11 @@ COPY zeppelin_notes/ zeppelin_notes/
 COPY cli/ cli/
 COPY .jars/spark/ .jars/spark/
 COPY requirements.lock ./
+# PIP_CERT: a CA bundle for pip where an egress proxy re-signs TLS (mounted at build time
+# by k8s/image/build-local.sh; never copied into the image).
+ARG PIP_CERT=
 RUN python3 -m venv /opt/venv \
- && pip install --no-cache-dir -c requirements.lock . \
+ && pip install --no-cache-dir ${PIP_CERT:+--cert "$PIP_CERT"} -c requirements.lock . \
  && python -c "import pyspark, os; print(os.path.dirname(pyspark.__file__))" > /opt/avip/.spark_home
 
 # Spark on Kubernetes starts containers with `driver ...` or `executor ...`.

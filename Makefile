@@ -9,7 +9,7 @@ BIN := $(VENV)/bin
 MVN := mvn -q -B -s jvm/maven-settings.xml
 DEVSTACK := devstack/devstack.sh
 
-.PHONY: all install jars java-check demo serve dashboards test lint bench clean devstack-up devstack-down lock
+.PHONY: all install jars java-check demo serve dashboards test lint bench clean devstack-up devstack-down lock image
 
 all: install jars
 
@@ -82,6 +82,13 @@ bench: install jars
 	  AVIP_KAFKA_BOOTSTRAP=$$AVIP_TEST_KAFKA_BOOTSTRAP $(BIN)/python benchmarks/alerts.py && \
 	  $(BIN)/python benchmarks/zeppelin_users.py; rc=$$?; \
 	  $(DEVSTACK) down; exit $$rc
+
+# The platform image with podman; where no image registry answers, its base is made with
+# debootstrap from Debian's packages (k8s/image/build-local.sh). tests/k8s/test_image.py
+# then runs `avip --help` and the API's probes inside it.
+image: jars
+	command -v podman >/dev/null || apt-get install -y -qq podman buildah debootstrap
+	k8s/image/build-local.sh
 
 clean:
 	-$(DEVSTACK) down

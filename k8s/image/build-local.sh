@@ -20,5 +20,13 @@ if ! podman image exists "$BASE"; then
   tar -C "$ROOTFS" -c . | podman import - "$BASE"
 fi
 [ -f .jars/spark/.resolved ] || make jars
-podman build --build-arg BASE="$BASE" -t "$TAG" .
+# pip in the build trusts what this host trusts (an egress proxy may re-sign TLS): the
+# host's CA bundle is mounted for the build only, never copied into the image.
+ca=()
+if [ -f /etc/ssl/certs/ca-certificates.crt ]; then
+  ca=(-v /etc/ssl/certs/ca-certificates.crt:/run/host-ca.crt:ro --build-arg PIP_CERT=/run/host-ca.crt)
+fi
+# chroot isolation: no OCI runtime needed (crun refuses the cgroup layout of some sandboxes)
+podman build --isolation "${AVIP_BUILD_ISOLATION:-chroot}" "${ca[@]}" \
+  --build-arg BASE="$BASE" -t "$TAG" .
 echo "built $TAG"
