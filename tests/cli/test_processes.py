@@ -18,6 +18,7 @@ from pathlib import Path
 import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
+from testing_utils import wait_until_answers
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -39,16 +40,8 @@ def _process(command: list[str], data: Path, port: int) -> Iterator[str]:
                                stdout=log.open("wb"), stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 90
-        while True:
-            try:
-                if httpx.get(f"{url}/healthz", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            assert process.poll() is None, log.read_text()[-3000:]
-            assert time.monotonic() < deadline, log.read_text()[-3000:]
-            time.sleep(0.3)
+        wait_until_answers(f"{url}/healthz", process, why=log.read_text()[-3000:]
+                           if log.exists() else "")
         yield url
     finally:
         process.send_signal(signal.SIGTERM)

@@ -9,10 +9,10 @@ from __future__ import annotations
 import shutil
 import socket
 import subprocess
-import time
 
 import httpx
 import pytest
+from testing_utils import wait_until_answers
 
 IMAGE = "localhost/avip/platform:0.1.0"
 
@@ -46,15 +46,7 @@ def test_the_image_runs_the_cli_and_the_api_with_its_probes(container: str) -> N
     api = _run(container, "avip", "api", "--host", "127.0.0.1", "--port", str(port),
                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            assert api.poll() is None and time.monotonic() < deadline
-            time.sleep(0.5)
+        wait_until_answers(f"http://127.0.0.1:{port}/healthz", api)
         assert httpx.get(f"http://127.0.0.1:{port}/readyz").json() == {
             "ready": True, "checks": {"store": "ok"}}
     finally:

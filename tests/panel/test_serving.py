@@ -11,11 +11,11 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import httpx
 import pytest
+from testing_utils import wait_until_answers
 from tornado.httpclient import HTTPClientError, HTTPRequest
 from tornado.websocket import websocket_connect
 
@@ -48,15 +48,7 @@ def test_liveness_and_allowed_websocket_origins(tmp_path: Path) -> None:
          "--allow-origin", "avip.example.org"], env=env, cwd=REPO,
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                if httpx.get(f"http://127.0.0.1:{port}/liveness", timeout=5).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            assert process.poll() is None and time.monotonic() < deadline
-            time.sleep(0.5)
+        wait_until_answers(f"http://127.0.0.1:{port}/liveness", process)
         page = httpx.get(f"http://127.0.0.1:{port}/", timeout=60).text
         token = re.search(r'"token":\s*"([^"]+)"', page)
         assert token, page[:500]

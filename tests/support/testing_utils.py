@@ -93,3 +93,23 @@ def fuzz_operations(app, headers: dict[str, str], examples: int, check) -> tuple
 
         run()
     return operations, sent
+
+
+def wait_until_answers(url: str, process, timeout_s: float = 120.0,  # type: ignore[no-untyped-def]
+                       why: str = "") -> None:
+    """Poll ``url`` until it answers 200, failing (with ``why``: a log's tail) if the
+    ``process`` serving it exits first or ``timeout_s`` passes."""
+    import time
+
+    import httpx
+
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            if httpx.get(url, timeout=5).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        assert process.poll() is None, f"it exited before {url} answered. {why}"
+        assert time.monotonic() < deadline, f"{url} did not answer in {timeout_s} s. {why}"
+        time.sleep(0.3)
