@@ -203,3 +203,16 @@ def test_platform_pods_are_locked_down(overlay):
             assert container["securityContext"]["readOnlyRootFilesystem"] is True
             mounts = {m["mountPath"]: m["name"] for m in container.get("volumeMounts", [])}
             assert "/tmp" in mounts and set(mounts.values()) <= volumes
+
+
+def test_one_zeppelin_version_everywhere(overlay):
+    """Issue 15: the deployment runs the Zeppelin line the devstack assembles and tests
+    (jvm/zeppelin/pom.xml), not another."""
+    import re
+
+    _, objects = overlay
+    pom = (K8S.parent / "jvm" / "zeppelin" / "pom.xml").read_text()
+    tested = re.search(r"<zeppelin.server.version>(\d+\.\d+)\.", pom).group(1)  # type: ignore[union-attr]
+    images = [c["image"] for o in objects if o["kind"] in ("Deployment", "StatefulSet")
+              for c in o["spec"]["template"]["spec"]["containers"] if "zeppelin" in c["image"]]
+    assert images and all(image.split(":")[1].startswith(tested + ".") for image in images)
