@@ -10,7 +10,6 @@ Those shared pieces are fixtures returning callables because pytest runs with
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import threading
@@ -57,9 +56,9 @@ def standalone_master() -> str:
 
 
 def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    from testing_utils import free_port
+
+    return free_port()
 
 
 @pytest.fixture(scope="session")

@@ -120,13 +120,13 @@ def test_the_relay_serves_probes_and_metrics(tmp_path, kafka_bootstrap):  # type
     /metrics (parsed by prometheus_client) while it publishes."""
     import os
     import signal
-    import socket
     import subprocess
     import sys
     import time
 
     import httpx
     from prometheus_client.parser import text_string_to_metric_families
+    from testing_utils import free_port
 
     from api.db import make_engine, migrate, session_factory
     from api.store import jobs as job_store
@@ -138,9 +138,7 @@ def test_the_relay_serves_probes_and_metrics(tmp_path, kafka_bootstrap):  # type
             job_store.add_event(session, user="alice", type="job.progress", job_id=1,
                                 payload={"step": step})
         session.commit()
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     env = {**os.environ, "AVIP_DATABASE_URL": store, "AVIP_KAFKA_BOOTSTRAP": kafka_bootstrap,
            "AVIP_EVENTS_TOPIC": f"events-{port}"}
     relay = subprocess.Popen([str(Path(sys.executable).parent / "avip"), "events", "relay",

@@ -4,12 +4,11 @@ operators and the scrape token only."""
 
 from __future__ import annotations
 
-import socket
 from pathlib import Path
 
 from fastapi.testclient import TestClient
 from prometheus_client.parser import text_string_to_metric_families
-from testing_utils import new_user
+from testing_utils import free_port, new_user
 
 from api.bootstrap import ensure_operator
 from api.main import create_app
@@ -22,11 +21,6 @@ def _samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
     return {(s.name, tuple(sorted(s.labels.items()))): s.value
             for family in text_string_to_metric_families(text) for s in family.samples}
 
-
-def _closed_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def test_probes_and_metrics(tmp_path: Path, catalogue) -> None:  # type: ignore[no-untyped-def]
@@ -67,7 +61,7 @@ def test_probes_and_metrics(tmp_path: Path, catalogue) -> None:  # type: ignore[
 
 def test_readyz_names_what_is_unreachable(tmp_path: Path, catalogue) -> None:  # type: ignore[no-untyped-def]
     settings = Settings(data_dir=tmp_path / "data", job_backend="standalone",
-                        spark_master=f"spark://127.0.0.1:{_closed_port()}")
+                        spark_master=f"spark://127.0.0.1:{free_port()}")
     with TestClient(create_app(settings, catalogue=catalogue)) as client:
         r = client.get("/readyz")
     assert r.status_code == 503

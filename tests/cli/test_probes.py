@@ -4,21 +4,14 @@ the scrape token when one is set, and a clear error for a port in use."""
 
 from __future__ import annotations
 
-import socket
-
 import httpx
 import pytest
 import typer
 from prometheus_client import CollectorRegistry
 from prometheus_client.parser import text_string_to_metric_families
+from testing_utils import free_port
 
 from cli.probes import StreamCollector, serve_probes
-
-
-def _port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def test_probes_serve_health_readiness_and_the_streams_metrics() -> None:
@@ -27,7 +20,7 @@ def test_probes_serve_health_readiness_and_the_streams_metrics() -> None:
     checks = {"kafka": "ok"}
     registry = CollectorRegistry()
     registry.register(StreamCollector(lambda: stats, lambda: 1))
-    port = _port()
+    port = free_port()
     server = serve_probes(registry, lambda: dict(checks), host="127.0.0.1", port=port,
                           token="scrape")
     url = f"http://127.0.0.1:{port}"

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -18,15 +17,10 @@ from pathlib import Path
 import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
-from testing_utils import wait_until_answers
+from testing_utils import free_port, wait_until_answers
 
 REPO = Path(__file__).resolve().parents[2]
 
-
-def _port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @contextmanager
@@ -57,7 +51,7 @@ def _families(url: str, headers: dict[str, str]) -> set[str]:
 @pytest.mark.slow
 def test_api_and_scheduler_run_apart_and_serve_their_probes(tmp_path: Path) -> None:
     data = tmp_path / "data"
-    with _process(["api"], data, _port()) as api:
+    with _process(["api"], data, free_port()) as api:
         operator = {"Authorization": f"Bearer {(data / 'operator.token').read_text().strip()}"}
         assert httpx.get(f"{api}/readyz").json() == {"ready": True, "checks": {"store": "ok"}}
         assert "avip_http_request_duration_seconds" in _families(api, operator)
@@ -68,7 +62,7 @@ def test_api_and_scheduler_run_apart_and_serve_their_probes(tmp_path: Path) -> N
                          "params": {"ra": 1, "dec": 2, "radius_deg": 0.1}}).json()
         time.sleep(1.5)
         assert httpx.get(f"{api}/jobs/{job['id']}", headers=operator).json()["state"] == "queued"
-        with _process(["scheduler"], data, _port()) as scheduler:
+        with _process(["scheduler"], data, free_port()) as scheduler:
             assert httpx.get(f"{scheduler}/jobs", headers=operator).status_code == 404  # no API
             assert httpx.get(f"{scheduler}/readyz").status_code == 200
             deadline = time.monotonic() + 60

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -15,6 +14,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from testing_utils import free_port
 
 from api.client import AvipClient
 from api.schemas import QuotaPublic
@@ -23,11 +23,6 @@ REPO = Path(__file__).resolve().parents[2]
 JOBS = 50
 RUNNING = 3
 
-
-def _port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _serve(data: Path, port: int, log: Path) -> subprocess.Popen[bytes]:
@@ -55,7 +50,7 @@ def _serve(data: Path, port: int, log: Path) -> subprocess.Popen[bytes]:
 def test_kill_9_with_jobs_waiting_and_running_loses_none_and_runs_none_twice(
     tmp_path: Path, record_figures
 ) -> None:
-    data, port, log = tmp_path / "data", _port(), tmp_path / "serve.log"
+    data, port, log = tmp_path / "data", free_port(), tmp_path / "serve.log"
     service = _serve(data, port, log)
     url = f"http://127.0.0.1:{port}"
     try:

@@ -7,12 +7,11 @@ to build one otherwise. Run through buildah's chroot isolation: this sandbox's O
 from __future__ import annotations
 
 import shutil
-import socket
 import subprocess
 
 import httpx
 import pytest
-from testing_utils import wait_until_answers
+from testing_utils import free_port, wait_until_answers
 
 IMAGE = "localhost/avip/platform:0.1.0"
 
@@ -40,9 +39,7 @@ def test_the_image_runs_the_cli_and_the_api_with_its_probes(container: str) -> N
     helped = _run(container, "avip", "--help", stdout=subprocess.PIPE, text=True)
     out, _ = helped.communicate(timeout=120)
     assert helped.returncode == 0 and "avip — a science platform" in out
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     api = _run(container, "avip", "api", "--host", "127.0.0.1", "--port", str(port),
                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:

@@ -8,24 +8,18 @@ import asyncio
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 from pathlib import Path
 
 import httpx
 import pytest
-from testing_utils import wait_until_answers
+from testing_utils import free_port, wait_until_answers
 from tornado.httpclient import HTTPClientError, HTTPRequest
 from tornado.websocket import websocket_connect
 
 REPO = Path(__file__).resolve().parents[2]
 
-
-def _port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 async def _opens(port: int, origin: str, token: str) -> bool:
@@ -41,7 +35,7 @@ async def _opens(port: int, origin: str, token: str) -> bool:
 
 @pytest.mark.slow
 def test_liveness_and_allowed_websocket_origins(tmp_path: Path) -> None:
-    port = _port()
+    port = free_port()
     env = {**os.environ, "AVIP_DATA_DIR": str(tmp_path / "data")}
     process = subprocess.Popen(
         [str(Path(sys.executable).parent / "avip"), "dashboards", "--port", str(port),

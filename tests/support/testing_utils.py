@@ -113,3 +113,12 @@ def wait_until_answers(url: str, process, timeout_s: float = 120.0,  # type: ign
         assert process.poll() is None, f"it exited before {url} answered. {why}"
         assert time.monotonic() < deadline, f"{url} did not answer in {timeout_s} s. {why}"
         time.sleep(0.3)
+
+
+def free_port() -> int:
+    """A free loopback TCP port (for a server a test starts)."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
