@@ -307,12 +307,13 @@ def stream_command(
     if probes_port:
         from prometheus_client import CollectorRegistry
 
+        from api.routes.health import check
         from cli.probes import StreamCollector, serve_probes
 
         registry = CollectorRegistry()
         registry.register(StreamCollector(lambda: job.stats, lambda: disabled[0]))
         token = settings.metrics_token.get_secret_value() if settings.metrics_token else None
-        probes = serve_probes(registry, lambda: {"kafka": _check(
+        probes = serve_probes(registry, lambda: {"kafka": check(
             lambda: _kafka_reachable(config.bootstrap))}, host=probes_host, port=probes_port,
             token=token)
     query = job.start(available_now=once)
@@ -361,6 +362,7 @@ def events_relay_command(
     from api.db import make_engine, ping, session_factory
     from api.events_relay import EventRelay
     from api.metrics import StoreCollector
+    from api.routes.health import check
     from cli.probes import RelayCollector, serve_probes
 
     settings = get_settings()
@@ -374,8 +376,8 @@ def events_relay_command(
         registry.register(RelayCollector(lambda: relay.published_total))
 
         def ready() -> dict[str, str]:
-            return {"store": _check(lambda: ping(sessions)),
-                    "kafka": _check(lambda: _kafka_reachable(bootstrap))}
+            return {"store": check(lambda: ping(sessions)),
+                    "kafka": check(lambda: _kafka_reachable(bootstrap))}
 
         token = settings.metrics_token.get_secret_value() if settings.metrics_token else None
         probes = serve_probes(registry, ready, host=probes_host, port=probes_port, token=token)
@@ -387,15 +389,6 @@ def events_relay_command(
         if probes is not None:
             probes.shutdown()
             probes.server_close()
-
-
-def _check(probe: Callable[[], object]) -> str:
-    """"ok", or why the probe failed (its first line)."""
-    try:
-        probe()
-    except Exception as error:  # noqa: BLE001 — any failure is "not ready", with why
-        return f"unreachable: {str(error).splitlines()[0][:200] if str(error) else error!r}"
-    return "ok"
 
 
 def _kafka_reachable(bootstrap: str, timeout_s: float = 3.0) -> None:

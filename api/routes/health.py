@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hmac
 import socket
+from collections.abc import Callable
 from typing import Annotated
 from urllib.parse import urlparse
 
@@ -36,28 +37,30 @@ async def healthz() -> dict[str, str]:
     return {"status": "alive"}
 
 
+def check(probe: Callable[[], object]) -> str:
+    """"ok" if ``probe`` returns, else why it failed (its first line)."""
+    try:
+        probe()
+    except Exception as error:  # noqa: BLE001 — any failure is "not ready", with why
+        first = str(error).strip().splitlines()[0] if str(error).strip() else repr(error)
+        return f"unreachable: {first[:200]}"
+    return "ok"
+
+
+def _connect(host: str, port: int) -> None:
+    with socket.create_connection((host, port), timeout=CHECK_TIMEOUT_S):
+        pass
+
+
 def readiness(sessions: sessionmaker[Session], settings: Settings) -> dict[str, str]:
     """Each dependency this API needs, "ok" or why not."""
-    checks: dict[str, str] = {}
-    try:
-        ping(sessions)
-        checks["store"] = "ok"
-    except Exception as error:  # noqa: BLE001 — any failure is "not ready", with why
-        checks["store"] = f"unreachable: {str(error).splitlines()[0][:200]}"
+    checks = {"store": check(lambda: ping(sessions))}
     if settings.user_space_backend == "s3" or is_s3(settings.catalogue_root):
-        try:
-            check_s3(settings)
-            checks["s3"] = "ok"
-        except Exception as error:  # noqa: BLE001
-            checks["s3"] = f"unreachable: {str(error).splitlines()[0][:200]}"
+        checks["s3"] = check(lambda: check_s3(settings))
     if settings.job_backend == "standalone":
         master = urlparse(settings.spark_master)
-        try:
-            with socket.create_connection((master.hostname or "", master.port or 7077),
-                                          timeout=CHECK_TIMEOUT_S):
-                checks["spark_master"] = "ok"
-        except OSError as error:
-            checks["spark_master"] = f"unreachable: {error}"
+        checks["spark_master"] = check(lambda: _connect(master.hostname or "",
+                                                        master.port or 7077))
     return checks
 
 
