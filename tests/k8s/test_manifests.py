@@ -25,12 +25,13 @@ from k8s_helpers import (
 )
 from kubernetes.utils import parse_quantity
 
-from cli.k8s import load_users, users_yaml, yunikorn_values
+from cli.k8s import load_users, spark_operator_values, users_yaml, yunikorn_values
 from spark_jobs.backends.k8s.quota import capacity_problems, yunikorn_config
 
 K8S = Path(__file__).resolve().parents[2] / "k8s"
 OVERLAYS = ["dev", "prod"]
 YUNIKORN_VALUES = {"dev": "yunikorn-values-dev.yaml", "prod": "yunikorn-values.yaml"}
+OPERATOR_VALUES = {"dev": "spark-operator-values-dev.yaml", "prod": "spark-operator-values.yaml"}
 
 
 @pytest.fixture(scope="module", params=OVERLAYS)
@@ -120,21 +121,87 @@ def test_one_users_pods_cannot_reach_anothers(overlay):
 @pytest.mark.parametrize("name", OVERLAYS)
 def test_generated_files_match_their_users_toml(name):
     toml = K8S / "overlays" / name / "users.toml"
-    hint = f"regenerate: avip k8s users {toml} > users.yaml (and avip k8s yunikorn)"
+    hint = (f"regenerate: avip k8s users {toml} > users.yaml (and avip k8s yunikorn, "
+            "avip k8s spark-operator)")
     assert (toml.parent / "users.yaml").read_text() == users_yaml(toml), hint
     assert (K8S / "helm" / YUNIKORN_VALUES[name]).read_text() == yunikorn_values(toml), hint
+    assert (K8S / "helm" / OPERATOR_VALUES[name]).read_text() == spark_operator_values(toml), hint
     users = load_users(toml)
     values = yaml.safe_load((K8S / "helm" / YUNIKORN_VALUES[name]).read_text())
     parsed = yaml.safe_load(values["yunikornDefaults"]["queues.yaml"])
     assert parsed == yunikorn_config(users.budgets, users.capacity)
 
 
-def test_spark_operator_values_hand_pods_to_yunikorn_in_user_namespaces():
-    values = yaml.safe_load((K8S / "helm" / "spark-operator-values.yaml").read_text())
+def test_spark_operator_values_hand_pods_to_yunikorn_in_user_namespaces(overlay):
+    """The chart (2.x) takes a list of job namespaces, not a selector: exactly the users'."""
+    name, objects = overlay
+    values = yaml.safe_load((K8S / "helm" / OPERATOR_VALUES[name]).read_text())
     assert values["controller"]["batchScheduler"]["enable"] is True
     assert values["controller"]["batchScheduler"]["default"] == "yunikorn"
-    assert values["spark"]["jobNamespaceSelector"] == "avip.io/user-namespace=true"
+    assert sorted(values["spark"]["jobNamespaces"]) == sorted(user_namespaces(objects))
+    assert "jobNamespaceSelector" not in values["spark"]
+    assert values["spark"]["rbac"]["create"] is False  # no operator-made roles in them
     assert values["webhook"]["enable"] is True  # pod templates need the webhook
+
+
+def test_platform_accounts_act_only_in_user_namespaces(overlay):
+    """Issue 15: the scheduler's and the API's verbs are granted per user namespace
+    (RoleBindings), never cluster-wide, and never in the platform namespace."""
+    _, objects = overlay
+    users = set(user_namespaces(objects))
+    assert not [o for o in objects if o["kind"] == "ClusterRoleBinding"]
+    for account in ("avip-scheduler", "avip-api"):
+        bound_in = {o["metadata"]["namespace"] for o in objects if o["kind"] == "RoleBinding"
+                    and any(s["name"] == account for s in o["subjects"])}
+        assert bound_in == users, account
+    scheduler = next(o for o in objects if o["kind"] == "ClusterRole"
+                     and o["metadata"]["name"] == "avip-scheduler")
+    assert not any("namespaces" in rule["resources"] for rule in scheduler["rules"])
+
+
+def test_jobs_and_the_api_share_one_space(overlay):
+    """Issue 15: the driver's /space is <export>/space/<user>, which the API and the
+    scheduler see as /data/space/<user> through the avip-data claim; nothing else."""
+    _, objects = overlay
+    volumes = {o["metadata"]["name"]: o for o in objects if o["kind"] == "PersistentVolume"}
+    data = volumes["avip-data"]["spec"]
+    assert data["claimRef"] == {"namespace": "avip", "name": "avip-data"}
+    claim = next(o for o in objects if o["kind"] == "PersistentVolumeClaim"
+                 and o["metadata"] == {"name": "avip-data", "namespace": "avip",
+                                       "labels": o["metadata"].get("labels")})
+    assert claim["spec"]["volumeName"] == "avip-data"
+    assert "ReadWriteMany" in claim["spec"]["accessModes"]
+    for ns, namespace in user_namespaces(objects).items():
+        user = namespace["metadata"]["annotations"]["avip.io/user-name"]
+        space = next(o for o in objects if o["kind"] == "PersistentVolumeClaim"
+                     and o["metadata"]["namespace"] == ns)
+        pv = volumes[space["spec"]["volumeName"]]["spec"]
+        assert pv["claimRef"] == {"namespace": ns, "name": space["metadata"]["name"]}
+        assert pv["nfs"] == {"server": data["nfs"]["server"],
+                             "path": f"{data['nfs']['path']}/space/{user}"}
+    for name in ("api", "scheduler"):
+        pod = next(o for o in objects if o["kind"] == "Deployment"
+                   and o["metadata"]["name"] == name)["spec"]["template"]["spec"]
+        mounts = {m["mountPath"]: m["name"] for m in pod["containers"][0]["volumeMounts"]}
+        claims = {v["name"]: v.get("persistentVolumeClaim", {}).get("claimName")
+                  for v in pod["volumes"]}
+        assert claims[mounts["/data"]] == "avip-data", name
+
+
+def test_user_namespaces_get_the_drivers_settings(overlay):
+    """Issue 15: each user namespace has the settings its drivers read, copied from the
+    platform's avip-settings (one source), and no secret of the platform's."""
+    _, objects = overlay
+    platform = next(o for o in objects if o["kind"] == "ConfigMap"
+                    and o["metadata"]["name"].startswith("avip-settings"))["data"]
+    for ns in user_namespaces(objects):
+        driver = next(o for o in objects if o["kind"] == "ConfigMap"
+                      and o["metadata"]["namespace"] == ns
+                      and o["metadata"]["name"] == "avip-driver-settings")["data"]
+        assert driver and driver == {key: platform[key] for key in driver}
+        assert not [o for o in objects if o["kind"] == "Secret"
+                    and o["metadata"]["namespace"] == ns
+                    and "avip-secrets" in o["metadata"]["name"]]
 
 
 # --- the checks themselves must catch what they are for ------------------------------
@@ -194,8 +261,9 @@ def test_platform_pods_are_locked_down(overlay):
     assert any(p["spec"]["podSelector"] == {} and "ingress" not in p["spec"]
                and p["spec"]["policyTypes"] == ["Ingress"] for p in policies)
     ours = [o for o in objects if o["kind"] == "Deployment"
-            and o["metadata"]["name"] in ("api", "scheduler", "panel")]
-    assert len(ours) == 3
+            and o["metadata"]["name"] in ("api", "scheduler", "panel", "events-relay",
+                                          "alert-stream")]
+    assert len(ours) == 5
     for deployment in ours:
         pod = deployment["spec"]["template"]["spec"]
         volumes = {v["name"] for v in pod.get("volumes", [])}

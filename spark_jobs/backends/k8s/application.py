@@ -36,6 +36,12 @@ from spark_jobs.backends.protocol import JobLaunch
 
 GROUP, VERSION, PLURAL = "sparkoperator.k8s.io", "v1beta2", "sparkapplications"
 DRIVER_SERVICE_ACCOUNT = "spark-driver"
+#: In each user namespace (``avip k8s users``): the drivers' settings, and the user's own
+#: S3 keys (scoped to their prefix; created by the operator, docs/deploy.md).
+DRIVER_SETTINGS, DRIVER_S3_SECRET = "avip-driver-settings", "avip-s3"
+#: The Spark UI port, where the PrometheusServlet sink serves the driver's metrics and
+#: ``spark.ui.prometheus.enabled`` the executors' (executors serve no HTTP themselves).
+DRIVER_UI_PORT = 4040
 QUOTA_NAME = "avip-pool"
 JOB_MOUNT = "/etc/avip/job"
 SPACE_MOUNT = "/space"
@@ -71,7 +77,8 @@ class K8sConfig:
     master: str = "k8s://https://kubernetes.default.svc"
     spark_version: str = "4.0.1"
     scheduler_name: str = "yunikorn"
-    settings_configmap: str = "avip-settings"
+    settings_configmap: str = DRIVER_SETTINGS
+    s3_secret: str = DRIVER_S3_SECRET
     ttl_seconds: int = 3600
 
 
@@ -168,13 +175,12 @@ def pod_template(job: K8sJob, role: str, config: K8sConfig) -> dict[str, Any]:
         "kind": "Pod",
         "metadata": {
             "labels": {**job.labels, "avip.io/spark-role": role},
+            # Only the driver serves metrics (its own and, on another path, its executors').
             "annotations": {
                 "prometheus.io/scrape": "true",
-                "prometheus.io/port": "4040" if role == "driver" else "7079",
-                "prometheus.io/path": "/metrics/prometheus"
-                if role == "driver"
-                else "/metrics/executors/prometheus",
-            },
+                "prometheus.io/port": str(DRIVER_UI_PORT),
+                "prometheus.io/path": "/metrics/prometheus",
+            } if role == "driver" else {"prometheus.io/scrape": "false"},
         },
         "spec": {
             "securityContext": {"runAsNonRoot": True, "runAsUser": 185, "fsGroup": 185},
@@ -184,7 +190,8 @@ def pod_template(job: K8sJob, role: str, config: K8sConfig) -> dict[str, Any]:
                 {
                     "name": f"spark-kubernetes-{role}",
                     "envFrom": [
-                        {"configMapRef": {"name": config.settings_configmap, "optional": True}}
+                        {"configMapRef": {"name": config.settings_configmap}},
+                        {"secretRef": {"name": config.s3_secret}},
                     ],
                     "volumeMounts": mounts,
                     "securityContext": {
@@ -220,6 +227,11 @@ def spark_conf(job: K8sJob, budget: NamespaceBudget, config: K8sConfig) -> dict[
         "spark.dynamicAllocation.minExecutors": "0",
         "spark.dynamicAllocation.initialExecutors": str(min(1, n_max)),
         "spark.dynamicAllocation.maxExecutors": str(n_max),
+        "spark.ui.port": str(DRIVER_UI_PORT),
+        "spark.ui.prometheus.enabled": "true",
+        "spark.metrics.conf.*.sink.prometheusServlet.class":
+            "org.apache.spark.metrics.sink.PrometheusServlet",
+        "spark.metrics.conf.*.sink.prometheusServlet.path": "/metrics/prometheus",
         "spark.kubernetes.driver.annotation.yunikorn.apache.org/app-id": "{{APP_ID}}",
         "spark.kubernetes.executor.annotation.yunikorn.apache.org/app-id": "{{APP_ID}}",
     }
@@ -259,7 +271,8 @@ def render_application(job: K8sJob, budget: NamespaceBudget, config: K8sConfig) 
         k: v
         for k, v in conf.items()
         if k.startswith(
-            ("spark.kubernetes.driver.annotation", "spark.kubernetes.executor.annotation")
+            ("spark.kubernetes.driver.annotation", "spark.kubernetes.executor.annotation",
+             "spark.metrics.conf.", "spark.ui.")
         )
         or k == "spark.dynamicAllocation.shuffleTracking.enabled"
     }

@@ -4,9 +4,18 @@ One function renders, for a user and their pool, the Namespace, its
 ResourceQuota and LimitRange (from :mod:`spark_jobs.backends.k8s.quota`), the driver's
 ServiceAccount with the least RBAC Spark needs (create and watch its own
 executor pods, services and config maps — in this namespace only), the
-user-space volume claim, and NetworkPolicies: pods may talk to pods of the
-same namespace, to the platform namespace (MinIO, Kafka, the API) and to DNS
-and the Kubernetes API; nothing from another user's namespace may reach them.
+platform's own RoleBindings (the scheduler and the API act in user namespaces
+only, never cluster-wide), the user's space, the drivers' settings, and
+NetworkPolicies: pods may talk to pods of the same namespace, to the platform
+namespace (MinIO, Kafka, the API) and to DNS and the Kubernetes API; nothing
+from another user's namespace may reach them.
+
+The user's space is the same directory for the platform and for the user's
+jobs: one ReadWriteMany NFS export holds the platform's ``/data`` (PV
+``avip-data``, claimed in the platform namespace), and each user namespace gets
+a PV of the export's ``space/<user>`` subdirectory only, bound to its claim
+``avip-space``. A driver writes ``/space/jobs/<id>``; the API reads the same
+file as ``/data/space/<user>/jobs/<id>``; no user's pods can mount another's.
 
 ``avip k8s users`` prints these for ``kubectl apply -f -``, from the pools it
 computes for each user of an operator's ``users.toml``; the dev overlay's
@@ -20,7 +29,7 @@ from typing import Any
 
 import yaml
 
-from spark_jobs.backends.k8s.application import DRIVER_SERVICE_ACCOUNT
+from spark_jobs.backends.k8s.application import DRIVER_SERVICE_ACCOUNT, DRIVER_SETTINGS
 from spark_jobs.backends.k8s.quota import (
     NamespaceBudget,
     limit_range,
@@ -94,19 +103,103 @@ def driver_rbac(ns: str) -> list[dict[str, Any]]:
     ]
 
 
-def space_claim(ns: str, space_bytes: int, storage_class: str | None) -> dict[str, Any]:
-    """The user's space, shared by driver and executors (ReadWriteMany)."""
-    spec: dict[str, Any] = {
-        "accessModes": ["ReadWriteMany"],
-        "resources": {"requests": {"storage": f"{max(1, space_bytes // 2**20)}Mi"}},
+@dataclass(frozen=True)
+class SharedStorage:
+    """The NFS export (``[shared_storage]`` of users.toml) holding the platform's ``/data``."""
+
+    nfs_server: str
+    nfs_path: str
+    size_gb: int = 100
+
+    def path_of(self, *parts: str) -> str:
+        return "/".join([self.nfs_path.rstrip("/"), *parts])
+
+
+#: The platform's claim of the whole export (mounted at ``/data`` by the API and scheduler).
+PLATFORM_DATA_CLAIM = "avip-data"
+SPACE_CLAIM = "avip-space"
+#: Settings a driver reads (ConfigMap DRIVER_SETTINGS), copied from the platform's
+#: ``avip-settings`` by the overlays' ``driver-settings`` component; the S3 keys come from
+#: the namespace's own Secret DRIVER_S3_SECRET, scoped to the user's prefix.
+DRIVER_SETTING_KEYS = (
+    "AVIP_LAKEHOUSE_URI", "AVIP_S3_ENDPOINT", "AVIP_S3_BUCKET", "AVIP_S3_REGION",
+    "AVIP_USER_SPACE_BACKEND", "AVIP_S3_SPACE_PREFIX",
+)
+
+
+def _nfs_volume(name: str, server: str, path: str, size: str,
+                claim: tuple[str, str]) -> dict[str, Any]:
+    """A static ReadWriteMany PV of an NFS directory, reserved for one claim."""
+    return {
+        "apiVersion": "v1",
+        "kind": "PersistentVolume",
+        "metadata": {"name": name, "labels": {"avip.io/volume": name}},
+        "spec": {
+            "capacity": {"storage": size},
+            "accessModes": ["ReadWriteMany"],
+            "persistentVolumeReclaimPolicy": "Retain",
+            "storageClassName": "",
+            "nfs": {"server": server, "path": path},
+            "claimRef": {"namespace": claim[0], "name": claim[1]},
+        },
     }
-    if storage_class:
-        spec["storageClassName"] = storage_class
+
+
+def _claim(name: str, ns: str, size: str, volume: str) -> dict[str, Any]:
     return {
         "apiVersion": "v1",
         "kind": "PersistentVolumeClaim",
-        "metadata": _meta("avip-space", ns),
-        "spec": spec,
+        "metadata": _meta(name, ns),
+        "spec": {
+            "accessModes": ["ReadWriteMany"],
+            "storageClassName": "",
+            "volumeName": volume,
+            "resources": {"requests": {"storage": size}},
+        },
+    }
+
+
+def platform_data_volume(storage: SharedStorage) -> dict[str, Any]:
+    """The PV of the whole export; the platform namespace's ``avip-data`` claim binds it."""
+    return _nfs_volume(PLATFORM_DATA_CLAIM, storage.nfs_server, storage.path_of(),
+                       f"{storage.size_gb}Gi", (PLATFORM_NAMESPACE, PLATFORM_DATA_CLAIM))
+
+
+def space_volume(user: str, ns: str, space_bytes: int,
+                 storage: SharedStorage) -> list[dict[str, Any]]:
+    """The user's space: a PV of ``<export>/space/<user>`` only, and the claim bound to it."""
+    size, volume = f"{max(1, space_bytes // 2**20)}Mi", f"avip-space-{ns.removeprefix('avip-u-')}"
+    return [
+        _nfs_volume(volume, storage.nfs_server, storage.path_of("space", user), size,
+                    (ns, SPACE_CLAIM)),
+        _claim(SPACE_CLAIM, ns, size, volume),
+    ]
+
+
+def platform_rbac(ns: str) -> list[dict[str, Any]]:
+    """The scheduler and the API act here through RoleBindings to their ClusterRoles
+    (k8s/base/rbac.yaml): in user namespaces only, never cluster-wide."""
+    return [
+        {
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "RoleBinding",
+            "metadata": _meta(account, ns),
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole",
+                        "name": account},
+            "subjects": [{"kind": "ServiceAccount", "name": account,
+                          "namespace": PLATFORM_NAMESPACE}],
+        }
+        for account in ("avip-scheduler", "avip-api")
+    ]
+
+
+def driver_settings(ns: str) -> dict[str, Any]:
+    """The drivers' settings; the overlays' component fills each key from ``avip-settings``."""
+    return {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": _meta(DRIVER_SETTINGS, ns),
+        "data": {key: "from avip-settings" for key in DRIVER_SETTING_KEYS},
     }
 
 
@@ -146,7 +239,7 @@ def network_policies(ns: str) -> list[dict[str, Any]]:
 
 
 def user_namespace_manifests(
-    budget: NamespaceBudget, space_bytes: int, storage_class: str | None = None
+    budget: NamespaceBudget, space_bytes: int, storage: SharedStorage
 ) -> list[dict[str, Any]]:
     """Every object of one user's namespace, in apply order."""
     ns = namespace_for(budget.user)
@@ -155,7 +248,9 @@ def user_namespace_manifests(
         resource_quota(budget, space_bytes),
         limit_range(budget),
         *driver_rbac(ns),
-        space_claim(ns, space_bytes, storage_class),
+        *platform_rbac(ns),
+        driver_settings(ns),
+        *space_volume(budget.user, ns, space_bytes, storage),
         *network_policies(ns),
     ]
 
@@ -172,15 +267,15 @@ class UsersFile:
     overcommit: float
     budgets: dict[str, NamespaceBudget]
     space_bytes: dict[str, int]
-    storage_class: str | None
+    storage: SharedStorage
 
 
 def users_manifests(users: UsersFile) -> list[dict[str, Any]]:
-    """Every user namespace of a ``users.toml``, in file order."""
-    return [
+    """The platform's data volume, then every user namespace of a ``users.toml``."""
+    return [platform_data_volume(users.storage)] + [
         obj
         for name, budget in users.budgets.items()
-        for obj in user_namespace_manifests(budget, users.space_bytes[name], users.storage_class)
+        for obj in user_namespace_manifests(budget, users.space_bytes[name], users.storage)
     ]
 
 
