@@ -7,8 +7,10 @@ import os
 from datetime import timedelta
 from pathlib import Path
 
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
+from api.errors import Conflict
 from api.store import users as user_store
 
 TOKEN_FILE = "operator.token"
@@ -37,15 +39,21 @@ def secure_state(data_dir: Path, store_url: str) -> None:
 def ensure_operator(sessions: sessionmaker[Session], data_dir: Path, ttl_days: int) -> Path | None:
     """If the store has no user, create ``operator`` and write its token to a 0600 file.
 
-    Returns the token file's path when a user was created, else None.
+    Returns the token file's path when a user was created, else None — also when another
+    process starting at the same moment (a second replica, the scheduler) created it
+    first: the store's unique name decides, and that process writes the token.
     """
     with sessions() as session:
         if user_store.count_users(session):
             return None
-        user = user_store.create_user(session, name="operator", roles=["operator"])
-        _token, secret = user_store.issue_token(session, user=user, label="bootstrap",
-                                                ttl=timedelta(days=ttl_days))
-        session.commit()
+        try:
+            user = user_store.create_user(session, name="operator", roles=["operator"])
+            _token, secret = user_store.issue_token(session, user=user, label="bootstrap",
+                                                    ttl=timedelta(days=ttl_days))
+            session.commit()
+        except (IntegrityError, Conflict):  # the store's unique name: another won
+            session.rollback()
+            return None
     data_dir.mkdir(parents=True, exist_ok=True)
     path = data_dir / TOKEN_FILE
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)

@@ -61,10 +61,21 @@ def alembic_config(url: str) -> Config:
     return config
 
 
+#: The advisory lock migrations take on PostgreSQL (any constant: ours alone use it).
+MIGRATION_LOCK_KEY = 0x61766970  # "avip"
+
+
 def migrate(engine: Engine) -> None:
-    """Bring the store's schema to the newest revision (idempotent)."""
+    """Bring the store's schema to the newest revision (idempotent).
+
+    Processes that start together (the API's replicas, the scheduler, the relay) all
+    migrate: on PostgreSQL a transaction-scoped advisory lock makes them take turns, and
+    DDL being transactional there, the later ones find the schema at head and do nothing."""
     config = alembic_config(engine.url.render_as_string(hide_password=False))
     with engine.begin() as connection:
+        if connection.dialect.name == "postgresql":
+            connection.execute(text("SELECT pg_advisory_xact_lock(:key)"),
+                               {"key": MIGRATION_LOCK_KEY})
         config.attributes["connection"] = connection
         command.upgrade(config, "head")
 

@@ -231,12 +231,12 @@ def _store_filters(
 @alerts_app.command("stream")
 def stream_command(
     checkpoint: Annotated[
-        str,
+        str | None,
         typer.Option(
             help="Checkpoint directory: a path, file://, s3a:// or s3:// (keep it: "
-            "it holds the stream's position)."
+            "it holds the stream's position; default: settings' alerts_checkpoint)."
         ),
-    ],
+    ] = None,
     bootstrap: Annotated[
         str | None, typer.Option(help="Kafka bootstrap servers (default: settings).")
     ] = None,
@@ -273,6 +273,10 @@ def stream_command(
     from spark_jobs.alerts.stream import AlertStream, StreamConfig, log_disabled
 
     settings = get_settings()
+    checkpoint = checkpoint or settings.alerts_checkpoint
+    if not checkpoint:
+        raise fail("the stream needs a checkpoint: pass --checkpoint DIR or set "
+                   "AVIP_ALERTS_CHECKPOINT (s3a://bucket/path on a cluster)")
     try:
         config = StreamConfig(
             bootstrap=_bootstrap(bootstrap, has_option=True),

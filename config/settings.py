@@ -148,6 +148,11 @@ class Settings(BaseSettings):
         default="avip.job-events", description="Topic the event relay publishes to."
     )
     alerts_raw_topic: str = Field(default="avip.alerts.raw", description="Raw alert topic.")
+    alerts_checkpoint: str | None = Field(
+        default=None,
+        description="Checkpoint of `avip alerts stream` (a path, file://, s3a:// or s3://): "
+        "the stream's position; a restart resumes from it.",
+    )
     alerts_filter_topic_prefix: str = Field(
         default="avip.alerts.filter", description="Filter output topics: <prefix>.<user>.<filter>."
     )

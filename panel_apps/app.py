@@ -20,6 +20,7 @@ import param
 
 from panel_apps.dashboards import DashboardBoard
 from panel_apps.gallery import AviGallery
+from panel_apps.metrics import SESSIONS, MetricsHandler
 from panel_apps.monitor import JobMonitor
 from panel_apps.results import ResultView
 from panel_apps.session import PlatformSession, SignedOut
@@ -157,6 +158,7 @@ class AvipApp(pn.viewable.Viewer):
 def create_app(api_url: str, cache_root: Path | None = None, served: bool = True,
                ) -> pn.viewable.Viewable:
     """One session's page (the function Panel calls for each browser session)."""
+    SESSIONS.inc()
     return pn.panel(AvipApp(PlatformSession(api_url=api_url), cache_root=cache_root,
                             served=served))
 
@@ -165,9 +167,9 @@ def serve(api_url: str, *, address: str = "127.0.0.1", port: int = 5006,
           cache_root: Path | None = None, threaded: bool = False,
           allowed_origins: Sequence[str] = ()) -> Any:
     """Serve the dashboards on ``address:port`` (blocking unless ``threaded``), with a
-    ``/liveness`` probe. Browsers may open the websocket from ``address:port``,
-    ``localhost:port`` and each of ``allowed_origins`` (``host[:port]``: the name users
-    reach it by behind a Service or an Ingress)."""
+    ``/liveness`` probe and Prometheus ``/metrics``. Browsers may open the websocket from
+    ``address:port``, ``localhost:port`` and each of ``allowed_origins`` (``host[:port]``:
+    the name users reach it by behind a Service or an Ingress)."""
     import holoviews as hv
 
     pn.extension(*EXTENSIONS)
@@ -175,4 +177,5 @@ def serve(api_url: str, *, address: str = "127.0.0.1", port: int = 5006,
     origin = [f"{address}:{port}", f"localhost:{port}", *allowed_origins]
     return pn.serve({"/": lambda: create_app(api_url, cache_root)}, address=address, port=port,
                     show=False, threaded=threaded, websocket_origin=origin, liveness=True,
+                    extra_patterns=[("/metrics", MetricsHandler)],
                     title="avip dashboards", verbose=False)

@@ -8,15 +8,13 @@ a small catalogue, so API tests do not depend on which AVIs are installed.
 from __future__ import annotations
 
 import os
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
 from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy import create_engine, text
-from testing_utils import new_user
+from testing_utils import new_user, postgres_schema
 
 from api.errors import NotFound
 from api.main import create_app
@@ -89,15 +87,9 @@ def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     if not base:
         pytest.skip("no PostgreSQL: AVIP_TEST_POSTGRES_URL is unset (run through `make test`, "
                     "whose devstack starts one)")
-    schema = f"t_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(base)
-    with admin.begin() as conn:
-        conn.execute(text(f"CREATE SCHEMA {schema}"))
-    sep = "&" if "?" in base else "?"
-    yield f"{base}{sep}options=-csearch_path%3D{schema}"
-    with admin.begin() as conn:
-        conn.execute(text(f"DROP SCHEMA {schema} CASCADE"))
-    admin.dispose()
+    url, drop = postgres_schema(base)
+    yield url
+    drop()
 
 
 @pytest.fixture

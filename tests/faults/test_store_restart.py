@@ -6,13 +6,12 @@ from __future__ import annotations
 import os
 import threading
 import time
-import uuid
 from collections import Counter
 from pathlib import Path
 
 import httpx
 import pytest
-from sqlalchemy import create_engine, text
+from testing_utils import postgres_schema
 
 from config.settings import Settings
 
@@ -24,13 +23,7 @@ def postgres_store() -> str:
     base = os.environ.get("AVIP_TEST_POSTGRES_URL")
     if not base:
         pytest.skip("no PostgreSQL: AVIP_TEST_POSTGRES_URL is unset (run through `make test`)")
-    schema = f"t_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(base)
-    with admin.begin() as conn:
-        conn.execute(text(f"CREATE SCHEMA {schema}"))
-    admin.dispose()
-    sep = "&" if "?" in base else "?"
-    return f"{base}{sep}options=-csearch_path%3D{schema}"
+    return postgres_schema(base)[0]
 
 
 @pytest.mark.slow

@@ -1,0 +1,333 @@
+"""The rendered manifests, run (issue 15): what `kubectl apply -k` would start, started here.
+
+For each overlay (dev, prod) the kustomize output is rendered and every Deployment of
+ours (the platform image: API, scheduler, dashboards, events relay, alert stream) is
+started as a local process exactly as its container would be: its ``command``/``args``,
+the environment built from the rendered ConfigMaps and Secrets it names (prod's
+``avip-secrets`` is created out of band, as docs/deploy.md says: the test makes it
+with the keys the docs list), each volume a directory at its ``mountPath`` — a claim is
+one directory whoever mounts it (so the API and the scheduler share ``avip-data`` as
+they do on the cluster), an emptyDir one per pod. Only the endpoints are overridden, to
+the devstack's (PostgreSQL, MinIO, Kafka, the standalone Spark master) — and each
+overridden key must be one the manifests set. Then every container's liveness and
+readiness probes must answer on their declared ports, every scrape annotation must
+lead to Prometheus text, and a job submitted through the API must succeed and its
+result read back through the API must equal a brute-force cone on the catalogue.
+
+No Kubernetes cluster runs here: the job backend is overridden to the devstack's
+standalone Spark (``AVIP_JOB_BACKEND=standalone``), and the stores (PostgreSQL, Kafka,
+MinIO) are the devstack's, not the StatefulSets' third-party images; the Kubernetes
+submission path is covered by the offline validation and the fake-API-server tests.
+A Deployment's ``replicas`` is not reproduced (one process each: one port per host).
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+from k8s_helpers import render
+from prometheus_client.parser import text_string_to_metric_families
+from testing_utils import new_user, postgres_schema
+
+REPO = Path(__file__).resolve().parents[2]
+K8S = REPO / "k8s"
+PLATFORM_IMAGE = "avip/platform"
+#: What docs/deploy.md has the operator put in `avip-secrets` for production.
+OUT_OF_BAND_SECRET_KEYS = ("POSTGRES_PASSWORD", "AVIP_DATABASE_URL", "AVIP_S3_ACCESS_KEY",
+                           "AVIP_S3_SECRET_KEY")
+
+
+@dataclass
+class Container:
+    """One container of ours, as the manifests describe it, mapped onto this machine."""
+
+    workload: str
+    spec: dict[str, Any]
+    env: dict[str, str]
+    mounts: dict[str, Path]  # mountPath → host directory
+    log: Path
+    process: subprocess.Popen[bytes] | None = None
+    ports: dict[str, int] = field(default_factory=dict)
+
+    def port(self, ref: int | str) -> int:
+        return ref if isinstance(ref, int) else self.ports[ref]
+
+    def local_path(self, value: str) -> str:
+        """``value`` with a container path under a mount moved to the mount's directory."""
+        for mount, host in sorted(self.mounts.items(), key=lambda m: -len(m[0])):
+            if value == mount or value.startswith(mount.rstrip("/") + "/"):
+                return str(host) + value[len(mount.rstrip("/")):]
+        return value
+
+
+def _by_name(objects: list[dict[str, Any]], kind: str, name: str) -> dict[str, Any] | None:
+    return next((o for o in objects if o["kind"] == kind and o["metadata"]["name"] == name
+                 and o["metadata"].get("namespace", "avip") == "avip"), None)
+
+
+def _container_env(objects: list[dict[str, Any]], container: dict[str, Any],
+                   secrets: dict[str, dict[str, str]], pod_name: str) -> dict[str, str]:
+    env: dict[str, str] = {}
+    for source in container.get("envFrom", []):
+        if "configMapRef" in source:
+            name = source["configMapRef"]["name"]
+            config_map = _by_name(objects, "ConfigMap", name)
+            assert config_map is not None, f"{container['name']} names missing ConfigMap {name}"
+            env.update(config_map.get("data", {}))
+        else:
+            name = source["secretRef"]["name"]
+            secret = _by_name(objects, "Secret", name)
+            if secret is None:
+                assert name in secrets, f"{container['name']} names missing Secret {name}"
+                env.update(secrets[name])
+            else:
+                env.update({k: base64.b64decode(v).decode()
+                            for k, v in secret.get("data", {}).items()})
+                env.update(secret.get("stringData", {}))
+    for item in container.get("env", []):
+        if "value" in item:
+            env[item["name"]] = item["value"]
+        elif item.get("valueFrom", {}).get("fieldRef", {}).get("fieldPath") == "metadata.name":
+            env[item["name"]] = pod_name
+    return env
+
+
+def _our_containers(objects: list[dict[str, Any]], work: Path,
+                    secrets: dict[str, dict[str, str]]) -> list[Container]:
+    found = []
+    for obj in objects:
+        if obj["kind"] not in ("Deployment", "StatefulSet"):
+            continue
+        pod = obj["spec"]["template"]["spec"]
+        for spec in pod["containers"]:
+            if PLATFORM_IMAGE not in spec["image"]:
+                continue  # third-party images (PostgreSQL, Kafka, MinIO, Zeppelin)
+            name = obj["metadata"]["name"]
+            host_of = {}
+            for volume in pod.get("volumes", []):
+                claim = volume.get("persistentVolumeClaim", {}).get("claimName")
+                host_of[volume["name"]] = (work / "claims" / claim if claim
+                                           else work / "pods" / name / volume["name"])
+            mounts = {m["mountPath"]: host_of[m["name"]] for m in spec.get("volumeMounts", [])}
+            for directory in mounts.values():
+                directory.mkdir(parents=True, exist_ok=True)
+            container = Container(name, spec, _container_env(objects, spec, secrets,
+                                                             f"{name}-0"), mounts,
+                                  work / f"{name}.log")
+            container.ports = {p["name"]: p["containerPort"] for p in spec.get("ports", [])}
+            found.append(container)
+    return found
+
+
+def _devstack_endpoints(lake: str, store_url: str) -> dict[str, str]:
+    names = {"AVIP_S3_ENDPOINT": "AVIP_TEST_S3_ENDPOINT",
+             "AVIP_S3_ACCESS_KEY": "AVIP_TEST_S3_ACCESS_KEY",
+             "AVIP_S3_SECRET_KEY": "AVIP_TEST_S3_SECRET_KEY",
+             "AVIP_S3_BUCKET": "AVIP_TEST_S3_BUCKET",
+             "AVIP_KAFKA_BOOTSTRAP": "AVIP_TEST_KAFKA_BOOTSTRAP",
+             "AVIP_SPARK_MASTER": "AVIP_TEST_SPARK_MASTER"}
+    missing = [test for test in names.values() if not os.environ.get(test)]
+    if missing:
+        pytest.skip(f"no devstack ({', '.join(missing)} unset): run through `make test`")
+    endpoints = {key: os.environ[test] for key, test in names.items()}
+    run = uuid.uuid4().hex[:8]
+    return {**endpoints, "AVIP_DATABASE_URL": store_url, "AVIP_LAKEHOUSE_URI": lake,
+            "AVIP_JOB_BACKEND": "standalone",  # no Kubernetes here (see the module docstring)
+            "AVIP_ALERTS_CHECKPOINT":
+                f"s3a://{endpoints['AVIP_S3_BUCKET']}/manifest-run-{run}/alert-stream",
+            "AVIP_SCHEDULER_INTERVAL_S": "0.5"}
+
+
+def _process_env(container: Container, endpoints: dict[str, str], work: Path) -> dict[str, str]:
+    """The container's environment on this machine: the image's ENV (Dockerfile), the
+    rendered env with its container paths moved to the mounts' directories, the
+    devstack's endpoints, and nothing inherited from the test process besides Java."""
+    image = {"PATH": f"{Path(sys.executable).parent}:/usr/local/bin:/usr/bin:/bin",
+             "HOME": str(work / "home" / container.workload), "LANG": "C.UTF-8",
+             "PYTHONUNBUFFERED": "1", "AVIP_JARS_DIR": str(REPO / ".jars" / "spark"),
+             "PYSPARK_PYTHON": sys.executable, "PYSPARK_DRIVER_PYTHON": sys.executable}
+    if os.environ.get("JAVA_HOME"):
+        image["JAVA_HOME"] = os.environ["JAVA_HOME"]
+    Path(image["HOME"]).mkdir(parents=True, exist_ok=True)
+    env = {**image, **{k: container.local_path(v) for k, v in container.env.items()}}
+    env.update({k: v for k, v in endpoints.items() if k in container.env
+                or k == "AVIP_SCHEDULER_INTERVAL_S"})
+    if "/tmp" in container.mounts:
+        env["TMPDIR"] = str(container.mounts["/tmp"])
+    return env
+
+
+@contextmanager
+def _started(container: Container, env: dict[str, str], cwd: Path) -> Iterator[Container]:
+    argv = [container.local_path(a) for a in
+            [*container.spec.get("command", []), *container.spec.get("args", [])]]
+    with container.log.open("wb") as log:
+        container.process = subprocess.Popen(argv, env=env, cwd=cwd, stdout=log,
+                                             stderr=subprocess.STDOUT,
+                                             start_new_session=True)
+    try:
+        yield container
+    finally:
+        if container.process.poll() is None:
+            os.killpg(container.process.pid, signal.SIGTERM)
+            try:
+                container.process.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                os.killpg(container.process.pid, signal.SIGKILL)
+                container.process.wait()
+
+
+def _probe_url(container: Container, probe: str) -> str:
+    get = container.spec[probe]["httpGet"]
+    return f"http://127.0.0.1:{container.port(get['port'])}{get['path']}"
+
+
+def _wait_ready(containers: list[Container], timeout_s: float) -> None:
+    waiting = {c.workload: c for c in containers}
+    deadline = time.monotonic() + timeout_s
+    while waiting:
+        for name, c in list(waiting.items()):
+            assert c.process is not None
+            if c.process.poll() is not None:
+                pytest.fail(f"{name} exited with {c.process.returncode}:\n"
+                            f"{c.log.read_text()[-3000:]}")
+            try:
+                answers = [httpx.get(_probe_url(c, p), timeout=5).status_code
+                           for p in ("livenessProbe", "readinessProbe")]
+            except httpx.HTTPError:
+                continue
+            if answers == [200, 200]:
+                del waiting[name]
+        if waiting and time.monotonic() > deadline:
+            detail = {n: c.log.read_text()[-1500:] for n, c in waiting.items()}
+            pytest.fail(f"never live and ready: {sorted(waiting)}\n{detail}")
+        time.sleep(0.5)
+
+
+def _scraped(container: Container, pod_annotations: dict[str, str],
+             headers: dict[str, str]) -> set[str]:
+    url = (f"http://127.0.0.1:{pod_annotations['prometheus.io/port']}"
+           f"{pod_annotations.get('prometheus.io/path', '/metrics')}")
+    r = httpx.get(url, headers=headers, timeout=10)
+    assert r.status_code == 200, f"{container.workload}: {url} → {r.status_code} {r.text[:200]}"
+    return {family.name for family in text_string_to_metric_families(r.text)}
+
+
+def _cone_and_brute_force(lake: str) -> tuple[dict[str, float], set[int]]:
+    """A 5° cone centred on a catalogue star, and its members by astropy separations
+    over the whole table (read with delta-rs, not through the platform)."""
+    from astropy import units as u
+    from astropy.coordinates import SkyCoord
+    from deltalake import DeltaTable
+
+    table = DeltaTable(str(Path(lake) / "gaia_source")).to_pyarrow_table(
+        columns=["source_id", "ra", "dec"])
+    ra, dec = np.asarray(table["ra"]), np.asarray(table["dec"])
+    cone = {"ra": float(ra[len(ra) // 2]), "dec": float(dec[len(dec) // 2]), "radius_deg": 5.0}
+    stars = SkyCoord(ra * u.deg, dec * u.deg)
+    inside = stars.separation(SkyCoord(cone["ra"] * u.deg, cone["dec"] * u.deg)).deg <= 5.0
+    return cone, set(np.asarray(table["source_id"])[inside].tolist())
+
+
+@pytest.fixture(scope="module")
+def lake(tmp_path_factory, ingest_synthetic_cli) -> str:
+    return ingest_synthetic_cli(str(tmp_path_factory.mktemp("lake")), rows=4000, seed=5,
+                                clusters=2, timeout_s=300)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("overlay", ["dev", "prod"])
+def test_the_rendered_deployments_run_and_answer(overlay: str, lake: str,
+                                                 tmp_path: Path) -> None:
+    base_url = os.environ.get("AVIP_TEST_POSTGRES_URL")
+    if not base_url:
+        pytest.skip("no PostgreSQL: AVIP_TEST_POSTGRES_URL is unset (run through `make test`)")
+    objects = render(str(K8S / "overlays" / overlay))
+    store_url, drop_store = postgres_schema(base_url)
+    endpoints = _devstack_endpoints(lake, store_url)
+    secrets = {}
+    if _by_name(objects, "Secret", "avip-secrets") is None:  # prod: created out of band
+        secrets["avip-secrets"] = {key: endpoints.get(key, "set-by-the-operator")
+                                   for key in OUT_OF_BAND_SECRET_KEYS}
+    containers = _our_containers(objects, tmp_path, secrets)
+    assert sorted(c.workload for c in containers) == [
+        "alert-stream", "api", "events-relay", "panel", "scheduler"]
+    api = next(c for c in containers if c.workload == "api")
+    overridden = {k for k in endpoints if k != "AVIP_SCHEDULER_INTERVAL_S"}
+    assert overridden <= set(api.env), f"the manifests never set {overridden - set(api.env)}"
+    root = tmp_path / "root"  # the image's WORKDIR: nothing of the repository
+    root.mkdir()
+    try:
+        with ExitStack() as stack:
+            for c in containers:
+                stack.enter_context(_started(c, _process_env(c, endpoints, tmp_path), root))
+            _wait_ready(containers, timeout_s=240)
+
+            # The operator token is on the shared data claim, where `avip api` wrote it.
+            data = api.mounts["/data"]
+            scheduler = next(c for c in containers if c.workload == "scheduler")
+            assert scheduler.mounts["/data"] == data  # one claim, one directory
+            operator = {"Authorization":
+                        f"Bearer {(data / 'operator.token').read_text().strip()}"}
+            for c in containers:
+                annotations = next(o for o in objects if o["kind"] == "Deployment"
+                                   and o["metadata"]["name"] == c.workload
+                                   )["spec"]["template"]["metadata"]["annotations"]
+                assert _scraped(c, annotations, operator), c.workload
+
+            service = _by_name(objects, "Service", "api")
+            assert service is not None
+            url = f"http://127.0.0.1:{service['spec']['ports'][0]['port']}"
+            with httpx.Client(base_url=url, timeout=30) as client:
+                alice = new_user(client, operator, f"alice{uuid.uuid4().hex[:6]}")
+                cone, members = _cone_and_brute_force(lake)
+                r = client.post("/jobs", headers=alice, json={"avi": "cone_search",
+                                                              "params": cone})
+                assert r.status_code == 201, r.text
+                job_id = r.json()["id"]
+                deadline = time.monotonic() + 300
+                while (job := client.get(f"/jobs/{job_id}", headers=alice).json())[
+                        "state"] not in ("succeeded", "failed", "cancelled"):
+                    assert time.monotonic() < deadline, f"job stuck: {job}"
+                    time.sleep(1)
+                assert job["state"] == "succeeded", client.get(
+                    f"/jobs/{job_id}/logs", headers=alice).text[-3000:]
+                listed = client.get(f"/jobs/{job_id}/results", headers=alice).json()
+                paths = [item["path"] for item in listed["data"]]
+                assert "sources.parquet" in paths, listed
+                r = client.get(f"/jobs/{job_id}/results/sources.parquet", headers=alice)
+                assert r.status_code == 200, r.text
+                result = tmp_path / "sources.parquet"
+                result.write_bytes(r.content)
+                got = set(pq.read_table(result, columns=["source_id"])["source_id"].to_pylist())
+                assert got == members and members
+                # ...and the relay published the job's events (its counter, scraped).
+                relay = next(c for c in containers if c.workload == "events-relay")
+                deadline = time.monotonic() + 30
+                while _published(relay) == 0:
+                    assert time.monotonic() < deadline, "the relay published nothing"
+                    time.sleep(0.5)
+    finally:
+        drop_store()
+
+
+def _published(relay: Container) -> float:
+    text = httpx.get(_probe_url(relay, "livenessProbe").replace("/healthz", "/metrics"),
+                     timeout=10).text
+    return sum(sample.value for family in text_string_to_metric_families(text)
+               for sample in family.samples if sample.name.startswith("avip_events_published"))
