@@ -13,6 +13,7 @@ YuniKorn queues and the executor caps always agree.
 
 from __future__ import annotations
 
+import json
 import tomllib
 from pathlib import Path
 from typing import Annotated
@@ -34,6 +35,7 @@ from spark_jobs.backends.k8s.quota import (
     namespace_for,
     yunikorn_config,
 )
+from spark_jobs.backends.k8s.s3_access import user_policy
 
 k8s_app = typer.Typer(help="Kubernetes manifests for per-user Spark namespaces.")
 
@@ -152,6 +154,24 @@ def yunikorn_cmd(users_toml: UsersToml) -> None:
 def spark_operator_cmd(users_toml: UsersToml) -> None:
     """Print Helm values for the spark-operator chart, watching only the user namespaces."""
     typer.echo(spark_operator_values(users_toml), nl=False)
+
+
+@k8s_app.command("s3-policy")
+def s3_policy_cmd(
+    user: Annotated[str, typer.Argument(help="The user whose job keys get this policy.")],
+    lakehouse: Annotated[str, typer.Option(
+        help="The catalogue (AVIP_LAKEHOUSE_URI): read-only for the user's jobs.")
+    ] = "s3a://avip-lakehouse/catalogue",
+    space_prefix: Annotated[str, typer.Option(
+        help="Key prefix of user spaces (AVIP_S3_SPACE_PREFIX).")] = "space",
+) -> None:
+    """Print the S3 policy (JSON) of one user's job keys: the catalogue read-only, their own
+    space read-write, nothing else (mc admin policy create ... / aws iam put-user-policy)."""
+    try:
+        policy = user_policy(lakehouse, space_prefix, user)
+    except ValueError as err:
+        raise fail(str(err)) from None
+    typer.echo(json.dumps(policy, indent=2))
 
 
 @k8s_app.command("check")

@@ -284,3 +284,33 @@ def test_one_zeppelin_version_everywhere(overlay):
     images = [c["image"] for o in objects if o["kind"] in ("Deployment", "StatefulSet")
               for c in o["spec"]["template"]["spec"]["containers"] if "zeppelin" in c["image"]]
     assert images and all(image.split(":")[1].startswith(tested + ".") for image in images)
+
+
+def test_driver_pods_find_their_settings_and_own_keys(overlay):
+    """Issue 15: what the driver's pod template names exists in every user namespace
+    (dev: the job keys too; prod creates them out of band), and the keys are not the
+    platform's."""
+    import base64
+
+    from spark_jobs.backends.k8s.application import K8sConfig, K8sJob, pod_template
+    from spark_jobs.backends.k8s.quota import SparkShape
+
+    name, objects = overlay
+    for ns, namespace in user_namespaces(objects).items():
+        user = namespace["metadata"]["annotations"]["avip.io/user-name"]
+        job = K8sJob(job_id=1, user=user, avi="cone_search", params={},
+                     shape=SparkShape(1, 1024, 1, 1024, executors=1))
+        sources = pod_template(job, "driver", K8sConfig())["spec"]["containers"][0]["envFrom"]
+        config_maps = {s["configMapRef"]["name"] for s in sources if "configMapRef" in s}
+        secrets = {s["secretRef"]["name"] for s in sources if "secretRef" in s}
+        present = {(o["kind"], o["metadata"]["name"]) for o in objects
+                   if o["metadata"].get("namespace") == ns}
+        assert {("ConfigMap", c) for c in config_maps} <= present, ns
+        if name == "dev":
+            assert {("Secret", s) for s in secrets} <= present, ns
+            platform = next(o for o in objects if o["kind"] == "Secret"
+                            and o["metadata"]["name"].startswith("avip-secrets"))["data"]
+            for secret in (o for o in objects if o["kind"] == "Secret"
+                           and o["metadata"].get("namespace") == ns):
+                keys = base64.b64decode(secret["data"]["AVIP_S3_ACCESS_KEY"]).decode()
+                assert keys != base64.b64decode(platform["AVIP_S3_ACCESS_KEY"]).decode()
