@@ -24,7 +24,7 @@ from sqlalchemy.orm import Session
 
 from api.models import Event
 from api.store import jobs as job_store
-from config.kafka import kafka_config, private_group_id
+from config.kafka import KafkaAuth, kafka_config, private_group_id
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +53,7 @@ class EventRelay:
         topic: str,
         batch_size: int = 500,
         delivery_timeout_s: float = 10.0,
+        auth: KafkaAuth | None = None,
     ):
         self.sessions = sessions
         self.topic = topic
@@ -62,6 +63,7 @@ class EventRelay:
         self.producer = Producer(
             kafka_config(
                 bootstrap,
+                auth,
                 enable_idempotence=True,  # no broker-side duplicates or reordering on retry
                 message_timeout_ms=int(delivery_timeout_s * 1000),
                 linger_ms=5,
@@ -115,12 +117,14 @@ class EventRelay:
 
 
 def tail(
-    bootstrap: str, topic: str, *, from_beginning: bool = False, idle_timeout_s: float | None = None
+    bootstrap: str, topic: str, *, from_beginning: bool = False,
+    idle_timeout_s: float | None = None, auth: KafkaAuth | None = None,
 ) -> Iterator[dict[str, Any]]:
     """Yield job events from the topic, dropping redeliveries by event id."""
     consumer = Consumer(
         kafka_config(
             bootstrap,
+            auth,
             group_id=private_group_id("tail"),
             auto_offset_reset="earliest" if from_beginning else "latest",
             enable_auto_commit=False,

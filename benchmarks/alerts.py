@@ -91,7 +91,8 @@ def read_latencies(bootstrap: str, topic: str, total: int, results: Queue) -> No
     latencies: list[float] = []
     last_read = 0.0
     results.put("ready")
-    for msg in consume(bootstrap, topic, max_messages=total, idle_timeout_s=120):
+    for msg in consume(bootstrap, topic, max_messages=total, idle_timeout_s=120,
+                       auth=get_settings().kafka_auth):
         last_read = time.time()
         latencies.append(last_read * 1000 - msg.value["raw_timestamp_ms"])
     results.put((latencies, last_read))
@@ -118,6 +119,7 @@ def run_once(
     )
     config = stream.StreamConfig(
         bootstrap=bootstrap,
+        auth=get_settings().kafka_auth,
         checkpoint_dir=f"/tmp/avip-bench-{run}",
         raw_topic=f"bench-raw-{run}",
         dead_letter_topic=f"bench-dlq-{run}",
@@ -139,7 +141,7 @@ def run_once(
     reader.start()
     if results.get(timeout=120) != "ready":
         raise RuntimeError("the reader process did not start")
-    producer = Producer(kafka_config(bootstrap, linger_ms=10))
+    producer = Producer(kafka_config(bootstrap, get_settings().kafka_auth, linger_ms=10))
     t0 = time.time()
     for i, messages in enumerate(visits):
         if cadence_s > 0:

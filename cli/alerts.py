@@ -23,7 +23,7 @@ import lakehouse
 from cli.angles import angle_option
 from cli.jobs import connect
 from cli.output import fail
-from config.kafka import kafka_config
+from config.kafka import DEAD_LETTER_TOPIC, KafkaAuth, kafka_config
 from config.settings import get_settings
 
 if TYPE_CHECKING:
@@ -81,7 +81,7 @@ def simulate_command(
             raise fail(f"{err} (or pass --no-gaia)") from None
         pointings = simulate.pointings_on(stars, visits, seed)
     sim = simulate.RubinSimulator(stars=stars, seed=seed)
-    producer = Producer(kafka_config(bootstrap, linger_ms=20))
+    producer = Producer(kafka_config(bootstrap, settings.kafka_auth, linger_ms=20))
     for plan in simulate.plan_night(visits, pointings, alerts_per_visit, seed):
         started = time.monotonic()
         for key, value in simulate.encode_visit(sim, plan):
@@ -158,17 +158,24 @@ def consume_command(
     idle_timeout_s: float = 10.0,
     group: Annotated[str | None, typer.Option(help="Consumer group to resume from.")] = None,
 ) -> None:
-    """Print the matches of one of your filters (JSON lines)."""
+    """Print the matches of one of your filters (JSON lines), with your own Kafka
+    credentials (AVIP_KAFKA_USERNAME/PASSWORD, from your operator's `avip kafka user`)."""
+    import uuid
+
     from spark_jobs.alerts.consumer import consume
 
     with connect() as client:
         topic = client.alert_filter(filter_name).topic  # 404 unless it is yours
+    # The broker lets a user join only groups named after their own topics.
+    group_id = f"{topic}.{group}" if group else f"{topic}.reader-{uuid.uuid4().hex[:12]}"
     for msg in consume(
         _bootstrap(),
         topic,
-        group_id=group,
+        group_id=group_id,
         max_messages=max_messages,
         idle_timeout_s=idle_timeout_s,
+        auth=get_settings().kafka_auth,
+        keep_position=group is not None,
     ):
         typer.echo(json.dumps(msg.value, default=str))
 
@@ -252,7 +259,7 @@ def stream_command(
     ] = None,
     dead_letter_topic: Annotated[
         str, typer.Option(help="Where undecodable packets go, with the reason.")
-    ] = "avip.alerts.deadletter",
+    ] = DEAD_LETTER_TOPIC,
     radius_arcsec: Annotated[
         float, angle_option("arcsec", "Gaia match radius.", "--radius-arcsec", "--radius")
     ] = 5.0,
@@ -281,6 +288,7 @@ def stream_command(
         config = StreamConfig(
             bootstrap=_bootstrap(bootstrap, has_option=True),
             checkpoint_dir=checkpoint,
+            auth=settings.kafka_auth,
             raw_topic=raw_topic or settings.alerts_raw_topic,
             dead_letter_topic=dead_letter_topic,
             radius_arcsec=radius_arcsec,
@@ -318,8 +326,8 @@ def stream_command(
         registry.register(StreamCollector(lambda: job.stats, lambda: disabled[0]))
         token = settings.metrics_token.get_secret_value() if settings.metrics_token else None
         probes = serve_probes(registry, lambda: {"kafka": check(
-            lambda: _kafka_reachable(config.bootstrap))}, host=probes_host, port=probes_port,
-            token=token)
+            lambda: _kafka_reachable(config.bootstrap, config.auth))}, host=probes_host,
+            port=probes_port, token=token)
     query = job.start(available_now=once)
     try:
         query.awaitTermination()
@@ -349,6 +357,7 @@ def events_tail(
         settings.events_topic,
         from_beginning=from_beginning,
         idle_timeout_s=idle_timeout_s,
+        auth=settings.kafka_auth,
     ):
         typer.echo(json.dumps(event))
 
@@ -372,7 +381,7 @@ def events_relay_command(
     settings = get_settings()
     sessions = session_factory(make_engine(settings.store_url))
     bootstrap = _bootstrap()
-    relay = EventRelay(sessions, bootstrap, settings.events_topic)
+    relay = EventRelay(sessions, bootstrap, settings.events_topic, auth=settings.kafka_auth)
     probes = None
     if probes_port:
         registry = CollectorRegistry()
@@ -381,7 +390,7 @@ def events_relay_command(
 
         def ready() -> dict[str, str]:
             return {"store": check(lambda: ping(sessions)),
-                    "kafka": check(lambda: _kafka_reachable(bootstrap))}
+                    "kafka": check(lambda: _kafka_reachable(bootstrap, settings.kafka_auth))}
 
         token = settings.metrics_token.get_secret_value() if settings.metrics_token else None
         probes = serve_probes(registry, ready, host=probes_host, port=probes_port, token=token)
@@ -395,7 +404,9 @@ def events_relay_command(
             probes.server_close()
 
 
-def _kafka_reachable(bootstrap: str, timeout_s: float = 3.0) -> None:
+def _kafka_reachable(bootstrap: str, auth: KafkaAuth | None, timeout_s: float = 3.0) -> None:
+    """One metadata round trip, authenticated as the process itself (wrong credentials
+    make the probe fail, naming the broker's answer)."""
     from confluent_kafka.admin import AdminClient
 
-    AdminClient(kafka_config(bootstrap)).list_topics(timeout=timeout_s)
+    AdminClient(kafka_config(bootstrap, auth)).list_topics(timeout=timeout_s)

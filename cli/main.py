@@ -17,6 +17,7 @@ from cli import (
     demo,
     jobs,
     k8s,
+    kafka,
     service,
     space,
     zeppelin,
@@ -42,5 +43,6 @@ app.add_typer(admin.tokens_app, name="tokens")
 app.add_typer(admin.pools_app, name="pools")
 app.add_typer(alerts.alerts_app, name="alerts")
 app.add_typer(alerts.events_app, name="events")
+app.add_typer(kafka.kafka_app, name="kafka")
 app.add_typer(zeppelin.zeppelin_app, name="zeppelin")
 app.command("dashboards")(dashboards.dashboards)

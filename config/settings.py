@@ -21,6 +21,8 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from config.kafka import KafkaAuth
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -144,6 +146,16 @@ class Settings(BaseSettings):
         default=None,
         description="Kafka bootstrap servers (host:port); unset = embedded (outbox only).",
     )
+    kafka_username: str | None = Field(
+        default=None,
+        description="This process's Kafka principal (SASL/SCRAM); unset: an open broker. Each "
+        "service has its own (avip-relay, avip-stream), each user theirs for their filters.",
+    )
+    kafka_password: SecretStr | None = Field(default=None, description="Its SCRAM password.")
+    kafka_sasl_mechanism: Literal["SCRAM-SHA-512", "SCRAM-SHA-256"] = Field(
+        default="SCRAM-SHA-512", description="The SCRAM mechanism the broker was set up with.")
+    kafka_security_protocol: Literal["SASL_PLAINTEXT", "SASL_SSL"] = Field(
+        default="SASL_PLAINTEXT", description="SASL_SSL where the broker's listener has TLS.")
     events_topic: str = Field(
         default="avip.job-events", description="Topic the event relay publishes to."
     )
@@ -175,6 +187,16 @@ class Settings(BaseSettings):
     def store_url(self) -> str:
         """The job store's SQLAlchemy URL (SQLite under data_dir unless configured)."""
         return self.database_url or f"sqlite:///{self.data_dir / 'avip.db'}"
+
+    @property
+    def kafka_auth(self) -> KafkaAuth | None:
+        """The Kafka credentials of this process (None when no username is set)."""
+        if not self.kafka_username:
+            return None
+        if self.kafka_password is None:
+            raise ValueError("AVIP_KAFKA_USERNAME is set but AVIP_KAFKA_PASSWORD is not; set both")
+        return KafkaAuth(self.kafka_username, self.kafka_password.get_secret_value(),
+                         self.kafka_sasl_mechanism, self.kafka_security_protocol)
 
     @property
     def space_root(self) -> Path:

@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # A single-node Apache Kafka broker in KRaft mode (broker and controller in
 # one JVM) on loopback, run from the Maven-resolved jars in .jars/kafka —
-# no Kafka download, no ZooKeeper.
+# no Kafka download, no ZooKeeper. Like a deployment's, it authenticates every
+# client (SASL/SCRAM-SHA-512; the controller listener SASL/PLAIN) and denies what
+# no ACL allows: `admin` is the super user, the relay and the alert stream get
+# their own principals and ACLs from `avip kafka services` (config/kafka_access.py).
 #   kafka.sh jars   resolve the broker jars (idempotent; the Makefile may call it)
 #   kafka.sh up     format $DEVSTACK_DIR/kafka on first use, start, wait for the port
 #   kafka.sh down   stop the broker
@@ -10,6 +13,7 @@ cd "$(dirname "$0")/../.."
 ROOT=$PWD
 source devstack/lib.sh
 DEVSTACK_DIR=${DEVSTACK_DIR:-$ROOT/.devstack}
+VENV_BIN=${VENV_BIN:-$ROOT/.venv/bin}
 DIR="$DEVSTACK_DIR/kafka"
 JARS="$ROOT/.jars/kafka"
 POM="$ROOT/jvm/kafka/pom.xml"
@@ -17,6 +21,10 @@ POM="$ROOT/jvm/kafka/pom.xml"
 # pins PORT, otherwise the first free pair from 59092 (see choose_port).
 PORT=${AVIP_DEVSTACK_KAFKA_PORT:-}
 CP="$JARS/*"
+# Development passwords of a loopback-only broker (the tests read them from .devstack/env).
+ADMIN_PASSWORD=avip-admin-dev
+RELAY_PASSWORD=avip-relay-dev
+STREAM_PASSWORD=avip-stream-dev
 
 jars() {
   # Re-resolve only when the POM is newer than the last successful resolution.
@@ -32,11 +40,22 @@ write_config() {
 process.roles=broker,controller
 node.id=1
 controller.quorum.voters=1@127.0.0.1:$CONTROLLER_PORT
-listeners=PLAINTEXT://127.0.0.1:$PORT,CONTROLLER://127.0.0.1:$CONTROLLER_PORT
-advertised.listeners=PLAINTEXT://127.0.0.1:$PORT
+listeners=SASL_PLAINTEXT://127.0.0.1:$PORT,CONTROLLER://127.0.0.1:$CONTROLLER_PORT
+advertised.listeners=SASL_PLAINTEXT://127.0.0.1:$PORT
 controller.listener.names=CONTROLLER
-inter.broker.listener.name=PLAINTEXT
-listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT
+inter.broker.listener.name=SASL_PLAINTEXT
+listener.security.protocol.map=SASL_PLAINTEXT:SASL_PLAINTEXT,CONTROLLER:SASL_PLAINTEXT
+sasl.enabled.mechanisms=SCRAM-SHA-512
+sasl.mechanism.inter.broker.protocol=SCRAM-SHA-512
+listener.name.sasl_plaintext.scram-sha-512.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required username="admin" password="$ADMIN_PASSWORD";
+# KRaft cannot use SCRAM on the controller listener (the credentials live in the metadata
+# it serves): PLAIN there, with the one controller user.
+sasl.mechanism.controller.protocol=PLAIN
+listener.name.controller.sasl.enabled.mechanisms=PLAIN
+listener.name.controller.plain.sasl.jaas.config=org.apache.kafka.common.security.plain.PlainLoginModule required username="admin" password="$ADMIN_PASSWORD" user_admin="$ADMIN_PASSWORD";
+authorizer.class.name=org.apache.kafka.metadata.authorizer.StandardAuthorizer
+allow.everyone.if.no.acl.found=false
+super.users=User:admin
 log.dirs=$DIR/data
 num.partitions=1
 offsets.topic.replication.factor=1
@@ -63,12 +82,16 @@ PROPS
 # log tails) when the broker exits or does not listen within the time given.
 start() {
   local log4j="-Dlog4j.configuration=file:$DIR/log4j.properties"
+  # Storage formatted before the broker authenticated has no admin credential: start anew.
+  [ -f "$DIR/data/.scram" ] || rm -rf "$DIR/data"
   if [ ! -f "$DIR/data/meta.properties" ]; then
     local cluster_id
     cluster_id=$(java $log4j -cp "$CP" kafka.tools.StorageTool random-uuid)
     java $log4j -cp "$CP" kafka.tools.StorageTool format -t "$cluster_id" \
-      -c "$DIR/server.properties" > "$DIR/format.log" 2>&1 \
+      -c "$DIR/server.properties" \
+      --add-scram "SCRAM-SHA-512=[name=admin,password=$ADMIN_PASSWORD]" > "$DIR/format.log" 2>&1 \
       || { echo "devstack: kafka storage format failed; see $DIR/format.log" >&2; exit 1; }
+    touch "$DIR/data/.scram"
   fi
   start_daemon "$DIR" "$DIR/stdout.log" \
     java -Xmx512m -Xms256m "$log4j" -cp "$CP" kafka.Kafka "$DIR/server.properties"
@@ -92,7 +115,28 @@ up() {
     echo "devstack: retrying the kafka broker on 127.0.0.1:$PORT" >&2
     start
   fi
-  echo "AVIP_TEST_KAFKA_BOOTSTRAP=127.0.0.1:$PORT" >> "$DEVSTACK_DIR/env"
+  grant
+  {
+    echo "AVIP_TEST_KAFKA_BOOTSTRAP=127.0.0.1:$PORT"
+    echo "AVIP_TEST_KAFKA_USERNAME=admin"
+    echo "AVIP_TEST_KAFKA_PASSWORD=$ADMIN_PASSWORD"
+    echo "AVIP_TEST_KAFKA_RELAY_PASSWORD=$RELAY_PASSWORD"
+    echo "AVIP_TEST_KAFKA_STREAM_PASSWORD=$STREAM_PASSWORD"
+  } >> "$DEVSTACK_DIR/env"
+}
+
+# grant: the relay's and the stream's principals and ACLs, as an operator gives them
+# (`avip kafka services`, with the admin's credentials). Idempotent.
+grant() {
+  local tries=0
+  until AVIP_KAFKA_BOOTSTRAP="127.0.0.1:$PORT" AVIP_KAFKA_USERNAME=admin \
+      AVIP_KAFKA_PASSWORD="$ADMIN_PASSWORD" "$VENV_BIN/avip" kafka services \
+      --relay-password "$RELAY_PASSWORD" --stream-password "$STREAM_PASSWORD" \
+      > "$DIR/grant.log" 2>&1; do
+    tries=$((tries + 1))
+    [ "$tries" -lt 10 ] || { echo "devstack: kafka ACLs failed; see $DIR/grant.log" >&2; cat "$DIR/grant.log" >&2; exit 1; }
+    sleep 2
+  done
 }
 
 down() { stop_pids "$DIR"; }

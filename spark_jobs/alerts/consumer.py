@@ -16,7 +16,7 @@ from typing import Any
 
 from confluent_kafka import Consumer
 
-from config.kafka import kafka_config, private_group_id
+from config.kafka import KafkaAuth, kafka_config, private_group_id
 from spark_jobs.alerts import codec
 
 
@@ -47,18 +47,26 @@ def consume(
     from_beginning: bool = True,
     max_messages: int | None = None,
     idle_timeout_s: float | None = 10.0,
+    auth: KafkaAuth | None = None,
+    keep_position: bool | None = None,
 ) -> Iterator[Received]:
     """Yield messages of ``topic`` until ``max_messages`` or ``idle_timeout_s`` without any.
 
-    ``group_id`` keeps a position between runs; without it each call reads anew.
+    ``group_id`` keeps a position between runs; without it each call reads anew (from a
+    group of its own). ``keep_position`` says whether to commit offsets (default: when a
+    ``group_id`` is given) — False for a named but one-off group, as on a broker that
+    only lets the reader use groups under its own prefix.
     """
+    if keep_position is None:
+        keep_position = group_id is not None
     consumer = Consumer(
         kafka_config(
             bootstrap,
+            auth,
             group_id=group_id or private_group_id("reader"),
             auto_offset_reset="earliest" if from_beginning else "latest",
             isolation_level="read_committed",
-            enable_auto_commit=group_id is not None,
+            enable_auto_commit=keep_position,
         )
     )
     consumer.subscribe([topic])

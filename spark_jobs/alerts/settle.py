@@ -40,7 +40,7 @@ from pyarrow import fs as pafs
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from config.kafka import kafka_config, private_group_id
+from config.kafka import KafkaAuth, kafka_config, private_group_id, spark_kafka_options
 from config.s3 import arrow_filesystem, arrow_path
 from config.settings import Settings, get_settings
 
@@ -143,9 +143,10 @@ class Settler:
         max_wait_s: float = 0.5,
         min_partitions: int = 2,
         group_id: str | None = None,
+        auth: KafkaAuth | None = None,
     ):
         self.spark = spark
-        self.bootstrap = bootstrap
+        self.bootstrap, self.auth = bootstrap, auth
         self.topic = topic
         self.quiet_s = quiet_s
         self.max_wait_s = max_wait_s
@@ -155,7 +156,8 @@ class Settler:
         self.group_id = group_id or private_group_id("settle")
         # The driver's watermark probe reads on its own (a group nobody else joins).
         self._consumer = Consumer(
-            kafka_config(bootstrap, group_id=private_group_id("settle"), enable_auto_commit=False)
+            kafka_config(bootstrap, auth, group_id=private_group_id("settle"),
+                         enable_auto_commit=False)
         )
 
     def _watermarks(self, partitions: list[int]) -> dict[int, tuple[int, int]]:
@@ -199,7 +201,7 @@ class Settler:
             return None
         return (
             self.spark.read.format("kafka")
-            .option("kafka.bootstrap.servers", self.bootstrap)
+            .options(**spark_kafka_options(self.bootstrap, self.auth))
             .option("assign", json.dumps({self.topic: parts}))
             .option("startingOffsets", json.dumps({self.topic: {str(p): start[p] for p in parts}}))
             .option("endingOffsets", json.dumps({self.topic: {str(p): end[p] for p in parts}}))

@@ -23,7 +23,7 @@ from collections.abc import Iterable, Sequence
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from config.kafka import kafka_config, private_group_id
+from config.kafka import KafkaAuth, kafka_config, private_group_id
 
 log = logging.getLogger(__name__)
 
@@ -37,9 +37,10 @@ def ensure_topics(
     partitions: int = 1,
     config: dict[str, str] | None = None,
     timeout_s: float = 30.0,
+    auth: KafkaAuth | None = None,
 ) -> None:
     """Create the topics that do not exist yet (existing ones are left alone)."""
-    admin = AdminClient(kafka_config(bootstrap))
+    admin = AdminClient(kafka_config(bootstrap, auth))
     existing = set(admin.list_topics(timeout=timeout_s).topics)
     new = [
         NewTopic(t, num_partitions=partitions, replication_factor=1, config=config or {})
@@ -59,15 +60,17 @@ def ensure_topics(
 class TransactionalSink:
     """Writes each micro-batch's messages atomically, at most once per batch id."""
 
-    def __init__(self, bootstrap: str, commit_topic: str, job_name: str, checkpoint_dir: str):
+    def __init__(self, bootstrap: str, commit_topic: str, job_name: str, checkpoint_dir: str,
+                 auth: KafkaAuth | None = None):
         digest = hashlib.sha1(checkpoint_dir.encode()).hexdigest()[:12]
-        self.bootstrap = bootstrap
+        self.bootstrap, self.auth = bootstrap, auth
         self.commit_topic = commit_topic
         self.marker_key = f"{job_name}:{digest}"
-        ensure_topics(bootstrap, [commit_topic], config={"cleanup.policy": "compact"})
+        ensure_topics(bootstrap, [commit_topic], config={"cleanup.policy": "compact"}, auth=auth)
         self.producer = Producer(
             kafka_config(
                 bootstrap,
+                auth,
                 transactional_id=f"avip-{self.marker_key}",
                 linger_ms=5,
                 message_max_bytes=MAX_MESSAGE_BYTES,
@@ -86,6 +89,7 @@ class TransactionalSink:
         consumer = Consumer(
             kafka_config(
                 self.bootstrap,
+                self.auth,
                 group_id=private_group_id("marker"),
                 enable_auto_commit=False,
                 isolation_level="read_committed",

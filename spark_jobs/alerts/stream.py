@@ -48,6 +48,7 @@ from pyspark.sql import functions as F
 from pyspark.sql import types as T
 from pyspark.sql.streaming import StreamingQuery
 
+from config.kafka import COMMIT_TOPIC, DEAD_LETTER_TOPIC, KafkaAuth, spark_kafka_options
 from config.settings import Settings
 from spark_jobs.alerts import annotate, decode, isolation, rows, settle, warmup
 from spark_jobs.alerts.filters import AlertFilter
@@ -87,9 +88,10 @@ class StreamConfig:
 
     bootstrap: str
     checkpoint_dir: str  # local path, file:// or s3a:// (AVIP_S3_* settings); keep it
+    auth: KafkaAuth | None = None  # the stream's principal (avip-stream) on a SCRAM broker
     raw_topic: str = "avip.alerts.raw"
-    dead_letter_topic: str = "avip.alerts.deadletter"
-    commit_topic: str = "avip.alerts.commits"
+    dead_letter_topic: str = DEAD_LETTER_TOPIC
+    commit_topic: str = COMMIT_TOPIC
     job_name: str = "alerts"
     radius_arcsec: float = 5.0
     max_offsets_per_trigger: int = 20_000
@@ -145,10 +147,12 @@ class AlertStream:
             annotate.GaiaReader.for_catalog(catalog, settings) if catalog is not None else None
         )
         self.fault = fault
-        ensure_topics(config.bootstrap, [config.raw_topic, config.dead_letter_topic])
+        ensure_topics(config.bootstrap, [config.raw_topic, config.dead_letter_topic],
+                      auth=config.auth)
         self._topics = {config.raw_topic, config.dead_letter_topic}
         self.sink = TransactionalSink(
-            config.bootstrap, config.commit_topic, config.job_name, config.checkpoint_dir
+            config.bootstrap, config.commit_topic, config.job_name, config.checkpoint_dir,
+            auth=config.auth,
         )
         self.offset_log = settle.OffsetLog(config.checkpoint_dir, settings)
         self._empty = self.spark.createDataFrame([], ANNOTATED)
@@ -201,7 +205,7 @@ class AlertStream:
     def _ensure_filter_topics(self, filters: list[AlertFilter]) -> None:
         new = {f.topic for f in filters} - self._topics
         if new:
-            ensure_topics(self.config.bootstrap, new)
+            ensure_topics(self.config.bootstrap, new, auth=self.config.auth)
             self._topics |= new
 
     # -- one micro-batch ------------------------------------------------------
@@ -408,7 +412,7 @@ class AlertStream:
         c = self.config
         source = (
             self.spark.readStream.format("kafka")
-            .option("kafka.bootstrap.servers", c.bootstrap)
+            .options(**spark_kafka_options(c.bootstrap, c.auth))
             .option("subscribe", c.raw_topic)
             .option("startingOffsets", "earliest")
             .option("maxOffsetsPerTrigger", str(c.max_offsets_per_trigger))
@@ -439,6 +443,7 @@ class AlertStream:
                     c.settle_max_seconds,
                     c.min_partitions or self.spark.sparkContext.defaultParallelism,
                     group_id=f"avip-settle-{self.sink.marker_key}",
+                    auth=c.auth,
                 )
         return writer.start()
 

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 import pytest
+from testing_utils import kafka_auth
 
 if TYPE_CHECKING:
     from spark_jobs.alerts.stream import StreamConfig
@@ -43,6 +44,7 @@ def stream_config(kafka_bootstrap: str, run_id: str, tmp_path: Path) -> Callable
 
         fields: dict[str, Any] = {
             "bootstrap": kafka_bootstrap,
+            "auth": kafka_auth(),
             "checkpoint_dir": str(tmp_path / "ck"),
             "raw_topic": f"raw-{run_id}",
             "dead_letter_topic": f"dlq-{run_id}",

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import select
+from testing_utils import kafka_auth
 
 from api.db import make_engine, migrate, session_factory
 from api.events_relay import EventRelay, tail
@@ -53,26 +54,28 @@ def test_events_survive_a_broker_outage_in_order(kafka_bootstrap, run_id, tmp_pa
     emit(range(1, 6), 0)
     # The first send creates the topic: give it the default delivery time (a busy CI
     # machine can take longer than the short outage timeout below to do that).
-    assert EventRelay(sessions, kafka_bootstrap, topic).run_once() == 5
+    assert EventRelay(sessions, kafka_bootstrap, topic, auth=kafka_auth()).run_once() == 5
     _broker("down")
     down_at = time.monotonic()
     try:
         # During the outage each attempt gives up after 3 s instead of the default.
-        relay = EventRelay(sessions, kafka_bootstrap, topic, delivery_timeout_s=3)
+        relay = EventRelay(sessions, kafka_bootstrap, topic, auth=kafka_auth(),
+                           delivery_timeout_s=3)
         for step in range(1, 4):
             emit(range(1, 6), step)
             assert relay.run_once() == 0  # nothing delivered, nothing marked
         time.sleep(max(0.0, 30 - (time.monotonic() - down_at)))  # a 30 s outage in all
     finally:
         _broker("up")
-    relay = EventRelay(sessions, kafka_bootstrap, topic)
+    relay = EventRelay(sessions, kafka_bootstrap, topic, auth=kafka_auth())
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         with sessions() as s:
             if not job_store.unpublished_events(s):
                 break
         relay.run_once()
-    events = list(tail(kafka_bootstrap, topic, from_beginning=True, idle_timeout_s=8))
+    events = list(tail(kafka_bootstrap, topic, from_beginning=True, idle_timeout_s=8,
+                       auth=kafka_auth()))
     with sessions() as s:
         all_ids = s.scalars(select(Event.id).order_by(Event.id)).all()
     assert sorted(e["id"] for e in events) == list(all_ids)  # every event, once after dedup

@@ -15,9 +15,11 @@ import time
 
 import pytest
 from confluent_kafka import Consumer, Producer
+from testing_utils import kafka_auth
 from typer.testing import CliRunner
 
 from cli.main import app as avip
+from config.kafka import kafka_config, spark_kafka_options
 from spark_jobs.alerts import codec, settle, simulate, stream
 from spark_jobs.alerts.filters import make_filter
 
@@ -32,7 +34,7 @@ def _write_offset_log(checkpoint: str, batch_id: int, topic: str, end: int) -> N
 def _read(spark, bootstrap: str, topic: str, start: int, end: int):
     return (
         spark.read.format("kafka")
-        .option("kafka.bootstrap.servers", bootstrap)
+        .options(**spark_kafka_options(bootstrap, kafka_auth()))
         .option("assign", json.dumps({topic: [0]}))
         .option("startingOffsets", json.dumps({topic: {"0": start}}))
         .option("endingOffsets", json.dumps({topic: {"0": end}}))
@@ -41,14 +43,9 @@ def _read(spark, bootstrap: str, topic: str, start: int, end: int):
 
 
 def _keys(bootstrap: str, topic: str, idle_s: float = 6.0) -> list[bytes]:
-    consumer = Consumer(
-        {
-            "bootstrap.servers": bootstrap,
-            "group.id": f"t-{time.time_ns()}",
-            "auto.offset.reset": "earliest",
-            "isolation.level": "read_committed",
-        }
-    )
+    consumer = Consumer(kafka_config(bootstrap, kafka_auth(), group_id=f"t-{time.time_ns()}",
+                                     auto_offset_reset="earliest",
+                                     isolation_level="read_committed"))
     consumer.subscribe([topic])
     out, last = [], time.monotonic()
     while time.monotonic() - last < idle_s:
@@ -67,7 +64,7 @@ def test_settled_batch_takes_the_burst_and_a_restart_writes_nothing_twice(
     sim = simulate.RubinSimulator(seed=21)
     plan = simulate.plan_night(1, [(150.0, -30.0)], n_alerts=300)[0]
     raw = config.raw_topic
-    producer = Producer({"bootstrap.servers": kafka_bootstrap})
+    producer = Producer(kafka_config(kafka_bootstrap, kafka_auth()))
     sent = []
     for a in sim.alerts_for_visit(plan):
         key = str(a["diaSourceId"]).encode()
@@ -80,7 +77,8 @@ def test_settled_batch_takes_the_burst_and_a_restart_writes_nothing_twice(
     )
 
     first = stream.AlertStream(spark, config, lambda: [catch_all])
-    first._settler = settle.Settler(first.spark, kafka_bootstrap, raw, quiet_s=0.05)
+    first._settler = settle.Settler(first.spark, kafka_bootstrap, raw, quiet_s=0.05,
+                                     auth=kafka_auth())
     _write_offset_log(config.checkpoint_dir, 0, raw, 100)
     first.process_batch(_read(first.spark, kafka_bootstrap, raw, 0, 100), 0)
     # one batch took the other 200 itself
@@ -90,7 +88,8 @@ def test_settled_batch_takes_the_burst_and_a_restart_writes_nothing_twice(
 
     # Restart: Spark's own batch 1 covers what batch 0 took; nothing is written again.
     second = stream.AlertStream(spark, config, lambda: [catch_all])
-    second._settler = settle.Settler(second.spark, kafka_bootstrap, raw, quiet_s=0.05)
+    second._settler = settle.Settler(second.spark, kafka_bootstrap, raw, quiet_s=0.05,
+                                     auth=kafka_auth())
     _write_offset_log(config.checkpoint_dir, 1, raw, 300)
     second.process_batch(_read(second.spark, kafka_bootstrap, raw, 100, 300), 1)
     assert second.stats == []  # wholly taken by batch 0: skipped without a job
@@ -101,11 +100,11 @@ def test_settled_batch_takes_the_burst_and_a_restart_writes_nothing_twice(
 
 def test_settled_ends_stop_at_the_limit(spark, kafka_bootstrap, run_id):
     raw = f"raw-{run_id}"
-    producer = Producer({"bootstrap.servers": kafka_bootstrap})
+    producer = Producer(kafka_config(kafka_bootstrap, kafka_auth()))
     for i in range(50):
         producer.produce(raw, value=b"x%d" % i)
     producer.flush()
-    settler = settle.Settler(spark, kafka_bootstrap, raw, quiet_s=0.05)
+    settler = settle.Settler(spark, kafka_bootstrap, raw, quiet_s=0.05, auth=kafka_auth())
     try:
         assert settler.settled_ends({0: 10}, limit=1_000) == {0: 50}
         assert settler.settled_ends({0: 10}, limit=15) == {0: 25}

@@ -16,8 +16,9 @@ from pathlib import Path
 import pytest
 from confluent_kafka import Producer
 from pyarrow import fs as pafs
-from testing_utils import load_module
+from testing_utils import kafka_auth, load_module
 
+from config.kafka import kafka_config
 from config.s3 import arrow_filesystem, arrow_path, hadoop_conf
 from spark_jobs.alerts import codec, settle, simulate
 from spark_jobs.alerts.filters import make_filter
@@ -42,7 +43,7 @@ def test_stream_on_an_s3a_checkpoint_settles_from_sparks_offset_log(
 
     sim = simulate.RubinSimulator(seed=8)
     plan = simulate.plan_night(1, [(40.0, -10.0)], n_alerts=200)[0]
-    producer = Producer({"bootstrap.servers": kafka_bootstrap})
+    producer = Producer(kafka_config(kafka_bootstrap, kafka_auth()))
     for a in sim.alerts_for_visit(plan):
         producer.produce(config.raw_topic, key=str(a["diaSourceId"]).encode(),
                          value=codec.encode_rubin(a))  # fmt: skip

@@ -16,7 +16,9 @@ import pytest
 from astropy import units as u
 from astropy.coordinates import SkyCoord
 from confluent_kafka import Consumer, Producer
+from testing_utils import kafka_auth
 
+from config.kafka import kafka_config
 from spark_jobs.alerts import codec, simulate, stream
 from spark_jobs.alerts.filters import AlertFilter, make_filter
 
@@ -24,14 +26,9 @@ RADIUS = 5.0
 
 
 def _consume_all(bootstrap: str, topics: list[str], idle_s: float = 8.0) -> list:
-    consumer = Consumer(
-        {
-            "bootstrap.servers": bootstrap,
-            "group.id": f"t-{time.time_ns()}",
-            "auto.offset.reset": "earliest",
-            "isolation.level": "read_committed",
-        }
-    )
+    consumer = Consumer(kafka_config(bootstrap, kafka_auth(), group_id=f"t-{time.time_ns()}",
+                                     auto_offset_reset="earliest",
+                                     isolation_level="read_committed"))
     consumer.subscribe(topics)
     out, last = [], time.monotonic()
     while time.monotonic() - last < idle_s:
@@ -69,7 +66,7 @@ def test_stream_annotates_filters_dead_letters_and_survives_restart(
         for i in range(20)
     ]
     raw = config.raw_topic
-    producer = Producer({"bootstrap.servers": kafka_bootstrap})
+    producer = Producer(kafka_config(kafka_bootstrap, kafka_auth()))
     for a in alerts:
         producer.produce(raw, key=str(a["diaSourceId"]).encode(), value=codec.encode_rubin(a))
     for z in ztf:
@@ -227,7 +224,7 @@ def test_a_filter_that_raises_or_stalls_at_run_time_is_switched_off_and_the_othe
     sim = simulate.RubinSimulator(stars=None, seed=5)
     plan = simulate.plan_night(1, [(150.0, 2.0)], n_alerts=300, star_fraction=0.0)[0]
     alerts = list(sim.alerts_for_visit(plan))
-    producer = Producer({"bootstrap.servers": kafka_bootstrap})
+    producer = Producer(kafka_config(kafka_bootstrap, kafka_auth()))
     for a in alerts:
         producer.produce(config.raw_topic, key=str(a["diaSourceId"]).encode(),
                          value=codec.encode_rubin(a))
@@ -271,7 +268,7 @@ def test_the_stream_across_a_30_s_broker_outage_writes_every_alert_once(
     sim = simulate.RubinSimulator(stars=None, seed=9)
     plans = simulate.plan_night(2, [(200.0, -10.0)], n_alerts=200, star_fraction=0.0)
     before, after = (list(sim.alerts_for_visit(p)) for p in plans)
-    producer = Producer({"bootstrap.servers": kafka_bootstrap})
+    producer = Producer(kafka_config(kafka_bootstrap, kafka_auth()))
 
     def produce(alerts: list) -> None:
         for a in alerts:

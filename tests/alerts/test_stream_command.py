@@ -126,7 +126,7 @@ def test_the_relay_serves_probes_and_metrics(tmp_path, kafka_bootstrap):  # type
 
     import httpx
     from prometheus_client.parser import text_string_to_metric_families
-    from testing_utils import free_port
+    from testing_utils import free_port, kafka_auth, kafka_env
 
     from api.db import make_engine, migrate, session_factory
     from api.store import jobs as job_store
@@ -141,7 +141,16 @@ def test_the_relay_serves_probes_and_metrics(tmp_path, kafka_bootstrap):  # type
     port = free_port()
     env = {**os.environ, "AVIP_DATABASE_URL": store, "AVIP_KAFKA_BOOTSTRAP": kafka_bootstrap,
            "AVIP_EVENTS_TOPIC": f"events-{port}"}
-    relay = subprocess.Popen([str(Path(sys.executable).parent / "avip"), "events", "relay",
+    avip = str(Path(sys.executable).parent / "avip")
+    relay_auth, stream_auth = kafka_auth("avip-relay"), kafka_auth("avip-stream")
+    if relay_auth is not None:  # the operator grants the relay this topic, then it runs as itself
+        granted = subprocess.run(
+            [avip, "kafka", "services", "--relay-password", relay_auth.password,
+             "--stream-password", stream_auth.password], env={**env, **kafka_env("admin")},
+            capture_output=True, text=True, timeout=120)
+        assert granted.returncode == 0, granted.stdout + granted.stderr
+        env |= kafka_env("avip-relay")
+    relay = subprocess.Popen([avip, "events", "relay",
                               "--probes-port", str(port)], env=env,
                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}"

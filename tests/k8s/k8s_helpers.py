@@ -213,7 +213,7 @@ def workload_problems(objects: list[dict[str, Any]]) -> list[str]:
                     missing = {"cpu", "memory"} - set(res.get(part, {}))
                     if missing:
                         problems.append(f"{where} {c['name']}: no {part} for {sorted(missing)}")
-                if group == "containers":
+                if group == "containers" and obj["kind"] not in ("Job", "CronJob"):
                     for probe in ("readinessProbe", "livenessProbe"):
                         if probe not in c:
                             problems.append(f"{where} {c['name']}: no {probe}")

@@ -314,3 +314,39 @@ def test_driver_pods_find_their_settings_and_own_keys(overlay):
                            and o["metadata"].get("namespace") == ns):
                 keys = base64.b64decode(secret["data"]["AVIP_S3_ACCESS_KEY"]).decode()
                 assert keys != base64.b64decode(platform["AVIP_S3_ACCESS_KEY"]).decode()
+
+
+def _properties(text: str) -> dict[str, str]:
+    """key=value lines of a server.properties heredoc, shell variables shown as ``$``."""
+    import re
+
+    props = {}
+    for line in text.splitlines():
+        line = line.strip()
+        key = line.split("=")[0]
+        if "=" in line and not line.startswith(("#", "cat ", "PROPS")) and " " not in key:
+            key, value = line.split("=", 1)
+            props[key] = re.sub(r"\$\{?[A-Za-z_][A-Za-z0-9_]*\}?", "$", value)
+    return props
+
+
+def test_the_cluster_broker_authenticates_like_the_tested_one(overlay):
+    """Issue 15: the deployment's Kafka has the security settings of the devstack broker
+    the tests run against (SASL everywhere, the authorizer on, no access without an ACL)."""
+    _, objects = overlay
+    start = next(o for o in objects if o["kind"] == "ConfigMap"
+                 and o["metadata"]["name"].startswith("kafka-start"))["data"]["kafka-start.sh"]
+    devstack = (K8S.parent / "devstack" / "services" / "kafka.sh").read_text()
+    tested = _properties(devstack.split("write_config() {")[1].split("PROPS\n}")[0])
+    deployed = _properties(start)
+
+    def security(props: dict[str, str]) -> dict[str, str]:
+        return {k: v for k, v in props.items() if k.startswith(("sasl.", "listener."))
+                or k in ("authorizer.class.name", "allow.everyone.if.no.acl.found",
+                         "super.users", "inter.broker.listener.name",
+                         "controller.listener.names")}
+
+    assert security(tested) and security(deployed) == security(tested)
+    assert deployed["allow.everyone.if.no.acl.found"] == "false"
+    assert all(listener.startswith(("SASL_", "CONTROLLER"))
+               for listener in deployed["listeners"].split(","))

@@ -1,18 +1,23 @@
 """The rendered manifests, run (issue 15): what `kubectl apply -k` would start, started here.
 
-For each overlay (dev, prod) the kustomize output is rendered and every Deployment of
-ours (the platform image: API, scheduler, dashboards, events relay, alert stream) is
-started as a local process exactly as its container would be: its ``command``/``args``,
-the environment built from the rendered ConfigMaps and Secrets it names (prod's
-``avip-secrets`` is created out of band, as docs/deploy.md says: the test makes it
-with the keys the docs list), each volume a directory at its ``mountPath`` — a claim is
+For each overlay (dev, prod) the kustomize output is rendered and every workload of
+ours (the platform image: the Kafka grants Job first, to completion, then the API,
+scheduler, dashboards, events relay and alert stream Deployments) is started as a
+local process exactly as its container would be: its ``command``/``args`` (``$(VAR)``
+expanded as the kubelet does), the environment built from the rendered ConfigMaps and
+Secrets it names (prod's Secrets are created out of band, as docs/deploy.md says: the
+test makes them with the keys the docs list), each volume a directory at its
+``mountPath`` — a claim is
 one directory whoever mounts it (so the API and the scheduler share ``avip-data`` as
 they do on the cluster), an emptyDir one per pod. Only the endpoints are overridden, to
 the devstack's (PostgreSQL, MinIO, Kafka, the standalone Spark master) — and each
-overridden key must be one the manifests set. Then every container's liveness and
-readiness probes must answer on their declared ports, every scrape annotation must
-lead to Prometheus text, and a job submitted through the API must succeed and its
-result read back through the API must equal a brute-force cone on the catalogue.
+overridden key must be one the manifests set; each Kafka principal (admin, avip-relay,
+avip-stream) keeps its name and gets the devstack broker's password for it, so the
+relay and the stream run with exactly the ACLs the grants Job gave them. Then every
+container's liveness and readiness probes must answer on their declared ports, every
+scrape annotation must lead to Prometheus text, and a job submitted through the API
+must succeed and its result read back through the API must equal a brute-force cone
+on the catalogue.
 
 No Kubernetes cluster runs here: the job backend is overridden to the devstack's
 standalone Spark (``AVIP_JOB_BACKEND=standalone``), and the stores (PostgreSQL, Kafka,
@@ -25,6 +30,7 @@ from __future__ import annotations
 
 import base64
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -42,14 +48,21 @@ import pyarrow.parquet as pq
 import pytest
 from k8s_helpers import render
 from prometheus_client.parser import text_string_to_metric_families
-from testing_utils import new_user, postgres_schema
+from testing_utils import kafka_auth, new_user, postgres_schema
 
 REPO = Path(__file__).resolve().parents[2]
 K8S = REPO / "k8s"
 PLATFORM_IMAGE = "avip/platform"
-#: What docs/deploy.md has the operator put in `avip-secrets` for production.
-OUT_OF_BAND_SECRET_KEYS = ("POSTGRES_PASSWORD", "AVIP_DATABASE_URL", "AVIP_S3_ACCESS_KEY",
-                           "AVIP_S3_SECRET_KEY")
+#: The Secrets docs/deploy.md has the operator create for production, and their keys.
+OUT_OF_BAND_SECRETS = {
+    "avip-secrets": ("POSTGRES_PASSWORD", "AVIP_DATABASE_URL", "AVIP_S3_ACCESS_KEY",
+                     "AVIP_S3_SECRET_KEY"),
+    "avip-kafka-admin": ("KAFKA_ADMIN_PASSWORD",),
+    "avip-kafka-relay": ("AVIP_KAFKA_USERNAME", "AVIP_KAFKA_PASSWORD"),
+    "avip-kafka-stream": ("AVIP_KAFKA_USERNAME", "AVIP_KAFKA_PASSWORD"),
+}
+KAFKA_PRINCIPALS = {"avip-kafka-admin": "admin", "avip-kafka-relay": "avip-relay",
+                    "avip-kafka-stream": "avip-stream"}
 
 
 @dataclass
@@ -57,6 +70,7 @@ class Container:
     """One container of ours, as the manifests describe it, mapped onto this machine."""
 
     workload: str
+    kind: str
     spec: dict[str, Any]
     env: dict[str, str]
     mounts: dict[str, Path]  # mountPath → host directory
@@ -80,9 +94,37 @@ def _by_name(objects: list[dict[str, Any]], kind: str, name: str) -> dict[str, A
                  and o["metadata"].get("namespace", "avip") == "avip"), None)
 
 
+def _secret_data(objects: list[dict[str, Any]], name: str,
+                 out_of_band: dict[str, dict[str, str]]) -> dict[str, str]:
+    secret = _by_name(objects, "Secret", name)
+    if secret is None:
+        base = next((b for b in out_of_band if name == b), None)
+        assert base is not None, f"a container names Secret {name}, which nobody creates"
+        return out_of_band[base]
+    return {**{k: base64.b64decode(v).decode() for k, v in secret.get("data", {}).items()},
+            **secret.get("stringData", {})}
+
+
+def _principal_of(name: str) -> str | None:
+    """The Kafka principal a (possibly hash-suffixed) Secret holds the password of."""
+    return next((p for base, p in KAFKA_PRINCIPALS.items()
+                 if name == base or name.startswith(base + "-")), None)
+
+
 def _container_env(objects: list[dict[str, Any]], container: dict[str, Any],
                    secrets: dict[str, dict[str, str]], pod_name: str) -> dict[str, str]:
+    """The container's environment as the kubelet builds it; a Kafka password becomes the
+    devstack broker's password of the same principal."""
     env: dict[str, str] = {}
+
+    def from_secret(name: str) -> dict[str, str]:
+        data = dict(_secret_data(objects, name, secrets))
+        principal = _principal_of(name)
+        for key in ("AVIP_KAFKA_PASSWORD", "KAFKA_ADMIN_PASSWORD"):
+            if principal and key in data:
+                data[key] = _devstack_kafka_password(principal)
+        return data
+
     for source in container.get("envFrom", []):
         if "configMapRef" in source:
             name = source["configMapRef"]["name"]
@@ -90,28 +132,37 @@ def _container_env(objects: list[dict[str, Any]], container: dict[str, Any],
             assert config_map is not None, f"{container['name']} names missing ConfigMap {name}"
             env.update(config_map.get("data", {}))
         else:
-            name = source["secretRef"]["name"]
-            secret = _by_name(objects, "Secret", name)
-            if secret is None:
-                assert name in secrets, f"{container['name']} names missing Secret {name}"
-                env.update(secrets[name])
-            else:
-                env.update({k: base64.b64decode(v).decode()
-                            for k, v in secret.get("data", {}).items()})
-                env.update(secret.get("stringData", {}))
+            env.update(from_secret(source["secretRef"]["name"]))
     for item in container.get("env", []):
+        source = item.get("valueFrom", {})
         if "value" in item:
-            env[item["name"]] = item["value"]
-        elif item.get("valueFrom", {}).get("fieldRef", {}).get("fieldPath") == "metadata.name":
+            env[item["name"]] = _expand(item["value"], env)
+        elif source.get("fieldRef", {}).get("fieldPath") == "metadata.name":
             env[item["name"]] = pod_name
+        elif "secretKeyRef" in source:
+            ref = source["secretKeyRef"]
+            env[item["name"]] = from_secret(ref["name"])[ref["key"]]
     return env
+
+
+def _expand(value: str, env: dict[str, str]) -> str:
+    """``$(NAME)`` replaced by an earlier variable, as the kubelet does (unknown: kept)."""
+    return re.sub(r"\$\(([A-Za-z_][A-Za-z0-9_]*)\)",
+                  lambda m: env.get(m.group(1), m.group(0)), value)
+
+
+def _devstack_kafka_password(principal: str) -> str:
+    auth = kafka_auth(principal)
+    if auth is None:
+        pytest.skip("the devstack broker does not authenticate: run through `make test`")
+    return auth.password
 
 
 def _our_containers(objects: list[dict[str, Any]], work: Path,
                     secrets: dict[str, dict[str, str]]) -> list[Container]:
     found = []
-    for obj in objects:
-        if obj["kind"] not in ("Deployment", "StatefulSet"):
+    for obj in sorted(objects, key=lambda o: o["kind"] != "Job"):  # Jobs first
+        if obj["kind"] not in ("Job", "Deployment", "StatefulSet"):
             continue
         pod = obj["spec"]["template"]["spec"]
         for spec in pod["containers"]:
@@ -126,9 +177,8 @@ def _our_containers(objects: list[dict[str, Any]], work: Path,
             mounts = {m["mountPath"]: host_of[m["name"]] for m in spec.get("volumeMounts", [])}
             for directory in mounts.values():
                 directory.mkdir(parents=True, exist_ok=True)
-            container = Container(name, spec, _container_env(objects, spec, secrets,
-                                                             f"{name}-0"), mounts,
-                                  work / f"{name}.log")
+            env = _container_env(objects, spec, secrets, f"{name}-0")
+            container = Container(name, obj["kind"], spec, env, mounts, work / f"{name}.log")
             container.ports = {p["name"]: p["containerPort"] for p in spec.get("ports", [])}
             found.append(container)
     return found
@@ -174,7 +224,7 @@ def _process_env(container: Container, endpoints: dict[str, str], work: Path) ->
 
 @contextmanager
 def _started(container: Container, env: dict[str, str], cwd: Path) -> Iterator[Container]:
-    argv = [container.local_path(a) for a in
+    argv = [container.local_path(_expand(a, env)) for a in
             [*container.spec.get("command", []), *container.spec.get("args", [])]]
     with container.log.open("wb") as log:
         container.process = subprocess.Popen(argv, env=env, cwd=cwd, stdout=log,
@@ -260,11 +310,13 @@ def test_the_rendered_deployments_run_and_answer(overlay: str, lake: str,
     objects = render(str(K8S / "overlays" / overlay))
     store_url, drop_store = postgres_schema(base_url)
     endpoints = _devstack_endpoints(lake, store_url)
-    secrets = {}
-    if _by_name(objects, "Secret", "avip-secrets") is None:  # prod: created out of band
-        secrets["avip-secrets"] = {key: endpoints.get(key, "set-by-the-operator")
-                                   for key in OUT_OF_BAND_SECRET_KEYS}
-    containers = _our_containers(objects, tmp_path, secrets)
+    secrets = {  # prod: the Secrets docs/deploy.md has the operator create
+        name: {key: endpoints.get(key, KAFKA_PRINCIPALS.get(name, "set-by-the-operator"))
+               for key in keys} for name, keys in OUT_OF_BAND_SECRETS.items()}
+    workloads = _our_containers(objects, tmp_path, secrets)
+    jobs = [c for c in workloads if c.kind == "Job"]
+    containers = [c for c in workloads if c.kind != "Job"]
+    assert [c.workload for c in jobs] == ["kafka-grants"]
     assert sorted(c.workload for c in containers) == [
         "alert-stream", "api", "events-relay", "panel", "scheduler"]
     api = next(c for c in containers if c.workload == "api")
@@ -273,6 +325,10 @@ def test_the_rendered_deployments_run_and_answer(overlay: str, lake: str,
     root = tmp_path / "root"  # the image's WORKDIR: nothing of the repository
     root.mkdir()
     try:
+        for job in jobs:  # to completion, before anything that needs what they grant
+            with _started(job, _process_env(job, endpoints, tmp_path), root):
+                assert job.process is not None
+                assert job.process.wait(timeout=120) == 0, job.log.read_text()[-3000:]
         with ExitStack() as stack:
             for c in containers:
                 stack.enter_context(_started(c, _process_env(c, endpoints, tmp_path), root))

@@ -144,3 +144,25 @@ def postgres_schema(base_url: str) -> tuple[str, Callable[[], None]]:
 
     sep = "&" if "?" in base_url else "?"
     return f"{base_url}{sep}options=-csearch_path%3D{schema}", drop
+
+
+def kafka_auth(principal: str = "admin"):  # type: ignore[no-untyped-def]
+    """The devstack broker's credentials of ``principal`` (admin: the super user the tests'
+    own clients use; avip-relay, avip-stream: the services'), or None on an open broker."""
+    import os
+
+    from config.kafka import KafkaAuth
+
+    if not os.environ.get("AVIP_TEST_KAFKA_USERNAME"):
+        return None
+    password = {"admin": "AVIP_TEST_KAFKA_PASSWORD",
+                "avip-relay": "AVIP_TEST_KAFKA_RELAY_PASSWORD",
+                "avip-stream": "AVIP_TEST_KAFKA_STREAM_PASSWORD"}[principal]
+    return KafkaAuth(principal, os.environ[password])
+
+
+def kafka_env(principal: str = "admin") -> dict[str, str]:
+    """The AVIP_KAFKA_USERNAME/PASSWORD of ``principal`` for a process the test starts."""
+    auth = kafka_auth(principal)
+    return {} if auth is None else {"AVIP_KAFKA_USERNAME": auth.username,
+                                    "AVIP_KAFKA_PASSWORD": auth.password}
