@@ -164,11 +164,13 @@ def s3_policy_cmd(
     ] = "s3a://avip-lakehouse/catalogue",
     space_prefix: Annotated[str, typer.Option(
         help="Key prefix of user spaces (AVIP_S3_SPACE_PREFIX).")] = "space",
+    read_only: Annotated[bool, typer.Option(
+        "--read-only", help="The catalogue only, no space (Zeppelin's interpreters).")] = False,
 ) -> None:
     """Print the S3 policy (JSON) of one user's job keys: the catalogue read-only, their own
     space read-write, nothing else (mc admin policy create ... / aws iam put-user-policy)."""
     try:
-        policy = user_policy(lakehouse, space_prefix, user)
+        policy = user_policy(lakehouse, space_prefix, None if read_only else user)
     except ValueError as err:
         raise fail(str(err)) from None
     typer.echo(json.dumps(policy, indent=2))

@@ -350,3 +350,47 @@ def test_the_cluster_broker_authenticates_like_the_tested_one(overlay):
     assert deployed["allow.everyone.if.no.acl.found"] == "false"
     assert all(listener.startswith(("SASL_", "CONTROLLER"))
                for listener in deployed["listeners"].split(","))
+
+
+def test_zeppelin_logs_users_in_and_keeps_them_apart(overlay):
+    """Issue 15: Zeppelin in k8s runs as the devstack's does (Shiro login, no anonymous
+    access, one isolated interpreter per user), in a namespace of its own where the pods
+    it creates can mount none of the platform's Secrets."""
+    import json
+    import re
+    import xml.etree.ElementTree as ET
+
+    name, objects = overlay
+    zeppelin = next(o for o in objects if o["kind"] == "Deployment"
+                    and o["metadata"]["name"] == "zeppelin")
+    assert zeppelin["metadata"]["namespace"] == "avip-notes"
+    roles = [o for o in objects if o["kind"] in ("Role", "RoleBinding")
+             and o["metadata"]["name"] == "zeppelin"]
+    assert roles and {o["metadata"]["namespace"] for o in roles} == {"avip-notes"}
+    assert not [o for o in objects if o["kind"] == "Secret"
+                and o["metadata"].get("namespace") == "avip-notes"
+                and o["metadata"]["name"].startswith(("avip-secrets", "avip-kafka"))]
+    conf = next(o for o in objects if o["kind"] == "ConfigMap"
+                and o["metadata"]["name"].startswith("zeppelin-conf"))["data"]
+    site = {p.findtext("name"): p.findtext("value")
+            for p in ET.fromstring(conf["zeppelin-site.xml"]).iter("property")}
+    assert site["zeppelin.anonymous.allowed"] == "false"
+    assert site["zeppelin.notebook.public"] == "false"
+    devstack = (K8S.parent / "devstack" / "services" / "zeppelin.sh").read_text()
+    tested = devstack.split('interpreter-setting.json" <<EOF')[1].split("\nEOF")[0]
+    tested = json.loads(tested.replace("$python", "/opt/venv/bin/python"))
+    assert json.loads(conf["interpreter-setting.json"]) == tested
+    assert tested[0]["option"]["perUser"] == "isolated"
+    pod = zeppelin["spec"]["template"]["spec"]
+    shiro = next(v for v in pod["volumes"] if v["name"] == "shiro")["secret"]["secretName"]
+    mounts = {m["mountPath"]: m for m in pod["containers"][0]["volumeMounts"]}
+    assert mounts["/opt/zeppelin/conf/shiro.ini"]["name"] == "shiro"
+    if name == "dev":  # prod creates the Secret out of band
+        import base64
+
+        secret = next(o for o in objects if o["kind"] == "Secret"
+                      and o["metadata"]["name"] == shiro)
+        ini = base64.b64decode(secret["data"]["shiro.ini"]).decode()
+        rules = devstack.split("cat <<'EOF'\n")[1].split("\nEOF")[0]
+        assert rules.strip() and rules.strip() in ini  # [main], [roles], [urls] as tested
+        assert re.search(r"^/\*\* = authc$", ini, re.M)

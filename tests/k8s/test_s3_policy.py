@@ -46,11 +46,11 @@ def store() -> Iterator[Store]:
                 f"policy-{uuid.uuid4().hex[:8]}")
 
 
-def _job_keys(store: Store, user: str) -> Minio:
+def _job_keys(store: Store, user: str, *flags: str) -> Minio:
     """Create ``user``'s job keys with the policy the CLI prints, as docs/deploy.md does."""
     lakehouse = f"s3a://{store.bucket}/{store.run}/catalogue"
     printed = CliRunner().invoke(app, ["k8s", "s3-policy", user, "--lakehouse", lakehouse,
-                                       "--space-prefix", f"{store.run}/space"])
+                                       "--space-prefix", f"{store.run}/space", *flags])
     assert printed.exit_code == 0, printed.output
     name, secret = f"{store.run}-{user}", uuid.uuid4().hex
     store.admin.policy_add(name, policy=json.loads(printed.stdout))
@@ -111,6 +111,14 @@ def test_a_users_job_keys_reach_the_catalogue_and_their_space_only(store: Store)
     assert _denied(lambda: alice.get_object(bucket, f"{run}/checkpoints/offsets"))
     assert _denied(lambda: list(alice.list_objects(bucket, "")))
     assert store.root.get_object(bucket, f"{run}/space/bob/results.csv").read() == b"bob's"
+    # Zeppelin's interpreters' key (--read-only): the catalogue, and no space at all.
+    notes = _job_keys(store, "notes", "--read-only")
+    some_catalogue_file = next(o.object_name for o in store.root.list_objects(
+        bucket, f"{run}/catalogue/", recursive=True))
+    assert notes.get_object(bucket, some_catalogue_file).read()
+    assert _denied(lambda: _put(notes, bucket, f"{run}/space/notes/x"))
+    assert _denied(lambda: _put(notes, bucket, f"{run}/catalogue/gaia_source/x"))
+    assert _denied(lambda: notes.get_object(bucket, f"{run}/space/bob/results.csv"))
 
 
 def test_the_policy_command_refuses_what_is_not_an_s3_catalogue_or_a_user() -> None:

@@ -26,26 +26,26 @@ def bucket_and_prefix(uri: str) -> tuple[str, str]:
     return parsed.netloc, parsed.path.strip("/")
 
 
-def user_policy(lakehouse_uri: str, space_prefix: str, user: str) -> dict[str, Any]:
+def user_policy(lakehouse_uri: str, space_prefix: str, user: str | None) -> dict[str, Any]:
     """The policy of ``user``'s job keys: read ``lakehouse_uri``, read and write
-    ``<bucket>/<space_prefix>/<user>/``; nothing else."""
+    ``<bucket>/<space_prefix>/<user>/``; nothing else. ``user=None``: the catalogue only
+    (Zeppelin's interpreters, shared by every user of the notes)."""
     bucket, catalogue = bucket_and_prefix(lakehouse_uri)
-    if not user or "/" in user or "*" in user:
+    if user is not None and (not user or "/" in user or "*" in user):
         raise ValueError(f"{user!r} is not a user name")
-    space = f"{space_prefix.strip('/')}/{user}"
+    space = f"{space_prefix.strip('/')}/{user}" if user is not None else None
     arn = f"arn:aws:s3:::{bucket}"
-    return {
-        "Version": "2012-10-17",
-        "Statement": [
-            {"Sid": "ListCatalogueAndOwnSpace", "Effect": "Allow",
-             "Action": ["s3:ListBucket"], "Resource": [arn],
-             "Condition": {"StringLike": {"s3:prefix": [
-                 catalogue, f"{catalogue}/*", space, f"{space}/*"]}}},
-            {"Sid": "BucketLocation", "Effect": "Allow",
-             "Action": ["s3:GetBucketLocation"], "Resource": [arn]},
-            {"Sid": "ReadCatalogue", "Effect": "Allow",
-             "Action": ["s3:GetObject"], "Resource": [f"{arn}/{catalogue}/*"]},
-            {"Sid": "OwnSpace", "Effect": "Allow",
-             "Action": SPACE_ACTIONS, "Resource": [f"{arn}/{space}/*"]},
-        ],
-    }
+    listable = [catalogue, f"{catalogue}/*", *([space, f"{space}/*"] if space else [])]
+    statements: list[dict[str, Any]] = [
+        {"Sid": "ListCatalogueAndOwnSpace", "Effect": "Allow",
+         "Action": ["s3:ListBucket"], "Resource": [arn],
+         "Condition": {"StringLike": {"s3:prefix": listable}}},
+        {"Sid": "BucketLocation", "Effect": "Allow",
+         "Action": ["s3:GetBucketLocation"], "Resource": [arn]},
+        {"Sid": "ReadCatalogue", "Effect": "Allow",
+         "Action": ["s3:GetObject"], "Resource": [f"{arn}/{catalogue}/*"]},
+    ]
+    if space:
+        statements.append({"Sid": "OwnSpace", "Effect": "Allow",
+                           "Action": SPACE_ACTIONS, "Resource": [f"{arn}/{space}/*"]})
+    return {"Version": "2012-10-17", "Statement": statements}
