@@ -75,3 +75,33 @@ def test_cli_end_to_end_against_a_live_server(live, cli_config: Path, tmp_path: 
     assert code == 2 and "nobody" in out
     assert avip("space", "rm", "data/stars.csv")[0] == 0
     assert "stars.csv" not in avip("space", "ls", "data")[1]
+
+
+def test_operators_see_everyones_jobs_and_usage_from_the_cli(live, cli_config: Path) -> None:  # type: ignore[no-untyped-def]
+    """Issue 15: `avip jobs --all` and `avip users usage` for an operator; refused (exit 2,
+    saying why) for anyone else, who still sees only their own jobs."""
+    assert avip("login", "--url", live.url, "--token", live.operator_token)[0] == 0
+    tokens = {}
+    for name in ("alice", "bob"):
+        code, out = avip("users", "create", name, "--role", "scientist")
+        assert code == 0
+        tokens[name] = out.strip().splitlines()[-1]
+    for name, dec in (("alice", "20"), ("bob", "30"), ("bob", "31")):
+        assert avip("login", "--url", live.url, "--token", tokens[name])[0] == 0
+        assert avip("submit", "cone_count", "-p", "ra_deg=10", "-p", f"dec_deg={dec}")[0] == 0
+    code, out = avip("jobs")  # bob's own
+    assert code == 0 and "2 of 2" in out
+    code, out = avip("jobs", "--all")
+    assert code == 2 and "operator" in out
+    code, out = avip("users", "usage")
+    assert code == 2 and "operator" in out
+    assert avip("login", "--url", live.url, "--token", live.operator_token)[0] == 0
+    code, out = avip("jobs", "--all")
+    assert code == 0 and "3 of 3" in out and "alice" in out and "bob" in out
+    code, out = avip("users", "usage")
+    assert code == 0
+    cells = [[c.strip() for c in line.split("│")[1:-1]] for line in out.splitlines()]
+    rows = {row[0]: row for row in cells if row and row[0] in ("alice", "bob")}
+    assert set(rows) == {"alice", "bob"}
+    jobs_held = {name: int(row[1]) + int(row[2]) for name, row in rows.items()}
+    assert jobs_held == {"alice": 1, "bob": 2}  # queued + running, as submitted
