@@ -28,6 +28,8 @@ from api.metrics import Metrics, RequestTimer
 from api.routes import alert_filters, avis, events, health, jobs, presets, shares, space, users
 from api.scheduling.dispatcher import Dispatcher
 from api.scheduling.drf import Capacity
+from api.space.published_results import RESULT_DIR
+from api.space.published_results import publish as publish_results
 from api.space.user_space import sweep_crashed_uploads
 from api.store.loop import LoopStore
 from config.s3 import check_s3
@@ -67,6 +69,9 @@ def create_app(
         catalogue_root=settings.catalogue_root,
         cache_dir=settings.data_dir / "avi-cache",
         space_root=settings.space_root if settings.user_space_backend == "s3" else None,
+        publish=(lambda owner, job_id, output_dir: publish_results(
+            settings, owner, job_id, output_dir / RESULT_DIR))
+        if settings.user_space_backend == "s3" else None,
     )
 
     @asynccontextmanager

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Query, Request, Response, status
-from fastapi.responses import FileResponse, PlainTextResponse
+from fastapi.responses import FileResponse, PlainTextResponse, StreamingResponse
 from sqlalchemy import Row
 from sqlalchemy.orm import Session
 
@@ -32,9 +33,10 @@ from api.schemas import (
     ResultFile,
     ResultsPublic,
 )
-from api.space import result_files
+from api.space.published_results import JobResults
 from api.store import jobs as job_store
 from api.store import users as user_store
+from config.settings import Settings
 from spark_jobs.backends.protocol import LOG_FILE
 
 MAX_LOG_BYTES = 1 << 20  # one page of a log: the API never reads a whole log at once
@@ -198,9 +200,11 @@ def job_logs(
 
 
 @router.get("/{job_id}/results", response_model=ResultsPublic)
-def list_results(session: SessionDep, user: CurrentUser, job_id: RowId) -> ResultsPublic:
+def list_results(session: SessionDep, settings: SettingsDep, user: CurrentUser,
+                 job_id: RowId) -> ResultsPublic:
     job = _own_job(session, user, job_id)
-    rows = result_files.list_results(Path(job.output_dir) / "result")
+    with http_errors():
+        rows = _results(settings, session, job).list()
     return ResultsPublic(data=[ResultFile(path=p, size=s, formats=f) for p, s, f in rows],
                          count=len(rows))
 
@@ -208,20 +212,39 @@ def list_results(session: SessionDep, user: CurrentUser, job_id: RowId) -> Resul
 @router.get("/{job_id}/results/{path:path}", response_class=Response,
             responses={200: {"content": {"application/octet-stream": {}}}})
 def download_result(
-    session: SessionDep, user: CurrentUser, job_id: RowId, path: str,
+    session: SessionDep, settings: SettingsDep, user: CurrentUser, job_id: RowId, path: str,
     format: Annotated[str | None, Query(pattern="^(parquet|csv|votable|fits)$")] = None,
 ) -> Response:
     """One result file; tables convert with ?format=parquet|csv|votable|fits."""
     job = _own_job(session, user, job_id)
-    return serve_result(Path(job.output_dir) / "result", path, format)
+    return serve_result(_results(settings, session, job), path, format)
 
 
-def serve_result(result_dir: Path, path: str, fmt: str | None) -> Response:
+def _results(settings: Settings, session: Session, job: Job) -> JobResults:
+    owner = session.get(User, job.owner_id)
+    assert owner is not None  # the foreign key
+    return JobResults(settings, owner.name, job.id, Path(job.output_dir))
+
+
+def serve_result(results: JobResults, path: str, fmt: str | None) -> Response:
+    """A result as it is (streamed), or converted with ``fmt``, wherever it is kept."""
     with http_errors():
-        target = result_files.locate(result_dir, path)
-        if fmt is None and target.is_file():
-            return FileResponse(target, filename=target.name)
-        data, media_type, name = result_files.convert(target, fmt or "parquet")
+        local = results.local_file(path)
+        if fmt is None and local is not None and local.is_file():
+            return FileResponse(local, filename=local.name)
+        published = results.open_published(path) if fmt is None and local is None else None
+        if published is not None:
+            handle, name = published
+
+            def chunks() -> Iterator[bytes]:
+                with handle:
+                    while block := handle.read(1 << 16):
+                        yield block
+
+            return StreamingResponse(chunks(), media_type="application/octet-stream",
+                                     headers={"Content-Disposition":
+                                              f'attachment; filename="{name}"'})
+        data, media_type, name = results.convert(path, fmt or "parquet")
     return Response(data, media_type=media_type,
                     headers={"Content-Disposition": f'attachment; filename="{name}"'})
 

@@ -17,6 +17,7 @@ from api.routes.jobs import serve_result
 from api.routes.space import listing, stream
 from api.scheduling.pools import quota_for
 from api.schemas import ShareCreate, SharePublic, SharesPublic, SpaceEntry, SpaceListing
+from api.space.published_results import JobResults
 from api.space.selection import user_space
 from api.space.user_space import JOBS_DIR, UserSpace, normalize
 from api.store import jobs as job_store
@@ -133,8 +134,9 @@ def download_shared(
     with http_errors():
         share, owner = share_store.get_received(session, share_id=share_id, user=user)
         if share.kind == "job":
-            result_dir = Path(settings.space_root) / owner.name / JOBS_DIR / share.target / "result"
-            return serve_result(result_dir, path, format)
+            output_dir = Path(settings.space_root) / owner.name / JOBS_DIR / share.target
+            return serve_result(JobResults(settings, owner.name, share.target, output_dir),
+                                path, format)
         space = _owner_space(settings, owner)
         inner = _inside(share, path, space)
     response: StreamingResponse = stream(space, inner)

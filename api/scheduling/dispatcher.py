@@ -18,6 +18,10 @@ One :meth:`Dispatcher.tick` does, in order:
 3. with spaces on S3, release the inputs staged for jobs that no unfinished job
    names any more (:func:`api.space.staged_inputs.release_unused`, the one rule).
 
+A job that succeeded is handed to ``publish`` (with spaces on S3: its results go into
+the owner's space, :func:`api.space.published_results.publish`); if that fails, the
+results stay where the runner wrote them, still served, and the error is logged.
+
 :meth:`Dispatcher.recover` runs once at start-up: the backend adopts each
 running job (still running: watched again, never relaunched) or says how it
 ended while the service was down.
@@ -73,8 +77,10 @@ class Dispatcher:
         cache_dir: Path | None = None,
         space_root: Path | None = None,
         fault: Callable[[str], None] | None = None,
+        publish: Callable[[str, int, Path], object] | None = None,
     ) -> None:
         """``space_root``: where staged S3 inputs live (None: spaces are local, none staged).
+        ``publish(owner, job_id, output_dir)``: called once a job succeeded.
         ``fault``: called at named points of a job's start (``"driver-started"``: its driver
         runs, its handle is not saved yet), where the fault tests kill the service."""
         self.sessions = sessions
@@ -88,6 +94,7 @@ class Dispatcher:
         self._progress_seen: dict[int, str] = {}
         self.space_root = space_root
         self._fault = fault or (lambda point: None)
+        self._publish = publish
         self.on_decision: Callable[[float], None] = lambda seconds: None  # metrics hook
         self._active: dict[int, str] = {}  # unfinished job id → owner, as of the last tick
         self._staged_seen: dict[Path, frozenset[str]] = {}  # staging folder → entries checked
@@ -177,6 +184,12 @@ class Dispatcher:
         """Record how a job ended, with its last progress (written just before it ended)."""
         self._copy_progress(session, job, user)
         self._progress_seen.pop(job.id, None)
+        if status.state == "succeeded" and self._publish is not None:
+            try:
+                self._publish(user.name, job.id, Path(job.output_dir))
+            except Exception:  # noqa: BLE001 - the results stay local, and are served from there
+                log.exception("job %s: could not publish its results; kept where they are",
+                              job.id)
         job_store.transition(session, job=job, to=status.state, reason=status.reason or None)
 
     @staticmethod

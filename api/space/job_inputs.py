@@ -27,7 +27,13 @@ from api.errors import Invalid, NotFound
 from api.models import User
 from api.space.s3 import stage_input
 from api.space.staged_inputs import staging_dir
-from api.space.user_space import JOBS_DIR, LocalDirectoryBackend, SpaceError, normalize
+from api.space.user_space import (
+    JOBS_DIR,
+    STAGED_INPUTS,
+    LocalDirectoryBackend,
+    SpaceError,
+    normalize,
+)
 from api.store import shares as share_store
 from config.settings import Settings
 
@@ -44,10 +50,15 @@ def job_dir(space_root: Path, user_name: str, job_id: int) -> Path:
 def _local_file(
     space_root: Path, owner: str, path: str, reader: str, settings: Settings | None
 ) -> Path:
-    """The local file a job reads for ``path`` of ``owner``'s space: job results are local
-    on both backends; other files of an S3 space are staged for the ``reader``'s jobs."""
-    if settings is None or settings.user_space_backend != "s3" or path.split("/")[0] == JOBS_DIR:
-        return LocalDirectoryBackend(space_root / owner).local_path(path)
+    """The local file a job reads for ``path`` of ``owner``'s space: on an S3 space, a copy
+    staged for the ``reader``'s jobs — job results too, once published there; before, the
+    local file the runner wrote."""
+    local = LocalDirectoryBackend(space_root / owner).local_path(path)
+    if settings is None or settings.user_space_backend != "s3":
+        return local
+    if path.split("/")[0] == JOBS_DIR and (path.split("/")[1:2] == [STAGED_INPUTS]
+                                           or local.exists()):
+        return local
     return stage_input(settings, owner=owner, path=path, staging=staging_dir(space_root, reader))
 
 

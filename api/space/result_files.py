@@ -66,20 +66,24 @@ def locate(result_dir: Path, path: str) -> Path:
     return target
 
 
-def convert(target: Path, fmt: str) -> tuple[bytes, str, str]:
-    """Bytes, media type and file name of ``target`` in format ``fmt``."""
+def check_convertible(name: str, size: int, fmt: str) -> None:
+    """Refuse (4xx, saying what to do) a conversion of table ``name`` of ``size`` bytes."""
     if fmt not in TABLE_FORMATS:
         raise Invalid(f"format must be one of {', '.join(TABLE_FORMATS)}", field="format")
-    if not _is_table(target):
-        raise Invalid(f"{target.name} is not a table; download it without ?format=",
-                      field="format")
-    size = (sum(f.stat().st_size for f in target.rglob("*") if f.is_file())
-            if target.is_dir() else target.stat().st_size)
+    if not _is_table(Path(name)):
+        raise Invalid(f"{name} is not a table; download it without ?format=", field="format")
     if size > MAX_CONVERT_BYTES:
         raise TooLarge(
-            f"{target.name} is {size / 2**20:.0f} MiB; tables over "
+            f"{name} is {size / 2**20:.0f} MiB; tables over "
             f"{MAX_CONVERT_BYTES >> 20} MiB are not converted on download: fetch it as it is "
             "(no ?format=; a Parquet folder file by file) and convert it with astropy or TOPCAT")
+
+
+def convert(target: Path, fmt: str) -> tuple[bytes, str, str]:
+    """Bytes, media type and file name of ``target`` in format ``fmt``."""
+    size = (sum(f.stat().st_size for f in target.rglob("*") if f.is_file())
+            if target.is_dir() else target.stat().st_size)
+    check_convertible(target.name, size, fmt)
     import pyarrow.csv as pacsv
     import pyarrow.parquet as pq
 

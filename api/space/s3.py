@@ -151,6 +151,12 @@ class S3PrefixBackend:
             key=lambda e: e.path,
         )
 
+    def upload_tree(self, local: Path, path: str) -> None:
+        """Copy the local folder ``local`` to the folder ``path`` of this space (a job's
+        published results: written by the platform, not through the quota'd upload)."""
+        pafs.copy_files(str(local), self._key(path), source_filesystem=pafs.LocalFileSystem(),
+                        destination_filesystem=self.fs)
+
     def used_bytes(self) -> int:
         selector = pafs.FileSelector(self.root, recursive=True, allow_not_found=True)
         skip = f"{self.root}/{TMP_DIR}/"

@@ -243,12 +243,7 @@ def test_sharing_with_user_and_group_and_as_avi_input(client: TestClient, make_u
     assert client.delete("/space/files/cat/stars.csv", headers=bob).status_code == 404
     assert client.put(f"/shares/received/{g}/files/stars.csv", headers=bob, content=b"x").status_code == 405
     assert space_backend.files("alice")["cat/stars.csv"] == b"ra,dec\n1,2\n"
-    if space_backend.name == "s3":
-        # TODO(issue 8): space:// AVI inputs resolve to local paths only (api/jobs_service.py)
-        assert client.delete(f"/shares/{g}", headers=alice).status_code == 204
-        assert client.get(f"/shares/received/{g}/files", headers=bob).status_code == 404
-        return
-    # a shared file is an AVI input through space://shared/ID/PATH
+    # a shared file is an AVI input through space://shared/ID/PATH (on S3: a staged copy)
     r = client.post("/jobs", headers=bob, json={"avi": "cone_count", "params": {
         "ra_deg": 1, "dec_deg": 2, "input_file": f"space://shared/{g}/stars.csv"}})
     assert r.status_code == 201
