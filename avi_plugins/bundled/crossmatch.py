@@ -68,9 +68,13 @@ def match(ctx: TaskContext) -> pd.DataFrame:
     """All Gaia × user pairs within the radius, sorted by user row then separation."""
     p: CrossmatchParams = ctx.params  # type: ignore[assignment]
     user = ctx.spark.createDataFrame(read_user_table(p))
-    gaia = ctx.table("gaia_source").select(*p.gaia_columns)
+    # The match needs Gaia's positions (and source_id to order ties) even where the user
+    # asked for neither; what they did not ask for is dropped after.
+    needed = list(dict.fromkeys([*p.gaia_columns, "source_id", "ra", "dec"]))
+    gaia = ctx.table("gaia_source").select(*needed)
     pairs = gaia.crossmatch(user, p.radius_arcsec).toPandas()
-    return pairs.sort_values(["right_row", "sep_arcsec", "source_id"], kind="stable")
+    pairs = pairs.sort_values(["right_row", "sep_arcsec", "source_id"], kind="stable")
+    return pairs.drop(columns=[c for c in needed if c not in p.gaia_columns])
 
 
 def _match(ctx: TaskContext) -> None:

@@ -80,6 +80,31 @@ def test_crossmatch_matches_astropy_search_around_sky(spark, lakehouse_root, sky
     np.testing.assert_allclose(np.sort(pairs.sep_arcsec), np.sort(sep.arcsec), atol=1e-6)
 
 
+def test_crossmatch_keeps_only_the_gaia_columns_asked_for(spark, lakehouse_root, sky, tmp_path):
+    """The match needs Gaia's ra/dec; a user who asks only for parallax used to get a failed
+    job ("left table needs ra and dec"). Now: the same pairs, with just that column."""
+    from astropy.table import Table
+
+    from avi_plugins.bundled.crossmatch import match
+    from lakehouse.catalog import open_catalog
+
+    stars = sky[0]
+    picks = stars.sample(50, random_state=2)
+    path = tmp_path / "few.csv"
+    Table({"ra": picks.ra.to_numpy(), "dec": picks.dec.to_numpy()}).write(path)
+    params = get_avi("crossmatch").parse_params({"table_path": str(path), "radius_arcsec": 1.0,
+                                                 "gaia_columns": ["parallax"]})
+    ctx = TaskContext(spark=spark, params=params, output_dir=tmp_path, inputs={},
+                      tables={"gaia_source": open_catalog(lakehouse_root, spark=spark)})
+    pairs = match(ctx)
+    gaia = SkyCoord(stars.ra.to_numpy() * u.deg, stars.dec.to_numpy() * u.deg)
+    mine = SkyCoord(picks.ra.to_numpy() * u.deg, picks.dec.to_numpy() * u.deg)
+    i_mine, i_gaia, _, _ = gaia.search_around_sky(mine, 1 * u.arcsec)
+    assert "parallax" in pairs.columns and not {"source_id", "ra", "dec"} & set(pairs.columns)
+    assert sorted(zip(pairs.right_row, pairs.parallax.round(9), strict=True)) == sorted(
+        zip(i_mine.tolist(), stars.parallax.to_numpy()[i_gaia].round(9), strict=True))
+
+
 def test_cluster_finder_recovers_injected_clusters(stars_df, sky):
     stars, truth = sky
     members = find_members(stars_df, ClusterFinderParams(ruwe_max=None))
