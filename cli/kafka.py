@@ -76,6 +76,9 @@ def user_command(
 
     if not re.fullmatch(r"[a-z][a-z0-9_-]{0,63}", name):
         raise fail(f"{name!r} is not a user name (a-z, 0-9, _ and -, starting with a letter)")
+    if name in access.RESERVED_PRINCIPALS:
+        raise fail(f"{name!r} is one of the broker's own principals "
+                   f"({', '.join(sorted(access.RESERVED_PRINCIPALS))}); a user cannot have it")
     settings, admin = _admin()
     secret = _run(lambda: access.set_password(admin, name, password))
     _run(lambda: access.apply_acls(admin, access.user_acls(

@@ -29,6 +29,8 @@ from confluent_kafka.admin import (
 )
 
 RELAY_PRINCIPAL, STREAM_PRINCIPAL = "avip-relay", "avip-stream"
+#: Principals no platform user may be given: the super user and the services.
+RESERVED_PRINCIPALS = frozenset({"admin", RELAY_PRINCIPAL, STREAM_PRINCIPAL})
 #: Consumer groups of the stream: its own (settle, marker: ``avip-…``) and Spark's source.
 STREAM_GROUP_PREFIXES = ("avip-", "spark-kafka-source-")
 TRANSACTIONAL_PREFIX = "avip-"

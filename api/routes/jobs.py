@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -22,6 +23,7 @@ from api.deps import (
     SettingsDep,
     run_store,
 )
+from api.errors import Invalid
 from api.models import Job, User
 from api.routes.http_errors import http_errors
 from api.schemas import (
@@ -34,6 +36,7 @@ from api.schemas import (
     ResultsPublic,
 )
 from api.space.published_results import JobResults
+from api.space.user_space import StorageUnavailable
 from api.store import jobs as job_store
 from api.store import users as user_store
 from config.settings import Settings
@@ -203,7 +206,7 @@ def job_logs(
 def list_results(session: SessionDep, settings: SettingsDep, user: CurrentUser,
                  job_id: RowId) -> ResultsPublic:
     job = _own_job(session, user, job_id)
-    with http_errors():
+    with http_errors(), _storage_errors():
         rows = _results(settings, session, job).list()
     return ResultsPublic(data=[ResultFile(path=p, size=s, formats=f) for p, s, f in rows],
                          count=len(rows))
@@ -226,9 +229,28 @@ def _results(settings: Settings, session: Session, job: Job) -> JobResults:
     return JobResults(settings, owner.name, job.id, Path(job.output_dir))
 
 
+@contextmanager
+def _storage_errors() -> Iterator[None]:
+    """The storage failing (503, try again) or a result that is no readable table (422),
+    as the client's to read, never a 500."""
+    import pyarrow as pa
+
+    not_a_table = Invalid("this result cannot be read as a table; download it without "
+                          "?format=", field="format")  # the reader's message names server paths
+    try:
+        yield
+    except (pa.ArrowInvalid, pa.ArrowTypeError, IsADirectoryError):
+        raise not_a_table from None
+    except OSError as error:
+        if "is a directory" in str(error):  # pyarrow's word for a Spark-written CSV folder
+            raise not_a_table from None
+        raise StorageUnavailable("the storage holding the results did not answer; try "
+                                 "again in a minute") from None
+
+
 def serve_result(results: JobResults, path: str, fmt: str | None) -> Response:
     """A result as it is (streamed), or converted with ``fmt``, wherever it is kept."""
-    with http_errors():
+    with http_errors(), _storage_errors():
         local = results.local_file(path)
         if fmt is None and local is not None and local.is_file():
             return FileResponse(local, filename=local.name)

@@ -152,10 +152,25 @@ class S3PrefixBackend:
         )
 
     def upload_tree(self, local: Path, path: str) -> None:
-        """Copy the local folder ``local`` to the folder ``path`` of this space (a job's
-        published results: written by the platform, not through the quota'd upload)."""
-        pafs.copy_files(str(local), self._key(path), source_filesystem=pafs.LocalFileSystem(),
-                        destination_filesystem=self.fs)
+        """Copy the regular files of the local folder ``local`` to the folder ``path`` of
+        this space (a job's published results: written by the platform, not through the
+        quota'd upload). A symbolic link anywhere in it refuses the whole copy before any
+        byte is sent: job code could plant one pointing at another user's files."""
+        if local.is_symlink():
+            raise PathRefused(f"{local} is a symbolic link; not published")
+        files = []
+        for folder, dirs, names in os.walk(local):  # never follows links
+            for name in dirs + names:
+                entry = Path(folder) / name
+                if entry.is_symlink():
+                    raise PathRefused(f"{entry} is a symbolic link; not published")
+                if name in names:
+                    files.append(entry)
+        for file in files:
+            key = self._key(normalize(f"{path}/{file.relative_to(local).as_posix()}"))
+            fd = os.open(file, os.O_RDONLY | os.O_NOFOLLOW)  # a link swapped in since: refused
+            with os.fdopen(fd, "rb") as source, self.fs.open_output_stream(key) as out:
+                shutil.copyfileobj(source, out, 1 << 20)
 
     def used_bytes(self) -> int:
         selector = pafs.FileSelector(self.root, recursive=True, allow_not_found=True)

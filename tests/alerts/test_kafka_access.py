@@ -141,6 +141,9 @@ def test_the_kafka_commands_refuse_bad_input_and_say_why(kafka_bootstrap, admin)
     for name in ("Alice", "a.b", "a*", ""):
         result = runner.invoke(app, ["kafka", "user", name], env=env)
         assert result.exit_code == 2 and "user name" in result.output, (name, result.output)
+    for name in ("admin", "avip-relay", "avip-stream"):  # would take over the broker's own
+        result = runner.invoke(app, ["kafka", "user", name], env=env)
+        assert result.exit_code == 2 and "own principals" in result.output, (name, result.output)
     get_settings.cache_clear()
     try:
         result = runner.invoke(app, ["kafka", "user", f"u{uuid.uuid4().hex[:6]}"], env=env)

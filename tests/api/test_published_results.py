@@ -163,3 +163,52 @@ def test_results_live_in_the_s3_space_and_work_everywhere(tmp_path: Path, lake: 
             outside.delete_dir(f"{s3['s3_bucket']}/{prefix}")
         except FileNotFoundError:
             pass
+
+
+def test_a_result_that_is_no_readable_table_is_a_422_not_a_500(tmp_path: Path) -> None:
+    from fastapi import HTTPException
+
+    from api.routes.jobs import serve_result
+    from api.space.published_results import JobResults
+
+    result = tmp_path / "job" / "result"
+    (result / "spark.csv").mkdir(parents=True)  # a Spark-written CSV folder
+    (result / "spark.csv" / "part-0.csv").write_text("a\n1\n")
+    (result / "bad.parquet").write_bytes(b"not parquet at all")
+    results = JobResults(Settings(data_dir=tmp_path / "data"), "alice", 1, tmp_path / "job")
+    for path, fmt in (("bad.parquet", "csv"), ("spark.csv", "votable")):
+        with pytest.raises(HTTPException) as refused:
+            serve_result(results, path, fmt)
+        assert refused.value.status_code == 422, (path, refused.value.detail)
+        assert "cannot be read as a table" in str(refused.value.detail)
+        assert str(tmp_path) not in str(refused.value.detail)  # no server paths told
+
+
+def test_publishing_refuses_a_planted_link_and_sends_nothing(tmp_path: Path) -> None:
+    """Job code could leave result/x -> another user's files; the scheduler, which mounts
+    every space, must not upload what the link points at."""
+    from api.space.published_results import publish
+    from api.space.user_space import PathRefused
+
+    missing = [n for n in S3_ENV if not os.environ.get(n)]
+    if missing:
+        pytest.skip(f"no S3 server ({', '.join(missing)} unset): run through `make test`")
+    s3 = {n.removeprefix("AVIP_TEST_").lower(): os.environ[n] for n in S3_ENV}
+    prefix = f"test-links-{uuid.uuid4().hex[:12]}"
+    settings = Settings(data_dir=tmp_path / "data", user_space_backend="s3",
+                        s3_space_prefix=prefix, **s3)  # type: ignore[arg-type]
+    secret = tmp_path / "bobs" / "secret.csv"
+    secret.parent.mkdir()
+    secret.write_text("bob's\n")
+    result = tmp_path / "job" / "result"
+    (result / "deep").mkdir(parents=True)
+    (result / "sources.csv").write_text("ra,dec\n1,2\n")
+    (result / "deep" / "x.csv").symlink_to(secret)
+    with pytest.raises(PathRefused):
+        publish(settings, "mallory", 3, result)
+    assert (result / "sources.csv").exists()  # kept, still served from the volume
+    endpoint = s3["s3_endpoint"].split("://", 1)
+    outside = pafs.S3FileSystem(access_key=s3["s3_access_key"], secret_key=s3["s3_secret_key"],
+                                endpoint_override=endpoint[1], scheme=endpoint[0])
+    assert outside.get_file_info(pafs.FileSelector(
+        f"{s3['s3_bucket']}/{prefix}", recursive=True, allow_not_found=True)) == []

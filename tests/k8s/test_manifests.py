@@ -394,3 +394,27 @@ def test_zeppelin_logs_users_in_and_keeps_them_apart(overlay):
         rules = devstack.split("cat <<'EOF'\n")[1].split("\nEOF")[0]
         assert rules.strip() and rules.strip() in ini  # [main], [roles], [urls] as tested
         assert re.search(r"^/\*\* = authc$", ini, re.M)
+
+
+def test_user_namespaces_enforce_restricted_pods_and_drivers_comply(overlay):
+    """A driver's code may create pods in its namespace: Pod Security "restricted" keeps
+    them from mounting the shared export inline (nfs), running as root or privileged; the
+    pods the platform creates there meet it."""
+    from spark_jobs.backends.k8s.application import K8sConfig, K8sJob, pod_template
+    from spark_jobs.backends.k8s.quota import SparkShape
+
+    _, objects = overlay
+    for ns, namespace in user_namespaces(objects).items():
+        assert namespace["metadata"]["labels"]["pod-security.kubernetes.io/enforce"] == \
+            "restricted", ns
+    job = K8sJob(job_id=1, user="alice", avi="cone_search", params={},
+                 shape=SparkShape(1, 1024, 1, 1024, executors=1))
+    for role in ("driver", "executor"):
+        pod = pod_template(job, role, K8sConfig())["spec"]
+        assert pod["securityContext"]["runAsNonRoot"] is True
+        assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
+        container = pod["containers"][0]["securityContext"]
+        assert container["allowPrivilegeEscalation"] is False
+        assert container["capabilities"] == {"drop": ["ALL"]}
+        allowed = {"configMap", "persistentVolumeClaim", "emptyDir", "secret", "projected"}
+        assert all(set(v) - {"name"} <= allowed for v in pod["volumes"]), role

@@ -111,6 +111,11 @@ def test_a_users_job_keys_reach_the_catalogue_and_their_space_only(store: Store)
     assert _denied(lambda: alice.get_object(bucket, f"{run}/checkpoints/offsets"))
     assert _denied(lambda: list(alice.list_objects(bucket, "")))
     assert store.root.get_object(bucket, f"{run}/space/bob/results.csv").read() == b"bob's"
+    # A user whose name starts another's lists only their own folder, not "space/al*".
+    _put(store.root, bucket, f"{run}/space/alice/secret-name.csv", b"x")
+    al = _job_keys(store, "al")
+    assert _denied(lambda: list(al.list_objects(bucket, f"{run}/space/al")))
+    assert list(al.list_objects(bucket, f"{run}/space/al/")) == []
     # Zeppelin's interpreters' key (--read-only): the catalogue, and no space at all.
     notes = _job_keys(store, "notes", "--read-only")
     some_catalogue_file = next(o.object_name for o in store.root.list_objects(
@@ -124,7 +129,9 @@ def test_a_users_job_keys_reach_the_catalogue_and_their_space_only(store: Store)
 def test_the_policy_command_refuses_what_is_not_an_s3_catalogue_or_a_user() -> None:
     runner = CliRunner()
     for args in (["alice", "--lakehouse", "/data/lakehouse"],
-                 ["alice", "--lakehouse", "s3a:///no-bucket"], ["a/b"], ["*"]):
+                 ["alice", "--lakehouse", "s3a:///no-bucket"],
+                 ["alice", "--lakehouse", "s3a://bucket"],  # the root: all would be listable
+                 ["a/b"], ["*"], ["al?ce"], ["Alice"]):
         result = runner.invoke(app, ["k8s", "s3-policy", *args])
         assert result.exit_code == 2, (args, result.output)
         assert "error" in result.output.lower()

@@ -183,7 +183,8 @@ def pod_template(job: K8sJob, role: str, config: K8sConfig) -> dict[str, Any]:
             } if role == "driver" else {"prometheus.io/scrape": "false"},
         },
         "spec": {
-            "securityContext": {"runAsNonRoot": True, "runAsUser": 185, "fsGroup": 185},
+            "securityContext": {"runAsNonRoot": True, "runAsUser": 185, "fsGroup": 185,
+                                "seccompProfile": {"type": "RuntimeDefault"}},
             "automountServiceAccountToken": role == "driver",
             "volumes": volumes,
             "containers": [

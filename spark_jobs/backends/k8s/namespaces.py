@@ -58,6 +58,9 @@ def namespace(budget: NamespaceBudget) -> dict[str, Any]:
             "labels": {
                 USER_NAMESPACE_LABEL: "true",
                 "avip.io/user": name.removeprefix("avip-u-"),
+                # Pod Security "restricted": no inline volume (an NFS mount of the whole
+                # export), no privilege, non-root — for any pod a driver's code creates.
+                "pod-security.kubernetes.io/enforce": "restricted",
             },
             "annotations": {"avip.io/user-name": budget.user},
         },

@@ -9,6 +9,7 @@ out of reach: listing is allowed only under the two prefixes, objects only under
 
 from __future__ import annotations
 
+import re
 from typing import Any
 from urllib.parse import urlparse
 
@@ -31,11 +32,16 @@ def user_policy(lakehouse_uri: str, space_prefix: str, user: str | None) -> dict
     ``<bucket>/<space_prefix>/<user>/``; nothing else. ``user=None``: the catalogue only
     (Zeppelin's interpreters, shared by every user of the notes)."""
     bucket, catalogue = bucket_and_prefix(lakehouse_uri)
-    if user is not None and (not user or "/" in user or "*" in user):
-        raise ValueError(f"{user!r} is not a user name")
+    if not catalogue:
+        raise ValueError(f"{lakehouse_uri!r} is the bucket's root: keep the catalogue under a "
+                         "prefix (s3a://bucket/catalogue), or its readers could list everything")
+    if user is not None and not re.fullmatch(r"[a-z][a-z0-9_-]{0,63}", user):
+        raise ValueError(f"{user!r} is not a user name (a-z, 0-9, _ and -)")
     space = f"{space_prefix.strip('/')}/{user}" if user is not None else None
     arn = f"arn:aws:s3:::{bucket}"
-    listable = [catalogue, f"{catalogue}/*", *([space, f"{space}/*"] if space else [])]
+    # Folders end with "/": a bare "space/al" would also list "space/alice/...".
+    listable = [f"{catalogue}/", f"{catalogue}/*",
+                *([f"{space}/", f"{space}/*"] if space else [])]
     statements: list[dict[str, Any]] = [
         {"Sid": "ListCatalogueAndOwnSpace", "Effect": "Allow",
          "Action": ["s3:ListBucket"], "Resource": [arn],
