@@ -13,6 +13,7 @@ from pydantic import AliasChoices, BaseModel, ConfigDict, Field
 
 Role = Literal["operator", "developer", "scientist", "outreach", "anonymous"]
 JobState = Literal["queued", "running", "succeeded", "failed", "cancelled"]
+# config.names.USER_NAME_PATTERN, repeated: api.client (which imports this) may not import config
 NAME_PATTERN = r"^[a-z][a-z0-9_-]{0,63}$"
 
 

@@ -14,6 +14,7 @@ from typing import Annotated
 import typer
 
 from cli.output import fail
+from config.names import USER_NAME
 from config.settings import get_settings
 
 kafka_app = typer.Typer(help="Operator: Kafka principals and their ACLs.",
@@ -70,11 +71,9 @@ def user_command(
     password: Password = None,
 ) -> None:
     """Give a user Kafka credentials that read their own filters' topics and nothing else."""
-    import re
-
     from config import kafka_access as access
 
-    if not re.fullmatch(r"[a-z][a-z0-9_-]{0,63}", name):
+    if not USER_NAME.match(name):
         raise fail(f"{name!r} is not a user name (a-z, 0-9, _ and -, starting with a letter)")
     if name in access.RESERVED_PRINCIPALS:
         raise fail(f"{name!r} is one of the broker's own principals "

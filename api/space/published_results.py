@@ -21,7 +21,7 @@ from typing import BinaryIO
 from api.errors import NotFound
 from api.space import result_files
 from api.space.s3 import S3PrefixBackend, s3_backend, stage_input
-from api.space.user_space import JOBS_DIR, SpaceError, normalize
+from api.space.user_space import JOBS_DIR, Entry, SpaceError, normalize
 from config.settings import Settings
 
 RESULT_DIR = "result"
@@ -37,10 +37,9 @@ def publish(settings: Settings, owner: str, job_id: int, result_dir: Path) -> in
     published (0: nothing to publish). The local copy goes only after every file is up."""
     if not result_dir.is_dir():
         return 0
-    files = [f for f in result_dir.rglob("*") if f.is_file()]
-    s3_backend(settings, owner).upload_tree(result_dir, result_folder(job_id))
+    sent = s3_backend(settings, owner).upload_tree(result_dir, result_folder(job_id))
     shutil.rmtree(result_dir)
-    return len(files)
+    return sent
 
 
 def _skipped(segments: list[str]) -> bool:
@@ -82,15 +81,17 @@ class JobResults:
         found += [(key, size, result_files.TABLE_FORMATS) for key, size in tables.items()]
         return sorted(found)
 
-    def _inner(self, path: str) -> str:
+    def _published(self, path: str) -> tuple[str, Entry]:
+        """The space path of the published result ``path`` and its entry (404 if none)."""
         try:
             inner = f"{self.folder}/{normalize(path)}"
         except SpaceError as error:
             raise NotFound(f"no result {path!r}: {error}") from None
         assert self.backend is not None
-        if self.backend.stat(inner) is None:
+        entry = self.backend.stat(inner)
+        if entry is None:
             raise NotFound(f"no result {path!r}; list them with GET /jobs/{{id}}/results")
-        return inner
+        return inner, entry
 
     def local_file(self, path: str) -> Path | None:
         """The local file or Parquet folder of ``path`` (None: it is in the S3 space)."""
@@ -98,10 +99,9 @@ class JobResults:
 
     def open_published(self, path: str) -> tuple[BinaryIO, str] | None:
         """A stream of the published file ``path`` and its name (None: it is a folder)."""
-        inner = self._inner(path)
+        inner, entry = self._published(path)
         assert self.backend is not None
-        entry = self.backend.stat(inner)
-        if entry is None or entry.is_dir:
+        if entry.is_dir:
             return None
         return self.backend.open_read(inner), inner.rsplit("/", 1)[-1]
 
@@ -110,11 +110,10 @@ class JobResults:
         local = self.local_file(path)
         if local is not None:
             return result_files.convert(local, fmt)
-        inner = self._inner(path)
+        inner, entry = self._published(path)
         assert self.backend is not None
-        entry = self.backend.stat(inner)
-        size = (sum(f.size for f in self.backend.files_under(inner)) if entry and entry.is_dir
-                else entry.size if entry else 0)
+        size = (sum(f.size for f in self.backend.files_under(inner)) if entry.is_dir
+                else entry.size)
         result_files.check_convertible(inner.rsplit("/", 1)[-1], size, fmt)  # before fetching
         with tempfile.TemporaryDirectory(prefix="avip-result-") as staging:
             copy = stage_input(self.settings, owner=self.owner, path=inner,

@@ -151,11 +151,12 @@ class S3PrefixBackend:
             key=lambda e: e.path,
         )
 
-    def upload_tree(self, local: Path, path: str) -> None:
+    def upload_tree(self, local: Path, path: str) -> int:
         """Copy the regular files of the local folder ``local`` to the folder ``path`` of
         this space (a job's published results: written by the platform, not through the
-        quota'd upload). A symbolic link anywhere in it refuses the whole copy before any
-        byte is sent: job code could plant one pointing at another user's files."""
+        quota'd upload); returns how many. A symbolic link anywhere in it refuses the whole
+        copy before any byte is sent: job code could plant one pointing at another user's
+        files."""
         if local.is_symlink():
             raise PathRefused(f"{local} is a symbolic link; not published")
         files = []
@@ -171,6 +172,7 @@ class S3PrefixBackend:
             fd = os.open(file, os.O_RDONLY | os.O_NOFOLLOW)  # a link swapped in since: refused
             with os.fdopen(fd, "rb") as source, self.fs.open_output_stream(key) as out:
                 shutil.copyfileobj(source, out, 1 << 20)
+        return len(files)
 
     def used_bytes(self) -> int:
         selector = pafs.FileSelector(self.root, recursive=True, allow_not_found=True)

@@ -8,7 +8,6 @@ request's token up by that hash.
 from __future__ import annotations
 
 import hashlib
-import re
 import secrets
 from datetime import datetime, timedelta
 
@@ -18,8 +17,9 @@ from sqlalchemy.orm import Session
 from api.errors import Conflict, Invalid, NotFound
 from api.models import PoolOverride, Token, User, utcnow
 from api.scheduling.pools import ROLES, Quota, quota_for, unknown_roles
+from config.names import USER_NAME
 
-NAME = re.compile(r"^[a-z][a-z0-9_-]{0,63}$")
+NAME = USER_NAME
 TOKEN_PREFIX = "avip_"
 _POOLS = PoolOverride.__table__
 _POOL_OF = select(_POOLS).where(_POOLS.c.user_id == bindparam("user_id"))

@@ -9,9 +9,10 @@ out of reach: listing is allowed only under the two prefixes, objects only under
 
 from __future__ import annotations
 
-import re
 from typing import Any
 from urllib.parse import urlparse
+
+from config.names import USER_NAME
 
 #: Object operations on the user's own space (multipart parts: Spark's s3a uploads).
 SPACE_ACTIONS = ["s3:GetObject", "s3:PutObject", "s3:DeleteObject",
@@ -35,7 +36,7 @@ def user_policy(lakehouse_uri: str, space_prefix: str, user: str | None) -> dict
     if not catalogue:
         raise ValueError(f"{lakehouse_uri!r} is the bucket's root: keep the catalogue under a "
                          "prefix (s3a://bucket/catalogue), or its readers could list everything")
-    if user is not None and not re.fullmatch(r"[a-z][a-z0-9_-]{0,63}", user):
+    if user is not None and not USER_NAME.match(user):
         raise ValueError(f"{user!r} is not a user name (a-z, 0-9, _ and -)")
     space = f"{space_prefix.strip('/')}/{user}" if user is not None else None
     arn = f"arn:aws:s3:::{bucket}"
