@@ -11,6 +11,10 @@ a job that could *never* fit is refused; anything else waits in the queue.
 from __future__ import annotations
 
 import json
+import logging
+import threading
+import time
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +29,47 @@ from api.space.staged_inputs import held_for_submission
 from api.store import jobs as job_store
 from api.store import users as user_store
 from avi_plugins.params import ParamsError, user_file_fields
+from avi_plugins.sdk import AVI, Lane
 from config.settings import Settings
+from lakehouse.counts import table_rows
+
+log = logging.getLogger("avip.jobs")
+#: How long a table's row count is trusted (a new version changes it rarely and a little).
+ROWS_TTL_S = 60.0
+_rows_seen: dict[tuple[str, str], tuple[float, int]] = {}
+_rows_lock = threading.Lock()
+
+
+def catalogue_rows(settings: Settings, tables: Iterable[str]) -> dict[str, int]:
+    """Rows of each named catalogue table, from its Delta log (kept :data:`ROWS_TTL_S`); a
+    table that cannot be read is left out, so the job that needs it takes the Spark lane."""
+    found: dict[str, int] = {}
+    now = time.monotonic()
+    for table in tables:
+        key = (settings.catalogue_root, table)
+        with _rows_lock:
+            hit = _rows_seen.get(key)
+        if hit is not None and now - hit[0] < ROWS_TTL_S:
+            found[table] = hit[1]
+            continue
+        try:
+            rows = table_rows(settings.catalogue_root, table, settings)
+        except Exception as error:  # noqa: BLE001 — delta-rs has one error type for all
+            log.warning("no row count for table %s: %s", table, error)
+            continue
+        if rows is not None:
+            with _rows_lock:
+                _rows_seen[key] = (now, rows)
+            found[table] = rows
+    return found
+
+
+def lane_for(avi: AVI, params: Any, settings: Settings | None) -> Lane:
+    """Where a job runs: the warm lane when the AVI declares it, the operator enabled it and
+    the job is small by the AVI's own measure; otherwise its own Spark application."""
+    if settings is None or not settings.warm_lane_enabled or "warm" not in avi.lanes:
+        return "spark"
+    return avi.lane(params, catalogue_rows(settings, avi.tables()))
 
 
 def submit(
@@ -67,19 +111,22 @@ def submit(
             fields = ", ".join(p["field"] for p in error.problems)
             raise Invalid(str(error), field=f"params.{fields}") from None
         resources = avi.resources(parsed)
+        lane = lane_for(avi, parsed, settings)
+        # a warm job holds one worker: one core and its memory budget
+        cores, memory_mb = ((1, settings.warm_job_memory_mb) if lane == "warm" and settings
+                            else (resources.cores, resources.memory_mb))
         quota = user_store.quota_of(session, user=user)
-        probe = QueuedJob(id=0, user=user.name, cores=resources.cores,
-                          memory_mb=resources.memory_mb)
+        probe = QueuedJob(id=0, user=user.name, cores=cores, memory_mb=memory_mb)
         why = never_fits(probe, quota.pool, capacity)
         if why:
             raise Refused(f"{avi_name} cannot run: {why}")
         job = job_store.create_job(
             session, owner=user, avi=avi.manifest.name, avi_version=avi.manifest.version,
-            params=parsed.model_dump(mode="json"), cores=resources.cores,
-            memory_mb=resources.memory_mb, priority=priority, pins=pins, rerun_of=rerun_of,
+            params=parsed.model_dump(mode="json"), cores=cores,
+            memory_mb=memory_mb, priority=priority, pins=pins, rerun_of=rerun_of,
             resources=resources.model_dump(),
             output_dir=lambda job_id: str(job_dir(space_root, user.name, job_id)),
-            inputs=inputs,
+            inputs=inputs, lane=lane,
         )
         session.commit()
     return job

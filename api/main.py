@@ -34,7 +34,8 @@ from api.space.user_space import sweep_crashed_uploads
 from api.store.loop import LoopStore
 from config.s3 import check_s3
 from config.settings import Settings, get_settings
-from spark_jobs.backends import backend_for
+from spark_jobs.backends import backend_for, warm_backend_for
+from spark_jobs.backends.warm.service import WarmCollector
 
 STORE_RETRY_AFTER_S = 5
 
@@ -62,6 +63,7 @@ def create_app(
     engine = make_engine(settings.store_url)
     migrate(engine)
     sessions = session_factory(engine)
+    warm = warm_backend_for(settings) if run_scheduler else None
     dispatcher = Dispatcher(
         sessions=sessions,
         backend=backend_for(settings),
@@ -72,11 +74,14 @@ def create_app(
         publish=(lambda owner, job_id, output_dir: publish_results(
             settings, owner, job_id, output_dir / RESULT_DIR))
         if settings.user_space_backend == "s3" else None,
+        warm=warm,
     )
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         if run_scheduler:
+            if warm is not None:
+                warm.start()  # its workers warm up in the background; warm jobs wait for them
             dispatcher.start(settings.scheduler_interval_s)
         # Everything loaded so far (libraries, plugins, schemas: ~200k objects) lives as long as
         # the process: keep it out of the cyclic GC, whose full passes over it stopped all
@@ -91,6 +96,8 @@ def create_app(
                 await checkpoints
         if run_scheduler:
             dispatcher.stop()
+            if warm is not None:
+                warm.close()
         engine.dispose()
         if loop_store is not None:
             loop_store.checkpoint()
@@ -114,6 +121,8 @@ def create_app(
         app.state.auth_cache.watch(app.state.loop_store.sessions)
     app.state.metrics = Metrics(sessions)
     dispatcher.on_decision = app.state.metrics.decisions.observe
+    if warm is not None:
+        app.state.metrics.registry.register(WarmCollector(warm.lane.stats))
     app.include_router(health.router)
     if serve_api:  # else a scheduler process: its probes and metrics only
         for module in (users, avis, jobs, events, space, shares):

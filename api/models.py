@@ -111,6 +111,9 @@ class Job(Base):
     memory_mb: Mapped[int] = mapped_column(Integer)
     resources: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     output_dir: Mapped[str] = mapped_column(Text, default="")
+    # where it may run: "warm" (a warm worker's open session) or "spark" (its own application)
+    lane: Mapped[str] = mapped_column(String(16), default="spark", server_default="spark")
+    # what ran it: warm, local, standalone or kubernetes
     backend: Mapped[str | None] = mapped_column(String(16), default=None)
     driver_pid: Mapped[int | None] = mapped_column(Integer, default=None)
     driver_start: Mapped[str | None] = mapped_column(String(32), default=None)

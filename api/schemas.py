@@ -178,6 +178,10 @@ class JobPublic(BaseModel):
     reason: str | None
     cores: int
     memory_mb: int
+    lane: str = Field(description="warm: a warm worker's open Spark session (small jobs); "
+                                  "spark: the job's own Spark application.")
+    backend: str | None = Field(description="What ran it: warm, local, standalone or "
+                                            "kubernetes; null until it starts.")
     progress: ProgressPublic
     queue_position: int | None = Field(description="1 = next to start; null unless queued.")
     cancel_requested: bool

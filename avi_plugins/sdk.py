@@ -6,6 +6,8 @@ An AVI (Added Value Interface) is a class with
 - one pydantic ``Params`` model — written once, it is the form, the CLI
   options and the API's validation,
 - :meth:`AVI.resources` — the cores and memory the scheduler will grant,
+- :attr:`AVI.lanes` and :meth:`AVI.small` — whether a job may run in the warm lane
+  (a Spark session kept open, no start-up per job) or needs its own Spark application,
 - :meth:`AVI.tasks` — an ordered pipeline of :class:`Task` objects, each
   declaring the catalogue tables it reads, the earlier tasks it depends on
   and the parameters that shape its output (so the output can be addressed
@@ -22,7 +24,7 @@ import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
@@ -32,6 +34,13 @@ if TYPE_CHECKING:
     from pyspark.sql import SparkSession
 
 _NAME = re.compile(r"^[a-z][a-z0-9_]{1,62}$")
+
+#: Where a job runs: its own Spark application, or a warm worker's open session.
+Lane = Literal["spark", "warm"]
+LANES: tuple[Lane, ...] = ("spark", "warm")
+#: A warm job may read about this many catalogue rows: a warm worker holds one core and a
+#: small heap, and a job this size answers in about a second there.
+WARM_ROWS = 2_000_000
 
 
 class Manifest(BaseModel):
@@ -136,10 +145,26 @@ class AVI:
 
     manifest: ClassVar[Manifest]
     Params: ClassVar[type[BaseModel]]
+    #: The lanes this AVI's jobs may run in. Declare "warm" only for code that leaves no
+    #: state behind in the Python process (a warm worker runs other users' jobs after it).
+    lanes: ClassVar[tuple[Lane, ...]] = ("spark",)
 
     def resources(self, params: BaseModel) -> Resources:
         """Resources one job with these params needs (default: one small executor)."""
         return Resources()
+
+    def small(self, params: BaseModel, table_rows: Mapping[str, int]) -> bool:
+        """Whether this job is small enough for the warm lane; ``table_rows`` gives the rows
+        of each catalogue table the AVI reads (from the Delta log). Default: no."""
+        return False
+
+    def lane(self, params: BaseModel, table_rows: Mapping[str, int]) -> Lane:
+        """The lane a job runs in: warm when the AVI declares it and the job is small."""
+        return "warm" if "warm" in self.lanes and self.small(params, table_rows) else "spark"
+
+    def tables(self) -> list[str]:
+        """The catalogue tables this AVI's tasks read, sorted."""
+        return sorted({name for task in self.tasks() for name in task.tables})
 
     def tasks(self) -> list[Task]:
         """The pipeline, in execution order."""
@@ -193,3 +218,7 @@ class AVI:
             seen.add(task.name)
         if not any(task.result for task in tasks):
             raise ValueError(f"{self.manifest.name}: no task is marked result=True")
+        unknown_lanes = sorted(set(self.lanes) - set(LANES))
+        if unknown_lanes or "spark" not in self.lanes:
+            raise ValueError(f"{self.manifest.name}: lanes must include 'spark' and name only "
+                             f"{LANES}, not {self.lanes}")

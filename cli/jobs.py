@@ -154,13 +154,17 @@ def jobs(
 
 
 def follow(client: AvipClient, job_id: int, interval: float = 1.0) -> JobPublic:
-    """Poll a job with a live progress bar until it ends; returns its final state."""
+    """Poll a job with a live progress bar until it ends; returns its final state. Polls
+    every 0.1 s at first, backing off to ``interval``: a warm-lane job ends in about a
+    second, and a fixed 1 s poll would double what its user waits."""
     with Progress(
-        TextColumn("job {task.fields[job]}"), BarColumn(), TextColumn("{task.percentage:>3.0f}%"),
+        TextColumn("job {task.fields[job]} ({task.fields[lane]} lane)"), BarColumn(),
+        TextColumn("{task.percentage:>3.0f}%"),
         TextColumn("{task.fields[status]}"), TimeElapsedColumn(), console=console,
     ) as bar:
         job = client.job(job_id)
-        task = bar.add_task("job", total=1.0, job=job_id, status=job.state)
+        task = bar.add_task("job", total=1.0, job=job_id, status=job.state, lane=job.lane)
+        pause = min(0.1, interval)
         while True:
             status = job.state
             if job.state == "queued" and job.queue_position:
@@ -170,7 +174,8 @@ def follow(client: AvipClient, job_id: int, interval: float = 1.0) -> JobPublic:
             bar.update(task, completed=job.progress.fraction, status=status)
             if job.state in FINAL:
                 return job
-            time.sleep(interval)
+            time.sleep(pause)
+            pause = min(interval, pause * 1.5)
             job = client.job(job_id)
 
 
@@ -183,7 +188,8 @@ def watch(
         job = follow(client, job_id, interval)
     if job.state != "succeeded":
         raise fail(f"job {job_id} {job.state}: {job.reason or ''}", EXIT_FAILED)
-    console.print(f"job {job_id} succeeded in {job.run_seconds or 0:.1f} s")
+    console.print(f"job {job_id} succeeded in {job.run_seconds or 0:.1f} s "
+                  f"({job.backend or job.lane} lane)")
 
 
 def results(job_id: Annotated[int, typer.Argument(help="Job id.")]) -> None:

@@ -88,6 +88,28 @@ class Settings(BaseSettings):
     cluster_memory_mb: int = Field(
         default=8192, ge=256, description="Memory (MB) the scheduler may hand out in total."
     )
+    warm_workers: int = Field(
+        default=2, ge=0, le=64,
+        description="Warm-lane workers: processes keeping a Spark session open, each running "
+        "one small job at a time (0: every job gets its own Spark application).",
+    )
+    warm_worker_memory: str = Field(
+        default="1g", description="JVM heap of each warm worker (spark.driver.memory).")
+    warm_job_memory_mb: int = Field(
+        default=1024, ge=64,
+        description="Memory budget of one warm job (MiB): what it is charged, and the most its "
+        "worker's Python process may grow while it runs before the job is stopped.",
+    )
+    warm_time_budget_s: float = Field(
+        default=120.0, gt=0,
+        description="A warm job running longer than this is stopped, and says so.")
+    warm_lane_url: str | None = Field(
+        default=None,
+        description="URL of the `avip warm` service running the warm workers (production); "
+        "unset: the scheduler starts them itself.",
+    )
+    warm_lane_token: SecretStr | None = Field(
+        default=None, description="Bearer token the scheduler shows the `avip warm` service.")
     scheduler_interval_s: float = Field(
         default=0.5, gt=0, description="Seconds between scheduler ticks in `avip serve`."
     )
@@ -202,6 +224,11 @@ class Settings(BaseSettings):
     def space_root(self) -> Path:
         """Root of the per-user storage spaces (embedded mode: a local directory)."""
         return self.data_dir / "space"
+
+    @property
+    def warm_lane_enabled(self) -> bool:
+        """Whether small jobs go to a warm lane: its own service, or workers of the scheduler."""
+        return bool(self.warm_lane_url) or self.warm_workers > 0
 
     @property
     def catalogue_root(self) -> str:

@@ -26,7 +26,7 @@ from astropy.io.ascii.core import InconsistentTableError
 from pyspark.sql import SparkSession
 
 from lakehouse import layout, synthetic
-from lakehouse.schema import COLUMN_NAMES, arrow_schema, numpy_dtype, spark_schema
+from lakehouse.schema import COLUMN_NAMES, arrow_schema, numpy_dtype, spark_schema, table_path
 
 Progress = Callable[[int, int, str], None]
 
@@ -37,13 +37,6 @@ def _no_progress(done: int, total: int, what: str) -> None:
 
 class IngestError(ValueError):
     """An input that cannot be ingested; names the file and line."""
-
-
-def table_path(root: str, table: str = "gaia_source") -> str:
-    """Where a catalogue table lives under a lakehouse root."""
-    if not table.replace("_", "").isalnum():
-        raise ValueError(f"table names are letters, digits and '_', got {table!r}")
-    return f"{root.rstrip('/')}/{table}"
 
 
 # -- ESA bulk files ----------------------------------------------------------

@@ -126,3 +126,10 @@ def numpy_dtype(name: str) -> str:
         "short": "int16",
         "string": "object",
     }[kind]
+
+
+def table_path(root: str, table: str = "gaia_source") -> str:
+    """Where a catalogue table lives under a lakehouse root."""
+    if not table.replace("_", "").isalnum():
+        raise ValueError(f"table names are letters, digits and '_', got {table!r}")
+    return f"{root.rstrip('/')}/{table}"

@@ -79,8 +79,8 @@ class JobMonitor(pn.viewable.Viewer):
         state = f"**{job.state}**" + (f" · position {job.queue_position} in queue"
                                       if job.queue_position else "")
         header = pn.pane.Markdown(
-            f"#### Job {job.id} · {job.avi} {job.avi_version}\n{state} · {job.cores} cores · "
-            f"{describe_timing(job)}",
+            f"#### Job {job.id} · {job.avi} {job.avi_version}\n{state} · {job.lane} lane · "
+            f"{job.cores} cores · {describe_timing(job)}",
             css_classes=[f"avip-job-{job.id}", f"avip-state-{job.state}"])
         percent = int(round(100 * job.progress.fraction))
         bar = pn.indicators.Progress(value=percent if job.state != "queued" else -1,

@@ -70,7 +70,7 @@ def pin_tables(
     pins: Mapping[str, int],
 ) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
     """Open every table the AVI's tasks read, pinned to one Delta version each."""
-    names = sorted({name for task in avi.tasks() for name in task.tables})
+    names = avi.tables()
     unknown = sorted(set(pins) - set(names))
     if unknown:
         raise ValueError(f"--pin names tables this AVI does not read: {unknown} (reads {names})")
@@ -220,18 +220,28 @@ def _write_error(job_dir: Path, text: str) -> None:
     (job_dir / "error.txt").write_text(text, encoding="utf-8")
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Run one job; see the module docstring for arguments and exit codes."""
-    args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    job_dir: Path = args.output.resolve()
+def execute(
+    *,
+    avi_name: str,
+    avi_version: str | None,
+    read_params: Callable[[], Mapping[str, Any]],
+    job_dir: Path,
+    job_id: str | None,
+    pins: Mapping[str, str],
+    catalogue_root: str | None,
+    cache: Path | None,
+    open_session: Callable[[AVI], Any],
+    lane: str,
+) -> int:
+    """Run one job into ``job_dir`` whichever lane started it: a spark-submit driver
+    (:func:`main`) or a warm worker (:mod:`spark_jobs.backends.warm.worker`), so both
+    write the same files the same way. ``open_session(avi)`` gives the job its Spark
+    session. Returns the exit code (see the module docstring)."""
     started_at = time.time()
     try:
-        avi = get_avi(args.avi, args.avi_version)
-        params = avi.parse_params(json.loads(args.params.read_text(encoding="utf-8")))
-        conf = _key_values(args.conf, "--conf")
-        pins = {table: int(version) for table, version in _key_values(args.pin, "--pin").items()}
+        avi = get_avi(avi_name, avi_version)
+        params = avi.parse_params(read_params())
+        pinned = {table: int(version) for table, version in pins.items()}
     except (UnknownAVIError, BrokenAVIError, ParamsError, ValueError, OSError) as error:
         _write_error(job_dir, f"{type(error).__name__}: {error}\n")
         log.error("%s", error)
@@ -240,24 +250,25 @@ def main(argv: Sequence[str] | None = None) -> int:
     sink = FileProgressSink(job_dir / "progress.json")
     reporter = FanOut([sink, LoggingReporter(log)])
     provenance: dict[str, Any] = {
-        "job_id": args.job_id,
+        "job_id": job_id,
         "avi": {**avi.manifest.model_dump(mode="json"),
                 "commit": avi.manifest.commit or source_commit(type(avi))},
         "params": params.model_dump(mode="json"),
         "resources": avi.resources(params).model_dump(),
+        "lane": lane,
         "started_at": started_at,
     }
     try:
         settings = get_settings()
-        cache_root = args.cache or settings.data_dir / "avi-cache"
-        root = args.catalogue_root or settings.catalogue_root
-        spark = get_spark(args.master, app_name=f"avip-{avi.manifest.name}", conf=conf)
+        cache_root = cache or settings.data_dir / "avi-cache"
+        root = catalogue_root or settings.catalogue_root
+        spark = open_session(avi)
 
         def open_table(name: str) -> Any:
             return open_catalog(root, table=name, spark=spark)
 
         outcome = run_job(avi, params, job_dir, spark=spark, open_table=open_table,
-                          cache_root=cache_root, reporter=reporter, pins=pins)
+                          cache_root=cache_root, reporter=reporter, pins=pinned)
         provenance.update(
             status="succeeded",
             tables=outcome.table_versions,
@@ -280,6 +291,31 @@ def main(argv: Sequence[str] | None = None) -> int:
                       wall_seconds=round(finished_at - started_at, 3))
     write_json_atomically(job_dir / "provenance.json", provenance)
     return code
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run one job in this driver; see the module docstring for arguments and exit codes."""
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        conf = _key_values(args.conf, "--conf")
+        pins = _key_values(args.pin, "--pin")
+    except ValueError as error:
+        _write_error(args.output.resolve(), f"ValueError: {error}\n")
+        log.error("%s", error)
+        return EXIT_BAD_INPUT
+
+    def open_session(avi: AVI) -> Any:
+        return get_spark(args.master, app_name=f"avip-{avi.manifest.name}", conf=conf)
+
+    return execute(
+        avi_name=args.avi, avi_version=args.avi_version,
+        read_params=lambda: json.loads(args.params.read_text(encoding="utf-8")),
+        job_dir=args.output.resolve(), job_id=args.job_id, pins=pins,
+        catalogue_root=args.catalogue_root, cache=args.cache, open_session=open_session,
+        lane="spark",
+    )
 
 
 if __name__ == "__main__":

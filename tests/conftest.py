@@ -27,6 +27,10 @@ if TYPE_CHECKING:
     from api.client import AvipClient
     from config.settings import Settings
 
+# Every service a test starts runs without warm workers (two JVMs warming up per test
+# server) unless the test asks for them: tests/warm does, with Settings(warm_workers=...).
+os.environ.setdefault("AVIP_WARM_WORKERS", "0")
+
 
 @pytest.fixture(scope="session")
 def spark(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SparkSession]:

@@ -57,7 +57,7 @@ def job_public(job: Job | Row[Any], owner: str, positions: dict[int, int]) -> Jo
         id=job.id, owner=owner, avi=job.avi, avi_version=job.avi_version,
         params={**job.params, **(job.inputs or {})},  # file inputs as submitted, not paths
         priority=job.priority, state=job.state, reason=job.reason, cores=job.cores,  # type: ignore[arg-type]
-        memory_mb=job.memory_mb,
+        memory_mb=job.memory_mb, lane=job.lane, backend=job.backend,
         progress=ProgressPublic(fraction=job.progress, tasks_done=job.tasks_done,
                                 tasks_total=job.tasks_total, message=job.progress_message),
         queue_position=positions.get(job.id) if job.state == "queued" else None,
@@ -108,6 +108,7 @@ async def submit_job(
     # with spaces on S3 a submission may copy its inputs down: off the event loop
     job = await run_store(request, work, writes=True,
                           slow=settings.user_space_backend == "s3")
+    request.app.state.dispatcher.wake()  # the scheduler of this process, if it runs one
     return job_public(job, user.name, _positions(request))
 
 

@@ -11,7 +11,9 @@ One :meth:`Dispatcher.tick` does, in order:
    (with an outbox event), and when the backend says it ended, mark it
    succeeded or failed with the backend's reason;
 2. ask :func:`api.scheduling.drf.decide` which queued jobs start and submit
-   each to the backend, handing it the queued → running compare-and-set (the
+   each to the backend of its lane (a job the API sent to the warm lane goes to the warm
+   workers when this dispatcher has them, whose number is that lane's capacity; every
+   other job to ``backend``), handing it the queued → running compare-and-set (the
    claim) to run when it is right for that backend, so no two dispatchers ever
    start the same job; a job the backend will not take yet stays queued, with
    its queue position and why;
@@ -53,9 +55,12 @@ from spark_jobs.backends.protocol import (
     Submission,
     SubmitError,
 )
+from spark_jobs.backends.warm.backend import WarmBackend
 from spark_jobs.progress import read_progress
 
 log = logging.getLogger("avip.dispatcher")
+#: The warm lane is bounded by its workers, one job each; each job by its own memory budget.
+WARM_LANE_MEMORY_MB = 1 << 40
 
 
 @dataclass
@@ -78,13 +83,19 @@ class Dispatcher:
         space_root: Path | None = None,
         fault: Callable[[str], None] | None = None,
         publish: Callable[[str, int, Path], object] | None = None,
+        warm: WarmBackend | None = None,
     ) -> None:
         """``space_root``: where staged S3 inputs live (None: spaces are local, none staged).
         ``publish(owner, job_id, output_dir)``: called once a job succeeded.
+        ``warm``: the warm lane's workers (None: warm-lane jobs run on ``backend`` too).
         ``fault``: called at named points of a job's start (``"driver-started"``: its driver
         runs, its handle is not saved yet), where the fault tests kill the service."""
         self.sessions = sessions
         self.backend = backend
+        self.warm = warm
+        self.backends: dict[str, JobBackend] = {backend.name: backend}
+        if warm is not None:
+            self.backends[warm.name] = warm
         self.capacity = capacity
         self.catalogue_root = catalogue_root
         self.cache_dir = cache_dir
@@ -100,6 +111,9 @@ class Dispatcher:
         self._staged_seen: dict[Path, frozenset[str]] = {}  # staging folder → entries checked
         self._lock = threading.Lock()
         self._stop = threading.Event()
+        self._wake = threading.Event()
+        if warm is not None:
+            warm.lane.on_change = self.wake  # a warm job ended or a worker came free
         self._thread: threading.Thread | None = None
 
     # --- start-up ------------------------------------------------------------------
@@ -161,7 +175,7 @@ class Dispatcher:
     def _watch(self, session: Session, job: Job, user: User) -> bool:
         """Cancel, or poll and follow one running job; True once it is finished."""
         if job.cancel_requested:
-            self.backend.cancel(self._ref(job, user))
+            self._backend_of(job).cancel(self._ref(job, user))
             job_store.transition(session, job=job, to="cancelled", reason="cancelled by its owner")
             self._progress_seen.pop(job.id, None)
             return True
@@ -172,13 +186,22 @@ class Dispatcher:
         self._finish(session, job, user, status)
         return True
 
+    def _backend_of(self, job: Job) -> JobBackend:
+        """The backend that started ``job`` (this dispatcher's main one if none is recorded)."""
+        return self.backends.get(job.backend or self.backend.name, self.backend)
+
+    def _lane_backend(self, lane: str) -> JobBackend:
+        """The backend that starts a job of ``lane``."""
+        return self.warm if lane == "warm" and self.warm is not None else self.backend
+
     def _status(self, job: Job, user: User, *, after_restart: bool) -> Status:
         """The backend's poll (or, after a restart, its adoption) of a running job."""
-        if job.backend is not None and job.backend != self.backend.name:
+        if job.backend is not None and job.backend not in self.backends:
             return Status("failed", f"started on the {job.backend} backend, which this service "
-                                    f"(on {self.backend.name}) cannot watch")
+                                    f"(on {', '.join(self.backends)}) cannot watch")
         ref = self._ref(job, user)
-        return self.backend.adopt(ref) if after_restart else self.backend.poll(ref)
+        backend = self._backend_of(job)
+        return backend.adopt(ref) if after_restart else backend.poll(ref)
 
     def _finish(self, session: Session, job: Job, user: User, status: Status) -> None:
         """Record how a job ended, with its last progress (written just before it ended)."""
@@ -215,10 +238,12 @@ class Dispatcher:
         users = {u.id: u for u in user_store.list_users(session)}
         overrides = user_store.overrides(session)
         running_rows = job_store.load(session, state="running")
-        running = [RunningJob(users[r.owner_id].name, r.cores, r.memory_mb) for r in running_rows]
+        running = [RunningJob(users[r.owner_id].name, r.cores, r.memory_mb,
+                              lane="warm" if r.backend == "warm" else "spark")
+                   for r in running_rows]
         queued = [
             QueuedJob(id=r.id, user=users[r.owner_id].name, cores=r.cores,
-                      memory_mb=r.memory_mb, priority=r.priority, seq=r.id)
+                      memory_mb=r.memory_mb, priority=r.priority, seq=r.id, lane=r.lane)
             for r in job_store.load(session, state="queued")
         ]
         pools: dict[str, Pool] = {
@@ -228,7 +253,10 @@ class Dispatcher:
         self._active = {r.id: users[r.owner_id].name for r in running_rows}
         self._active.update((q.id, q.user) for q in queued)
         started = time.perf_counter()
-        decision = decide(capacity=self.capacity, running=running, queued=queued, pools=pools)
+        lanes = ({"warm": Capacity(self.warm.slots(), WARM_LANE_MEMORY_MB)}
+                 if self.warm is not None else None)
+        decision = decide(capacity=self.capacity, running=running, queued=queued, pools=pools,
+                          lanes=lanes)
         self.on_decision(time.perf_counter() - started)
         self.positions = decision.positions
         self._pools = pools
@@ -241,11 +269,12 @@ class Dispatcher:
             return False
         job, owner = found
         pool = self._pools.get(owner.name)
+        backend = self._lane_backend(job.lane)
 
         def claim() -> bool:
             """queued → running if nobody changed the job meanwhile, committed at once:
             from here on nobody else starts it."""
-            if not job_store.transition(session, job=job, to="running", backend=self.backend.name):
+            if not job_store.transition(session, job=job, to="running", backend=backend.name):
                 session.rollback()
                 return False
             session.commit()
@@ -254,14 +283,15 @@ class Dispatcher:
         try:
             if pool is None:
                 raise SubmitError(f"could not submit the job: user {owner.name!r} has no pool")
-            submission = self.backend.submit(self._launch(job), owner.name, pool, claim)
+            submission = backend.submit(self._launch(job), owner.name, pool, claim)
         except SubmitError as error:
             return self._fail_start(session, job, str(error))
         except Exception as error:  # noqa: BLE001 — any submission error fails the job, with why
             return self._fail_start(session, job, f"could not submit the job: {error}")
-        return self._started(session, job, owner, submission)
+        return self._started(session, job, owner, submission, backend)
 
-    def _started(self, session: Session, job: Job, owner: User, submission: Submission) -> bool:
+    def _started(self, session: Session, job: Job, owner: User, submission: Submission,
+                 backend: JobBackend) -> bool:
         """Record what came of a submission; True if the job started."""
         if submission.outcome == "waiting":
             if self.waiting.get(job.id) != submission.reason:
@@ -272,8 +302,8 @@ class Dispatcher:
         if submission.outcome == "lost":
             if job_store.state_of(session, job_id=job.id) != "running":  # cancelled meanwhile
                 # what this submission started, if anything (found by the job's name)
-                self.backend.cancel(JobRef(job.id, owner.name, Path(job.output_dir),
-                                           submission.handle))
+                backend.cancel(JobRef(job.id, owner.name, Path(job.output_dir),
+                                      submission.handle))
             return False
         self._fault("driver-started")
         job_store.record_driver(session, job=job, pid=submission.handle.pid,
@@ -304,7 +334,11 @@ class Dispatcher:
         self.recover()
 
         def loop() -> None:
-            while not self._stop.wait(interval_s):
+            while True:
+                self._wake.wait(interval_s)
+                self._wake.clear()
+                if self._stop.is_set():
+                    return
                 try:
                     self.tick()
                 except Exception:  # noqa: BLE001 — keep scheduling; the error is logged
@@ -313,8 +347,14 @@ class Dispatcher:
         self._thread = threading.Thread(target=loop, name="avip-scheduler", daemon=True)
         self._thread.start()
 
+    def wake(self) -> None:
+        """Run the next round now rather than at the end of the interval: a job was
+        submitted (in this process), or a warm job ended. Several wakes make one round."""
+        self._wake.set()
+
     def stop(self) -> None:
         """Stop the loop; running drivers keep going and are adopted on the next start."""
         self._stop.set()
+        self._wake.set()
         if self._thread is not None:
             self._thread.join(timeout=30)

@@ -49,6 +49,7 @@ class RunningJob:
     user: str
     cores: int
     memory_mb: int
+    lane: str = "spark"
 
 
 @dataclass(frozen=True)
@@ -61,6 +62,7 @@ class QueuedJob:
     memory_mb: int
     priority: int = 0
     seq: int = 0
+    lane: str = "spark"
 
 
 @dataclass
@@ -95,6 +97,7 @@ def decide(
     running: Iterable[RunningJob],
     queued: Iterable[QueuedJob],
     pools: Mapping[str, Pool],
+    lanes: Mapping[str, Capacity] | None = None,
 ) -> Decision:
     """Choose the queued jobs to start now (see the module docstring for the rules).
 
@@ -108,6 +111,11 @@ def decide(
         Jobs waiting, in any order.
     pools
         Each user's pool; a user missing here gets no resources.
+    lanes
+        The capacity of each lane that has its own (the warm lane's workers); a job of
+        any other lane uses ``capacity``. A job that does not fit blocks the rest of its
+        user's queue *in its lane* only, so a user's large job waiting for the cluster
+        never holds back their small jobs. Pools count every lane.
 
     Examples
     --------
@@ -120,15 +128,18 @@ def decide(
     """
     cap_cores = max(capacity.cores, 1)
     cap_mem = max(capacity.memory_mb, 1)
-    free_cores, free_mem = capacity.cores, capacity.memory_mb
+    own = dict(lanes or {})
+    free: dict[str, list[int]] = {lane: [c.cores, c.memory_mb] for lane, c in own.items()}
+    free["spark"] = [capacity.cores, capacity.memory_mb]
     used: dict[str, list[int]] = defaultdict(lambda: [0, 0, 0])  # cores, memory, jobs
     for job in running:
         usage = used[job.user]
         usage[0] += job.cores
         usage[1] += job.memory_mb
         usage[2] += 1
-        free_cores -= job.cores
-        free_mem -= job.memory_mb
+        lane_free = free[job.lane if job.lane in own else "spark"]
+        lane_free[0] -= job.cores
+        lane_free[1] -= job.memory_mb
 
     queues: dict[str, list[QueuedJob]] = defaultdict(list)
     for job in queued:
@@ -144,7 +155,7 @@ def decide(
     walk_share: dict[str, list[int]] = {u: [used[u][0], used[u][1]] for u in ordered}
     heap = [(_dominant(walk_share[u], cap_cores, cap_mem), u) for u in ordered]
     heapq.heapify(heap)
-    blocked: set[str] = set()
+    blocked: set[tuple[str, str]] = set()
     decision = Decision()
     positions = decision.positions
     position = 0
@@ -154,26 +165,28 @@ def decide(
         job = user_queue.popleft()
         position += 1
         positions[job.id] = position
-        if user not in blocked:
+        lane = job.lane if job.lane in own else "spark"
+        if (user, lane) not in blocked:
             pool = pools.get(user)
             usage = used[user]
+            lane_free = free[lane]
             fits = (
                 pool is not None
-                and job.cores <= free_cores
-                and job.memory_mb <= free_mem
+                and job.cores <= lane_free[0]
+                and job.memory_mb <= lane_free[1]
                 and usage[0] + job.cores <= pool.cores
                 and usage[1] + job.memory_mb <= pool.memory_mb
                 and usage[2] + 1 <= pool.max_jobs
             )
             if fits:
                 decision.start.append(job.id)
-                free_cores -= job.cores
-                free_mem -= job.memory_mb
+                lane_free[0] -= job.cores
+                lane_free[1] -= job.memory_mb
                 usage[0] += job.cores
                 usage[1] += job.memory_mb
                 usage[2] += 1
             else:
-                blocked.add(user)
+                blocked.add((user, lane))
         share = walk_share[user]
         share[0] += job.cores
         share[1] += job.memory_mb

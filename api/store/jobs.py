@@ -59,6 +59,7 @@ def create_job(
     resources: dict[str, Any] | None = None,
     output_dir: Callable[[int], str] | None = None,
     inputs: dict[str, Any] | None = None,
+    lane: str = "spark",
 ) -> Job:
     """Insert a queued job and its ``job.queued`` event; returns the job, persistent in ``session``.
 
@@ -70,7 +71,7 @@ def create_job(
         "owner_id": owner.id, "avi": avi, "avi_version": avi_version, "params": params,
         "cores": cores, "memory_mb": memory_mb, "priority": priority, "pins": pins or {},
         "rerun_of": rerun_of, "resources": resources or {}, "state": "queued",
-        "inputs": inputs or {},
+        "inputs": inputs or {}, "lane": lane,
         "submitted_at": utcnow(),
     }
     connection = session.connection()
@@ -80,7 +81,8 @@ def create_job(
         connection.execute(_SET_OUTPUT_DIR, {"job_id": row["id"], "dir": row["output_dir"]})
     connection.execute(_INSERT_EVENT, {
         "user": owner.name, "type": "job.queued", "job_id": row["id"],
-        "payload": {"avi": avi, "version": avi_version, "cores": cores, "memory_mb": memory_mb},
+        "payload": {"avi": avi, "version": avi_version, "cores": cores, "memory_mb": memory_mb,
+                    "lane": lane},
         "created_at": values["submitted_at"]})
     job = Job(**row)
     make_transient_to_detached(job)  # as if loaded: later changes flush as UPDATEs
@@ -218,10 +220,11 @@ def record_driver(session: Session, *, job: Job, pid: int | None, start: str | N
 
 
 def load(session: Session, *, state: str) -> list[Row[Any]]:
-    """(id, owner_id, cores, memory_mb, priority) of every job in ``state``, by id: what the
-    scheduler weighs."""
+    """(id, owner_id, cores, memory_mb, priority, lane, backend) of every job in ``state``,
+    by id: what the scheduler weighs."""
     return list(session.execute(
-        select(Job.id, Job.owner_id, Job.cores, Job.memory_mb, Job.priority)
+        select(Job.id, Job.owner_id, Job.cores, Job.memory_mb, Job.priority, Job.lane,
+               Job.backend)
         .where(Job.state == state).order_by(Job.id)
     ))
 

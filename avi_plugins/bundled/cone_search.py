@@ -9,15 +9,17 @@ catalogue's columns, so no user text reaches Spark SQL.
 
 from __future__ import annotations
 
+import math
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from avi_plugins.bundled.tables import FORMATS, gaia_units, write_formats, write_parquet
 from avi_plugins.bundled.views import figure, figure_pane, table_pane
-from avi_plugins.sdk import AVI, Manifest, Task, TaskContext
+from avi_plugins.sdk import AVI, WARM_ROWS, Lane, Manifest, Task, TaskContext
 from lakehouse.schema import COLUMN_NAMES
 
 Format = Literal["parquet", "csv", "votable", "fits"]
@@ -69,6 +71,18 @@ class ConeSearchParams(BaseModel):
         return self
 
 
+def sky_fraction(p: ConeSearchParams) -> float:
+    """The fraction of the sphere the cone or box covers."""
+    if p.shape == "cone":
+        return (1.0 - math.cos(math.radians(p.radius_deg))) / 2.0
+    ra_min, ra_max, dec_min, dec_max = (float(v) for v in  # type: ignore[arg-type]
+                                        (p.ra_min, p.ra_max, p.dec_min, p.dec_max))
+    width = (ra_max - ra_min) % 360.0 or (360.0 if ra_max != ra_min else 0.0)
+    band = math.sin(math.radians(max(dec_min, dec_max))) - math.sin(
+        math.radians(min(dec_min, dec_max)))
+    return math.radians(width) * band / (4.0 * math.pi)
+
+
 def region_df(ctx: TaskContext) -> Any:
     """The pinned catalogue restricted to the region and filters."""
     from pyspark.sql import functions as F
@@ -111,6 +125,13 @@ class ConeSearch(AVI):
         author="avip", tags=("search", "export"),
     )
     Params = ConeSearchParams
+    lanes: ClassVar[tuple[Lane, ...]] = ("spark", "warm")
+
+    def small(self, params: Any, table_rows: Mapping[str, int]) -> bool:
+        """Warm when the region holds at most :data:`~avi_plugins.sdk.WARM_ROWS` rows at the
+        catalogue's mean density."""
+        rows = table_rows.get("gaia_source")
+        return rows is not None and rows * sky_fraction(params) <= WARM_ROWS
 
     def tasks(self) -> list[Task]:
         region = ("shape", "ra", "dec", "radius_deg", "ra_min", "ra_max", "dec_min", "dec_max",

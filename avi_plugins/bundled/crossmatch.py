@@ -8,8 +8,9 @@ includes a digest of the file's bytes, so a changed upload is matched anew.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import pandas as pd
@@ -19,10 +20,14 @@ from avi_plugins.bundled.tables import gaia_units, write_formats
 from avi_plugins.bundled.views import table_pane
 from avi_plugins.outputs import file_digest
 from avi_plugins.params import UserFile
-from avi_plugins.sdk import AVI, Manifest, Task, TaskContext
+from avi_plugins.sdk import AVI, WARM_ROWS, Lane, Manifest, Task, TaskContext
 
 SUFFIX_FORMAT = {".csv": "ascii.csv", ".vot": "votable", ".xml": "votable",
                  ".votable": "votable", ".fits": "fits", ".fit": "fits"}
+
+
+#: The largest user table a warm crossmatch takes.
+WARM_TABLE_BYTES = 16 << 20
 
 
 class CrossmatchParams(BaseModel):
@@ -92,6 +97,17 @@ class Crossmatch(AVI):
         author="avip", tags=("crossmatch",),
     )
     Params = CrossmatchParams
+    lanes: ClassVar[tuple[Lane, ...]] = ("spark", "warm")
+
+    def small(self, params: Any, table_rows: Mapping[str, int]) -> bool:
+        """Warm when Gaia is at most :data:`~avi_plugins.sdk.WARM_ROWS` rows and the user's
+        table at most :data:`WARM_TABLE_BYTES` (about 100,000 rows of CSV)."""
+        rows = table_rows.get("gaia_source")
+        try:
+            size = Path(params.table_path).stat().st_size
+        except OSError:
+            return False
+        return rows is not None and rows <= WARM_ROWS and size <= WARM_TABLE_BYTES
 
     def tasks(self) -> list[Task]:
         return [Task("match", _match, tables=("gaia_source",),

@@ -8,8 +8,9 @@ integer shift; the map task rasterises pixel values on a Mollweide grid with
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import numpy as np
 import pandas as pd
@@ -17,7 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from avi_plugins.bundled.tables import write_parquet
 from avi_plugins.bundled.views import figure, image_pane, save_png, table_pane
-from avi_plugins.sdk import AVI, Manifest, Task, TaskContext
+from avi_plugins.sdk import AVI, WARM_ROWS, Lane, Manifest, Task, TaskContext
 
 
 class SkyCountsParams(BaseModel):
@@ -102,6 +103,13 @@ class SkyCounts(AVI):
         author="avip", tags=("healpix", "map"),
     )
     Params = SkyCountsParams
+    lanes: ClassVar[tuple[Lane, ...]] = ("spark", "warm")
+
+    def small(self, params: Any, table_rows: Mapping[str, int]) -> bool:
+        """Warm when the whole table (a map reads every row) is at most
+        :data:`~avi_plugins.sdk.WARM_ROWS` rows."""
+        rows = table_rows.get("gaia_source")
+        return rows is not None and rows <= WARM_ROWS
 
     def tasks(self) -> list[Task]:
         return [

@@ -1,16 +1,24 @@
 """The submitters that run AVI jobs on Spark, behind one protocol
 (:class:`spark_jobs.backends.protocol.JobBackend`): spark-submit driver processes,
 local or on a standalone cluster (:mod:`.processes`), and SparkApplications on
-Kubernetes (:mod:`.k8s`). :func:`backend_for` picks the one the settings name.
+Kubernetes (:mod:`.k8s`). :func:`backend_for` picks the one the settings name;
+:func:`warm_backend_for` the warm lane for small jobs (:mod:`.warm`).
 """
 
 from __future__ import annotations
 
+import os
+from typing import TYPE_CHECKING
+
 from config.s3 import is_s3
 from config.settings import Settings
 from spark_jobs.backends.k8s.submitter import KubernetesJobs
-from spark_jobs.backends.processes import LocalBackend, StandaloneBackend
+from spark_jobs.backends.processes import LocalBackend, StandaloneBackend, driver_environment
 from spark_jobs.backends.protocol import JobBackend
+from spark_jobs.backends.warm.backend import WarmBackend
+
+if TYPE_CHECKING:
+    from spark_jobs.backends.warm.pool import WarmPool
 
 
 def backend_for(settings: Settings) -> JobBackend:
@@ -27,6 +35,32 @@ def backend_for(settings: Settings) -> JobBackend:
     raise ValueError(
         f"job_backend {settings.job_backend!r} is not 'local', 'standalone' or 'kubernetes'"
     )
+
+
+def warm_pool(settings: Settings) -> WarmPool:
+    """The warm workers the settings ask for (not started): ``warm_workers`` processes of
+    ``local[1]`` each, with the drivers' environment and settings."""
+    from spark_jobs.backends.warm.pool import WarmPool
+
+    return WarmPool(
+        workers=settings.warm_workers, master="local[1]",
+        driver_memory=settings.warm_worker_memory, time_budget_s=settings.warm_time_budget_s,
+        env=driver_environment(os.environ, driver_settings(settings)),
+        log_dir=settings.data_dir / "warm-lane",
+    )
+
+
+def warm_backend_for(settings: Settings) -> WarmBackend | None:
+    """The warm lane the settings name: the ``avip warm`` service at ``warm_lane_url``, else
+    workers of this process (``warm_workers``; 0: no warm lane). Not started yet."""
+    if settings.warm_lane_url:
+        from spark_jobs.backends.warm.service import RemoteWarmLane
+
+        token = settings.warm_lane_token.get_secret_value() if settings.warm_lane_token else None
+        return WarmBackend(RemoteWarmLane(settings.warm_lane_url, token))
+    if settings.warm_workers < 1:
+        return None
+    return WarmBackend(warm_pool(settings))
 
 
 def driver_settings(settings: Settings) -> dict[str, str]:

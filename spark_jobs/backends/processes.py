@@ -306,8 +306,14 @@ def outcome(ref: JobRef, died: str) -> Status:
     if code is None:
         return Status("failed", f"the driver (pid {ref.handle.pid}) died {died} without "
                                 "recording an exit code; see the job's logs")
+    return runner_failed(ref.output_dir, code)
+
+
+def runner_failed(output_dir: Path, code: int) -> Status:
+    """A runner that exited with ``code`` (not 0): failed, with the last line of its
+    ``error.txt`` as the reason."""
     reason = f"the runner exited with code {code}"
-    error = ref.output_dir / "error.txt"
+    error = output_dir / "error.txt"
     if error.is_file():
         lines = [ln for ln in error.read_text(errors="replace").splitlines() if ln.strip()]
         if lines:

@@ -1,0 +1,1 @@
+"""The warm lane: small jobs on Spark sessions kept open (see :mod:`.pool`)."""
