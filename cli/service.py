@@ -3,7 +3,8 @@ runs these; ``avip serve`` runs them all in one process for embedded use).
 
     avip api         the REST API (no scheduler)                 /healthz /readyz /metrics
     avip scheduler   the dispatcher loop, with its probes        /healthz /readyz /metrics
-    avip serve       API + scheduler + dashboards in one process
+    avip serve       API + scheduler + dashboards in one process (and the warm workers)
+    avip warm        the warm lane's workers for a scheduler elsewhere  /healthz /readyz /metrics
     (and: avip events relay, avip alerts stream, avip dashboards)
 
 Each migrates the store and, on the very first start, writes the operator's token.
@@ -23,6 +24,7 @@ if TYPE_CHECKING:
 
 HostOpt = Annotated[str | None, typer.Option(help="Bind address (default settings).")]
 SCHEDULER_PORT = 8766
+WARM_PORT = 8769
 
 
 def _app(settings: Settings, *, run_scheduler: bool, serve_api: bool) -> FastAPI:
@@ -86,8 +88,29 @@ def scheduler(
     _run(_app(settings, run_scheduler=True, serve_api=False), host or settings.api_host, port)
 
 
+def warm(
+    host: HostOpt = None,
+    port: Annotated[int, typer.Option(help="Port of its job API, probes and metrics.")] = WARM_PORT,
+) -> None:
+    """Run the warm lane's workers (``warm_workers`` of them) for a scheduler in another
+    process, which reaches them at ``warm_lane_url`` with ``warm_lane_token``."""
+    from spark_jobs.backends import warm_pool
+    from spark_jobs.backends.warm.service import create_app
+
+    settings = get_settings()
+    if settings.warm_workers < 1:
+        raise typer.BadParameter("AVIP_WARM_WORKERS is 0: give the warm lane at least one worker")
+    token = settings.warm_lane_token.get_secret_value() if settings.warm_lane_token else None
+    host = host or settings.api_host
+    if token is None and host not in ("127.0.0.1", "localhost", "::1"):
+        raise typer.BadParameter(f"binding {host} needs AVIP_WARM_LANE_TOKEN: without it "
+                                 "anyone who reaches the port could run jobs")
+    _run(create_app(warm_pool(settings), token), host, port)
+
+
 def register(app: typer.Typer) -> None:
     """Add the process commands to the root app."""
     app.command("serve")(serve)
     app.command("api")(api)
     app.command("scheduler")(scheduler)
+    app.command("warm")(warm)

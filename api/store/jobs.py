@@ -9,7 +9,7 @@ two schedulers racing for the same job cannot both start it.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from datetime import datetime
 from typing import Any
 
@@ -227,6 +227,22 @@ def load(session: Session, *, state: str) -> list[Row[Any]]:
                Job.backend)
         .where(Job.state == state).order_by(Job.id)
     ))
+
+
+def ids_in_state(session: Session, *, state: str) -> set[int]:
+    """The ids of every job in ``state`` (from the (state, owner) index alone)."""
+    return set(session.scalars(select(Job.id).where(Job.state == state)))
+
+
+def load_ids(session: Session, ids: Iterable[int]) -> list[Row[Any]]:
+    """:func:`load`'s columns for the jobs ``ids``, in chunks the databases' limits on bound
+    parameters allow."""
+    wanted, rows = sorted(ids), []
+    for start in range(0, len(wanted), 900):
+        rows += session.execute(
+            select(Job.id, Job.owner_id, Job.cores, Job.memory_mb, Job.priority, Job.lane,
+                   Job.backend).where(Job.id.in_(wanted[start:start + 900]))).all()
+    return rows
 
 
 def count_in_state(session: Session, *, owner: User, state: str) -> int:

@@ -1,0 +1,137 @@
+# ruff: noqa: E501
+"""The two lanes, through the real API and scheduler on one catalogue: a small job goes to
+the warm lane (a warm worker's open Spark session), the same job on a platform without
+warm workers gets its own Spark application, and the results are byte-identical file for
+file; the provenance pins the same table versions and differs only in engine settings and
+timings. A job too large for the warm lane takes the Spark lane even where warm workers
+run. Another user reaches none of a warm job."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+from deltalake import DeltaTable
+from fastapi.testclient import TestClient
+from testing_utils import new_user
+
+from api.avis import RegistryCatalogue
+from api.bootstrap import ensure_operator
+from api.main import create_app
+from config.settings import Settings
+
+FINAL = ("succeeded", "failed", "cancelled")
+#: What may differ between two runs of one job: the engine, timings and the job's own id.
+ENGINE_KEYS = {"spark_conf", "lane", "started_at", "finished_at", "wall_seconds", "job_id"}
+
+
+@pytest.fixture(scope="module")
+def lake(tmp_path_factory: pytest.TempPathFactory, ingest_synthetic_cli) -> str:  # type: ignore[no-untyped-def]
+    return ingest_synthetic_cli(str(tmp_path_factory.mktemp("lake")), rows=20_000, seed=11,
+                                clusters=2, timeout_s=600)
+
+
+class Platform:
+    """One running API + scheduler (its loop in the background) and its operator."""
+
+    def __init__(self, client: TestClient, settings: Settings) -> None:
+        self.client, self.settings = client, settings
+        token = ensure_operator(client.app.state.sessions, settings.data_dir, 1)  # type: ignore[attr-defined]
+        self.operator = {"Authorization": f"Bearer {token.read_text().strip()}"}  # type: ignore[union-attr]
+
+    def run(self, headers: dict[str, str], avi: str, params: dict, timeout_s: float = 300) -> dict:  # type: ignore[type-arg]
+        r = self.client.post("/jobs", headers=headers, json={"avi": avi, "params": params})
+        assert r.status_code == 201, r.text
+        job_id = r.json()["id"]
+        deadline = time.monotonic() + timeout_s
+        while (job := self.client.get(f"/jobs/{job_id}", headers=headers).json())["state"] not in FINAL:
+            assert time.monotonic() < deadline, job
+            time.sleep(0.1)
+        assert job["state"] == "succeeded", (job, self.client.get(
+            f"/jobs/{job_id}/logs", headers=headers).text[-3000:])
+        return job
+
+    def files(self, headers: dict[str, str], job_id: int) -> dict[str, bytes]:
+        listed = self.client.get(f"/jobs/{job_id}/results", headers=headers).json()["data"]
+        return {f["path"]: self.client.get(f"/jobs/{job_id}/results/{f['path']}",
+                                           headers=headers).content for f in listed}
+
+    def provenance(self, owner: str, job_id: int) -> dict:  # type: ignore[type-arg]
+        folder = self.settings.space_root / owner / "jobs" / str(job_id)
+        return json.loads((folder / "provenance.json").read_text())
+
+
+@pytest.fixture(scope="module")
+def platforms(lake: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Platform, Platform]]:
+    """The warm platform (one warm worker) and the Spark-only one, on the same catalogue."""
+    running = []
+    for name, workers in (("warm", 1), ("spark", 0)):
+        settings = Settings(data_dir=tmp_path_factory.mktemp(name), lakehouse_uri=lake,
+                            cluster_cores=2, cluster_memory_mb=4096, job_backend="local",
+                            spark_master="local[2]", warm_workers=workers,
+                            scheduler_interval_s=0.2)
+        client = TestClient(create_app(settings, catalogue=RegistryCatalogue(), run_scheduler=True))
+        client.__enter__()
+        running.append(Platform(client, settings))
+    yield running[0], running[1]
+    for platform in running:
+        platform.client.__exit__(None, None, None)
+
+
+def _a_star(lake: str) -> tuple[float, float]:
+    table = DeltaTable(str(Path(lake) / "gaia_source")).to_pyarrow_table(columns=["ra", "dec"])
+    return float(np.asarray(table["ra"])[42]), float(np.asarray(table["dec"])[42])
+
+
+@pytest.mark.parametrize(("avi", "params"), [
+    ("cone_search", {"radius_deg": 8.0, "formats": ["parquet", "csv", "votable", "fits"]}),
+    ("sky_counts", {"order": 3, "g_max": 19.5}),
+])
+def test_a_small_job_runs_warm_and_its_results_equal_the_spark_lanes_byte_for_byte(
+        platforms: tuple[Platform, Platform], lake: str, avi: str, params: dict) -> None:  # type: ignore[type-arg]
+    warm, spark = platforms
+    if avi == "cone_search":
+        params = {**params, **dict(zip(("ra", "dec"), _a_star(lake), strict=True))}
+    alice_warm = new_user(warm.client, warm.operator, f"alice{avi[:4]}")
+    alice_spark = new_user(spark.client, spark.operator, f"alice{avi[:4]}")
+    quick = warm.run(alice_warm, avi, params)
+    slow = spark.run(alice_spark, avi, params)
+    assert (quick["lane"], quick["backend"]) == ("warm", "warm")
+    assert (slow["lane"], slow["backend"]) == ("spark", "local")
+
+    ours, theirs = warm.files(alice_warm, quick["id"]), spark.files(alice_spark, slow["id"])
+    assert ours.keys() == theirs.keys() and ours
+    for name in ours:
+        assert ours[name] == theirs[name], f"{name} differs between the lanes"
+
+    a = warm.provenance(f"alice{avi[:4]}", quick["id"])
+    b = spark.provenance(f"alice{avi[:4]}", slow["id"])
+    assert (a["lane"], b["lane"]) == ("warm", "spark")
+    assert a["tables"] == b["tables"] and a["tables"]["gaia_source"]["version"] >= 0
+    assert {k for k in a.keys() | b.keys() if a.get(k) != b.get(k)} <= ENGINE_KEYS | {"tasks"}
+    assert [{k: v for k, v in t.items() if k != "seconds"} for t in a["tasks"]] == \
+        [{k: v for k, v in t.items() if k != "seconds"} for t in b["tasks"]]
+
+    bob = new_user(warm.client, warm.operator, f"bob{avi[:4]}")
+    assert warm.client.get(f"/jobs/{quick['id']}", headers=bob).status_code == 404
+    assert warm.client.get(f"/jobs/{quick['id']}/results", headers=bob).status_code == 404
+
+
+def test_a_job_too_large_for_the_warm_lane_takes_the_spark_lane(
+        platforms: tuple[Platform, Platform], lake: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    warm, _ = platforms
+    import avi_plugins.bundled.cone_search as cone
+
+    monkeypatch.setattr(cone, "WARM_ROWS", 100)  # of the lake's 20,000 rows a 10° cone holds ~150
+    carol = new_user(warm.client, warm.operator, "carol")
+    ra, dec = _a_star(lake)
+    job = warm.run(carol, "cone_search", {"ra": ra, "dec": dec, "radius_deg": 10.0,
+                                          "formats": ["csv"]})
+    assert (job["lane"], job["backend"]) == ("spark", "local")
+    small = warm.run(carol, "cone_search", {"ra": ra, "dec": dec, "radius_deg": 0.5,
+                                            "formats": ["csv"]})
+    assert (small["lane"], small["backend"]) == ("warm", "warm")
