@@ -61,6 +61,27 @@ def compare_with_truth(members: pd.DataFrame, truth_members: pd.DataFrame,
     return table
 
 
+def small_jobs(scientist: AvipClient, centres: list[tuple[float, float]]) -> Table:
+    """One 1° cone_search per centre, each followed to its end: the warm lane's answer time
+    (submit to succeeded, as the scientist sees it) next to where it ran."""
+    table = Table("job", "cone (ra, dec)", "lane", "rows", "submit → succeeded",
+                  title="small questions: cone_search, 1° radius")
+    for ra, dec in centres:
+        started = time.perf_counter()
+        job = scientist.submit("cone_search", {"ra": ra, "dec": dec, "radius_deg": 1.0,
+                                               "formats": ["csv"]})
+        while job.state not in ("succeeded", "failed", "cancelled"):
+            time.sleep(0.02)
+            job = scientist.job(job.id)
+        seconds = time.perf_counter() - started
+        rows = job.progress.message if job.state != "succeeded" else next(
+            (line for line in scientist.logs(job.id).splitlines() if "rows selected" in line),
+            "").rsplit(": ", 1)[-1]
+        table.add_row(str(job.id), f"{ra:.1f}, {dec:+.1f}", f"{job.backend} ({job.state})",
+                      rows, f"{seconds:.2f} s")
+    return table
+
+
 def demo(
     rows: Annotated[int, typer.Option(help="Stars in the synthetic sky (if ingested now).")]
     = 1_000_000,
@@ -128,6 +149,9 @@ def demo(
         console.print(compare_with_truth(members, truth_members, truth_clusters))
         console.print(f"{members['cluster_id'].nunique()} clusters found, "
                       f"{len(truth_clusters)} injected")
+        with AvipClient(url, token) as scientist:
+            console.print(small_jobs(scientist, [(56.75, 24.12), (83.8, -5.4), (10.7, 41.3),
+                                                 (201.4, -47.5), (266.4, -29.0)]))
     finally:
         dashboards.stop()
         server.should_exit = True

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,20 +22,7 @@ from spark_jobs.backends.protocol import JobLaunch, JobRef, Status
 from spark_jobs.backends.warm.backend import WarmBackend
 from spark_jobs.backends.warm.pool import WarmPool
 
-HERE = Path(__file__).parent
 ANY_POOL = None  # the warm lane takes the scheduler's grant as given
-
-
-@pytest.fixture(scope="module")
-def probe_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A folder holding the probe AVI as an installed distribution (entry point included)."""
-    folder = tmp_path_factory.mktemp("probe-plugin")
-    shutil.copy(HERE / "probe_avi.py", folder / "avip_warm_probe.py")
-    dist = folder / "avip_warm_probe-0.1.dist-info"
-    dist.mkdir()
-    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: avip-warm-probe\nVersion: 0.1\n")
-    (dist / "entry_points.txt").write_text("[avip.avis]\nwarm_probe = avip_warm_probe:Probe\n")
-    return folder
 
 
 @pytest.fixture(scope="module")

@@ -124,12 +124,11 @@ class WarmPool:
     def start(self) -> WarmPool:
         """Start the workers (they warm up in the background) and the monitor."""
         self.log_dir.mkdir(parents=True, exist_ok=True)
-        with self._lock:
-            for _ in range(self.size):
-                self.workers.append(self._spawn())
-        self._monitor = threading.Thread(target=self._watch, name="avip-warm-monitor",
-                                         daemon=True)
+        spawned = threading.Event()
+        self._monitor = threading.Thread(target=self._watch, args=(spawned,),
+                                         name="avip-warm-monitor", daemon=True)
         self._monitor.start()
+        spawned.wait(timeout=60)
         return self
 
     def wait_ready(self, timeout_s: float = 180.0, workers: int | None = None) -> bool:
@@ -334,9 +333,15 @@ class WarmPool:
         if worker.state != "dead":
             worker.state = "dead"
 
-    def _watch(self) -> None:
-        """Every :data:`MONITOR_INTERVAL_S`: enforce budgets, lapse stale reservations,
-        replace dead workers."""
+    def _watch(self, spawned: threading.Event) -> None:
+        """Start the workers, then every :data:`MONITOR_INTERVAL_S`: enforce budgets, lapse
+        stale reservations, replace dead workers. Every worker is started from this thread,
+        which lives as long as the pool: the kernel's parent-death signal follows the
+        thread that started a process, not the process."""
+        with self._lock:
+            for _ in range(self.size):
+                self.workers.append(self._spawn())
+        spawned.set()
         while not self._closed.wait(MONITOR_INTERVAL_S):
             with self._lock:
                 now = time.monotonic()

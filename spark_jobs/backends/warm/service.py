@@ -13,6 +13,8 @@ Both processes must see job folders at the same paths (the shared data volume).
 from __future__ import annotations
 
 import hmac
+import logging
+import time
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -27,6 +29,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from spark_jobs.backends.protocol import Handle, Status
 from spark_jobs.backends.warm.pool import WarmPool
 
+log = logging.getLogger("avip.warm")
 WORKER_STATES = ("starting", "idle", "reserved", "busy", "cleaning")
 
 
@@ -134,7 +137,12 @@ def create_app(pool: WarmPool, token: str | None) -> FastAPI:
 class RemoteWarmLane:
     """A :class:`~spark_jobs.backends.warm.backend.WarmLane` served by ``avip warm`` at ``url``."""
 
-    def __init__(self, url: str, token: str | None, timeout_s: float = 10.0) -> None:
+    def __init__(self, url: str, token: str | None, timeout_s: float = 10.0,
+                 give_up_s: float = 300.0) -> None:
+        """``give_up_s``: a running job whose lane has not answered for this long fails
+        (the service is gone, or lost its workers and the job with them)."""
+        self.give_up_s = give_up_s
+        self._silent_since: dict[int, float] = {}
         headers = {"Authorization": f"Bearer {token}"} if token else {}
         self.on_change: Callable[[], None] = lambda: None  # the scheduler polls it instead
         self.client = httpx.Client(base_url=url.rstrip("/"), headers=headers, timeout=timeout_s)
@@ -158,8 +166,17 @@ class RemoteWarmLane:
         except httpx.HTTPError as error:
             return f"the warm lane does not answer ({error}); the job waits for it"
 
+    def _best_effort(self, method: str, path: str) -> None:
+        """A call whose failure changes nothing for the job: a reservation lapses by itself,
+        a record the lane keeps is dropped when it restarts, and a lane that cannot be
+        reached to cancel has lost its workers (or will stop them at their time budget)."""
+        try:
+            self._call(method, path)
+        except httpx.HTTPError as error:
+            log.warning("warm lane: %s %s failed: %s", method, path, error)
+
     def release(self, job_id: int) -> None:
-        self._call("DELETE", f"/jobs/{job_id}/reservation")
+        self._best_effort("DELETE", f"/jobs/{job_id}/reservation")
 
     def run(self, job_id: int, request: Mapping[str, Any]) -> Handle:
         found = self._call("POST", f"/jobs/{job_id}", json=dict(request))
@@ -168,15 +185,21 @@ class RemoteWarmLane:
     def status(self, job_id: int, output_dir: Path) -> Status:
         try:
             found = self._call("GET", f"/jobs/{job_id}", params={"output_dir": str(output_dir)})
-        except httpx.HTTPError:
-            return Status("running")  # unknown this round; asked again next tick
+        except httpx.HTTPError as error:
+            silent = time.monotonic() - self._silent_since.setdefault(job_id, time.monotonic())
+            if silent < self.give_up_s:
+                return Status("running")  # unknown this round; asked again next tick
+            self._silent_since.pop(job_id, None)
+            return Status("failed", f"the warm lane has not answered for {silent:.0f} s "
+                                    f"({error}); submit the job again")
+        self._silent_since.pop(job_id, None)
         return Status(found["state"], found["reason"])
 
     def cancel(self, job_id: int) -> None:
-        self._call("DELETE", f"/jobs/{job_id}")
+        self._best_effort("DELETE", f"/jobs/{job_id}")
 
     def forget(self, job_id: int) -> None:
-        self._call("POST", f"/jobs/{job_id}/forget")
+        self._best_effort("POST", f"/jobs/{job_id}/forget")
 
     def stats(self) -> dict[str, Any]:
         try:
