@@ -100,6 +100,11 @@ class Settings(BaseSettings):
         description="Memory budget of one warm job (MiB): what it is charged, and the most its "
         "worker's Python process may grow while it runs before the job is stopped.",
     )
+    warm_worker_nice: int = Field(
+        default=10, ge=0, le=19,
+        description="CPU niceness of the warm workers: where they share a machine with Spark "
+        "applications (embedded mode), a large job keeps its CPU while small jobs use the rest.",
+    )
     warm_time_budget_s: float = Field(
         default=120.0, gt=0,
         description="A warm job running longer than this is stopped, and says so.")

@@ -46,7 +46,7 @@ def warm_pool(settings: Settings) -> WarmPool:
         workers=settings.warm_workers, master="local[1]",
         driver_memory=settings.warm_worker_memory, time_budget_s=settings.warm_time_budget_s,
         env=driver_environment(os.environ, driver_settings(settings)),
-        log_dir=settings.data_dir / "warm-lane",
+        log_dir=settings.data_dir / "warm-lane", nice=settings.warm_worker_nice,
     )
 
 

@@ -93,10 +93,13 @@ class WarmPool:
         env: Mapping[str, str] | None = None,
         log_dir: Path,
         warm_up: bool = True,
+        nice: int = 0,
     ) -> None:
         """``env``: the whole environment of a worker (see
         :func:`spark_jobs.backends.processes.driver_environment`); ``log_dir``: where each
-        worker's own log goes (jobs log into their folders)."""
+        worker's own log goes (jobs log into their folders); ``nice``: the workers' CPU
+        niceness — on a machine they share with Spark applications, small jobs then take
+        only the CPU large jobs leave (at 10 a busy worker gets ~1/10 of a contended core)."""
         if workers < 1:
             raise ValueError(f"a warm pool needs at least one worker, not {workers}")
         self.size = workers
@@ -107,6 +110,7 @@ class WarmPool:
         self.env = dict(env) if env is not None else dict(os.environ)
         self.log_dir = log_dir
         self.warm_up = warm_up
+        self.nice = nice
         self.workers: list[Worker] = []
         self.runs: dict[int, Run] = {}
         self.reserved: dict[int, Worker] = {}
@@ -246,6 +250,8 @@ class WarmPool:
                    "--master", self.master, "--driver-memory", self.driver_memory]
         if self.warm_up:
             command.append("--warm-up")
+        if self.nice:
+            command += ["--nice", str(self.nice)]
         with (self.log_dir / f"worker-{number}.log").open("ab") as output:
             process = subprocess.Popen(
                 command, stdin=subprocess.DEVNULL, stdout=output, stderr=subprocess.STDOUT,

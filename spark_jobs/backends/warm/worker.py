@@ -162,8 +162,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--master", default="local[1]")
     parser.add_argument("--driver-memory", default="1g")
     parser.add_argument("--warm-up", action="store_true")
+    parser.add_argument("--nice", type=int, default=0,
+                        help="CPU niceness of the worker and its JVM (see WarmPool)")
     args = parser.parse_args(argv)
     die_with_parent()
+    if args.nice:
+        os.nice(args.nice)
     logging.basicConfig(level=logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     from lakehouse.session import get_spark
