@@ -166,6 +166,8 @@ def cancel_job(
         elif job.state != "cancelled":
             job_store.transition(session, job=job, to="cancelled")  # raises Conflict
     session.commit()
+    if job.cancel_requested:
+        request.app.state.dispatcher.wake()  # stopped now, not at the next round
     owner = (user if job.owner_id == user.id
              else user_store.user_by_id(session, user_id=job.owner_id))
     return job_public(job, owner.name if owner else "?", _positions(request))

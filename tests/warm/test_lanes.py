@@ -9,6 +9,7 @@ run. Another user reaches none of a warm job."""
 from __future__ import annotations
 
 import json
+import os
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -66,8 +67,18 @@ class Platform:
 
 
 @pytest.fixture(scope="module")
-def platforms(lake: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Platform, Platform]]:
-    """The warm platform (one warm worker) and the Spark-only one, on the same catalogue."""
+def platforms(lake: str, tmp_path_factory: pytest.TempPathFactory,
+              probe_path: Path) -> Iterator[tuple[Platform, Platform]]:
+    """The warm platform (one warm worker) and the Spark-only one, on the same catalogue;
+    both (and the warm worker) also have the probe AVI installed."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.syspath_prepend(str(probe_path))
+        patch.setenv("PYTHONPATH", os.pathsep.join(
+            [str(probe_path), os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep))
+        yield from _platforms(lake, tmp_path_factory)
+
+
+def _platforms(lake: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Platform, Platform]]:
     running = []
     for name, workers in (("warm", 1), ("spark", 0)):
         settings = Settings(data_dir=tmp_path_factory.mktemp(name), lakehouse_uri=lake,
@@ -135,3 +146,33 @@ def test_a_job_too_large_for_the_warm_lane_takes_the_spark_lane(
     small = warm.run(carol, "cone_search", {"ra": ra, "dec": dec, "radius_deg": 0.5,
                                             "formats": ["csv"]})
     assert (small["lane"], small["backend"]) == ("warm", "warm")
+
+
+def test_cancel_through_the_api_stops_a_warm_job_within_a_second(
+        platforms: tuple[Platform, Platform]) -> None:
+    from spark_jobs.backends.processes import group_alive
+
+    warm, _ = platforms
+    dave = new_user(warm.client, warm.operator, "dave")
+    r = warm.client.post("/jobs", headers=dave, json={"avi": "warm_probe", "params": {
+        "mode": "sleep", "seconds": 300}})
+    assert r.status_code == 201, r.text
+    job_id = r.json()["id"]
+    deadline = time.monotonic() + 120
+    while (job := warm.client.get(f"/jobs/{job_id}", headers=dave).json())["state"] != "running":
+        assert time.monotonic() < deadline and job["state"] == "queued", job
+        time.sleep(0.05)
+    assert job["lane"] == "warm" and job["backend"] == "warm"
+    with warm.client.app.state.sessions() as session:  # type: ignore[attr-defined]
+        from api.models import Job
+
+        worker = session.get(Job, job_id).driver_pid  # type: ignore[union-attr]
+    time.sleep(1.0)  # it sleeps in the worker
+    eve = new_user(warm.client, warm.operator, "eve")
+    assert warm.client.post(f"/jobs/{job_id}/cancel", headers=eve).status_code == 404
+    asked = time.monotonic()
+    assert warm.client.post(f"/jobs/{job_id}/cancel", headers=dave).status_code == 200
+    while (job := warm.client.get(f"/jobs/{job_id}", headers=dave).json())["state"] != "cancelled" \
+            or group_alive(worker):
+        assert time.monotonic() - asked < 1.0, (job, group_alive(worker))
+        time.sleep(0.01)
