@@ -2,9 +2,13 @@
 
 Between users, *dominant-resource fairness* (Ghodsi et al., NSDI 2011): the
 user whose largest share of any cluster resource (cores or memory) is
-smallest goes next. Within a user, higher priority first, then first come
-first served. Every user also has a pool (cores, memory, concurrent jobs),
-and the cluster has a fixed capacity.
+smallest goes next; between equal shares, the user whose next job has waited
+longest (so users who hold nothing take turns, whatever their names). Within a
+user, higher priority first, then first come first served. Every user also has
+a pool (cores, memory, concurrent jobs), and the cluster has a fixed capacity.
+A lane with capacity of its own (the warm lane's workers) is walked apart, with
+shares of that capacity: what a user runs on the cluster does not cost them
+their turn at small jobs.
 
 The function walks the queue in that fair order ("progressive filling"): it
 repeatedly takes the next job of the user with the smallest dominant share,
@@ -113,9 +117,10 @@ def decide(
         Each user's pool; a user missing here gets no resources.
     lanes
         The capacity of each lane that has its own (the warm lane's workers); a job of
-        any other lane uses ``capacity``. A job that does not fit blocks the rest of its
-        user's queue *in its lane* only, so a user's large job waiting for the cluster
-        never holds back their small jobs. Pools count every lane.
+        any other lane uses ``capacity``. Each lane is walked apart, with shares of its
+        own capacity, so a user's large job neither holds back nor slows down their small
+        jobs in the warm lane; a queue position counts within the job's lane. Pools
+        (what one user may hold at once) count every lane.
 
     Examples
     --------
@@ -126,20 +131,44 @@ def decide(
     >>> decide(capacity=cap, running=[], queued=q, pools=pools).start
     [0, 9, 1, 2]
     """
-    cap_cores = max(capacity.cores, 1)
-    cap_mem = max(capacity.memory_mb, 1)
     own = dict(lanes or {})
-    free: dict[str, list[int]] = {lane: [c.cores, c.memory_mb] for lane, c in own.items()}
-    free["spark"] = [capacity.cores, capacity.memory_mb]
-    used: dict[str, list[int]] = defaultdict(lambda: [0, 0, 0])  # cores, memory, jobs
+    capacities = {**own, "spark": capacity}
+
+    def lane_of(job: QueuedJob | RunningJob) -> str:
+        return job.lane if job.lane in own else "spark"
+
+    used: dict[str, list[int]] = defaultdict(lambda: [0, 0, 0])  # cores, memory, jobs: pools
+    lane_used: dict[str, dict[str, list[int]]] = defaultdict(lambda: defaultdict(lambda: [0, 0]))
     for job in running:
         usage = used[job.user]
         usage[0] += job.cores
         usage[1] += job.memory_mb
         usage[2] += 1
-        lane_free = free[job.lane if job.lane in own else "spark"]
-        lane_free[0] -= job.cores
-        lane_free[1] -= job.memory_mb
+        in_lane = lane_used[lane_of(job)][job.user]
+        in_lane[0] += job.cores
+        in_lane[1] += job.memory_mb
+
+    by_lane: dict[str, list[QueuedJob]] = defaultdict(list)
+    for job in queued:
+        by_lane[lane_of(job)].append(job)
+    decision = Decision()
+    for lane in (*own, "spark"):  # small lanes first: their jobs end soonest
+        if by_lane.get(lane):
+            _walk(by_lane[lane], capacities[lane], lane_used[lane], used, pools, decision)
+    return decision
+
+
+def _walk(queued: list[QueuedJob], capacity: Capacity, lane_used: Mapping[str, list[int]],
+          used: dict[str, list[int]], pools: Mapping[str, Pool], decision: Decision) -> None:
+    """The fair walk over one lane's queue: shares are of the lane's capacity (what each
+    user runs in the lane, plus what the walk placed ahead), ties go to the user whose next
+    job has waited longest; ``used`` (pool usage, every lane) is updated for jobs started."""
+    cap_cores = max(capacity.cores, 1)
+    cap_mem = max(capacity.memory_mb, 1)
+    free_cores, free_mem = capacity.cores, capacity.memory_mb
+    for usage in lane_used.values():
+        free_cores -= usage[0]
+        free_mem -= usage[1]
 
     queues: dict[str, list[QueuedJob]] = defaultdict(list)
     for job in queued:
@@ -152,50 +181,48 @@ def decide(
     # Hypothetical allocation (running + everything placed ahead in the walk) drives the order.
     # The loop below runs once per queued job: shares are computed inline and the heap is
     # updated with one sift (heapreplace) instead of a pop and a push.
-    walk_share: dict[str, list[int]] = {u: [used[u][0], used[u][1]] for u in ordered}
-    heap = [(_dominant(walk_share[u], cap_cores, cap_mem), u) for u in ordered]
+    walk_share: dict[str, list[int]] = {
+        u: list(lane_used.get(u, (0, 0))) for u in ordered}
+    heap = [(_dominant(walk_share[u], cap_cores, cap_mem), ordered[u][0].seq, u)
+            for u in ordered]
     heapq.heapify(heap)
-    blocked: set[tuple[str, str]] = set()
-    decision = Decision()
+    blocked: set[str] = set()
     positions = decision.positions
     position = 0
     while heap:
-        user = heap[0][1]
+        user = heap[0][2]
         user_queue = ordered[user]
         job = user_queue.popleft()
         position += 1
         positions[job.id] = position
-        lane = job.lane if job.lane in own else "spark"
-        if (user, lane) not in blocked:
+        if user not in blocked:
             pool = pools.get(user)
             usage = used[user]
-            lane_free = free[lane]
             fits = (
                 pool is not None
-                and job.cores <= lane_free[0]
-                and job.memory_mb <= lane_free[1]
+                and job.cores <= free_cores
+                and job.memory_mb <= free_mem
                 and usage[0] + job.cores <= pool.cores
                 and usage[1] + job.memory_mb <= pool.memory_mb
                 and usage[2] + 1 <= pool.max_jobs
             )
             if fits:
                 decision.start.append(job.id)
-                lane_free[0] -= job.cores
-                lane_free[1] -= job.memory_mb
+                free_cores -= job.cores
+                free_mem -= job.memory_mb
                 usage[0] += job.cores
                 usage[1] += job.memory_mb
                 usage[2] += 1
             else:
-                blocked.add((user, lane))
+                blocked.add(user)
         share = walk_share[user]
         share[0] += job.cores
         share[1] += job.memory_mb
         if user_queue:
             dominant = max(share[0] / cap_cores, share[1] / cap_mem)
-            heapq.heapreplace(heap, (dominant, user))
+            heapq.heapreplace(heap, (dominant, user_queue[0].seq, user))
         else:
             heapq.heappop(heap)
-    return decision
 
 
 def _dominant(usage: list[int], cap_cores: int, cap_mem: int) -> float:

@@ -100,3 +100,43 @@ def test_never_fits_names_the_limit() -> None:
     assert "the cluster allows at most 3" in (never_fits(
         q(1, "a", cores=4), pool, Capacity(3, 16000)) or "")
     assert "MB of memory" in (never_fits(q(1, "a", mem=9000), pool, Capacity(8, 16000)) or "")
+
+
+def test_users_holding_nothing_take_turns_by_who_waited_longest() -> None:
+    # 19 users at share 0, one slot: the one whose job was submitted first starts,
+    # whatever the names (a tie broken by name starved the last names of the alphabet).
+    queued = [QueuedJob(id=i, user=f"u{18 - i:02d}", cores=1, memory_mb=100, seq=i)
+              for i in range(19)]
+    pools = {f"u{i:02d}": BIG for i in range(19)}
+    d = decide(capacity=Capacity(1, 1_000_000), running=[], queued=queued, pools=pools)
+    assert d.start == [0]
+    assert [d.positions[i] for i in range(19)] == list(range(1, 20))
+
+
+def test_a_users_large_job_costs_them_no_turn_in_the_warm_lane() -> None:
+    # alice holds 6 of 8 cluster cores with a large job; two warm slots, alice's and bob's
+    # small jobs queued in turn: each gets one slot, alice's first (submitted first).
+    running = [RunningJob("alice", 6, 6000)]
+    queued = [QueuedJob(1, "alice", 1, 100, seq=1, lane="warm"),
+              QueuedJob(2, "bob", 1, 100, seq=2, lane="warm"),
+              QueuedJob(3, "bob", 1, 100, seq=3, lane="warm"),
+              QueuedJob(4, "alice", 1, 100, seq=4, lane="warm")]
+    d = decide(capacity=Capacity(8, 1_000_000), running=running, queued=queued,
+               pools={"alice": BIG, "bob": BIG}, lanes={"warm": Capacity(2, 1 << 40)})
+    assert d.start == [1, 2]
+    assert d.positions == {1: 1, 2: 2, 3: 3, 4: 4}
+
+
+def test_a_blocked_large_job_does_not_hold_back_the_same_users_small_ones() -> None:
+    # alice's 8-core job waits for the cluster (bob holds 4 of 8); her later warm job starts.
+    running = [RunningJob("bob", 4, 100)]
+    queued = [q(1, "alice", cores=8), QueuedJob(2, "alice", 1, 100, seq=2, lane="warm")]
+    d = decide(capacity=Capacity(8, 1_000_000), running=running, queued=queued,
+               pools={"alice": BIG, "bob": BIG}, lanes={"warm": Capacity(1, 1 << 40)})
+    assert d.start == [2]
+    # and the warm lane's capacity is its own: a busy warm slot leaves the cluster free
+    d = decide(capacity=Capacity(8, 1_000_000),
+               running=[RunningJob("bob", 1, 100, lane="warm")],
+               queued=[QueuedJob(3, "alice", 1, 100, seq=3, lane="warm"), q(4, "alice", cores=8)],
+               pools={"alice": BIG, "bob": BIG}, lanes={"warm": Capacity(1, 1 << 40)})
+    assert d.start == [4]
