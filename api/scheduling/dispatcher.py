@@ -12,8 +12,8 @@ One :meth:`Dispatcher.tick` does, in order:
    succeeded or failed with the backend's reason;
 2. ask :func:`api.scheduling.drf.decide` which queued jobs start and submit
    each to the backend of its lane (a job the API sent to the warm lane goes to the warm
-   workers when this dispatcher has them, whose number is that lane's capacity; every
-   other job to ``backend``), handing it the queued → running compare-and-set (the
+   workers when this dispatcher has them and one is up, their number being that lane's
+   capacity; every other job to ``backend``), handing it the queued → running compare-and-set (the
    claim) to run when it is right for that backend, so no two dispatchers ever
    start the same job; a job the backend will not take yet stays queued, with
    its queue position and why;
@@ -109,6 +109,7 @@ class Dispatcher:
         self.on_decision: Callable[[float], None] = lambda seconds: None  # metrics hook
         self._active: dict[int, str] = {}  # unfinished job id → owner, as of the last tick
         self._queue: dict[int, QueuedJob] = {}  # queued job id → what it weighs
+        self._warm_open = False  # a warm worker was up at the last round
         self._staged_seen: dict[Path, frozenset[str]] = {}  # staging folder → entries checked
         self._lock = threading.Lock()
         self._stop = threading.Event()
@@ -193,7 +194,8 @@ class Dispatcher:
 
     def _lane_backend(self, lane: str) -> JobBackend:
         """The backend that starts a job of ``lane``."""
-        return self.warm if lane == "warm" and self.warm is not None else self.backend
+        return self.warm if lane == "warm" and self.warm is not None and self._warm_open \
+            else self.backend
 
     def _status(self, job: Job, user: User, *, after_restart: bool) -> Status:
         """The backend's poll (or, after a restart, its adoption) of a running job."""
@@ -250,8 +252,11 @@ class Dispatcher:
         self._active = {r.id: users[r.owner_id].name for r in running_rows}
         self._active.update((q.id, q.user) for q in queued)
         started = time.perf_counter()
-        lanes = ({"warm": Capacity(self.warm.slots(), WARM_LANE_MEMORY_MB)}
-                 if self.warm is not None else None)
+        slots = self.warm.slots() if self.warm is not None else 0
+        # while no warm worker is up yet (they warm up for ~20-40 s after a start), a warm
+        # job runs as its own application rather than wait for one
+        self._warm_open = slots > 0
+        lanes = {"warm": Capacity(slots, WARM_LANE_MEMORY_MB)} if slots else None
         decision = decide(capacity=self.capacity, running=running, queued=queued, pools=pools,
                           lanes=lanes)
         self.on_decision(time.perf_counter() - started)

@@ -88,6 +88,11 @@ def _platforms(lake: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
         client = TestClient(create_app(settings, catalogue=RegistryCatalogue(), run_scheduler=True))
         client.__enter__()
         running.append(Platform(client, settings))
+        warm = client.app.state.dispatcher.warm  # type: ignore[attr-defined]
+        deadline = time.monotonic() + 240  # until a worker is up, warm jobs take the Spark lane
+        while warm is not None and warm.slots() < 1:
+            assert time.monotonic() < deadline, warm.lane.stats()
+            time.sleep(0.2)
     yield running[0], running[1]
     for platform in running:
         platform.client.__exit__(None, None, None)
@@ -176,3 +181,19 @@ def test_cancel_through_the_api_stops_a_warm_job_within_a_second(
             or group_alive(worker):
         assert time.monotonic() - asked < 1.0, (job, group_alive(worker))
         time.sleep(0.01)
+
+
+def test_while_no_warm_worker_is_up_a_warm_job_runs_as_its_own_application(
+        lake: str, tmp_path: Path) -> None:
+    settings = Settings(data_dir=tmp_path / "data", lakehouse_uri=lake, cluster_cores=2,
+                        cluster_memory_mb=4096, job_backend="local", spark_master="local[2]",
+                        warm_workers=1)
+    with TestClient(create_app(settings, catalogue=RegistryCatalogue(), run_scheduler=True)) as client:
+        platform = Platform(client, settings)
+        warm = client.app.state.dispatcher.warm  # type: ignore[attr-defined]
+        frank = new_user(client, platform.operator, "frank")
+        ra, dec = _a_star(lake)
+        assert warm.slots() == 0  # its worker warms up for far longer than this takes
+        job = platform.run(frank, "cone_search", {"ra": ra, "dec": dec, "radius_deg": 1.0,
+                                                  "formats": ["csv"]})
+        assert (job["lane"], job["backend"]) == ("warm", "local")
