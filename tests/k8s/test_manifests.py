@@ -16,6 +16,7 @@ import kubernetes_validate
 import pytest
 import yaml
 from k8s_helpers import (
+    _selects,
     ingress_admits,
     namespace_problems,
     render,
@@ -57,6 +58,7 @@ def test_the_platform_is_all_there(overlay):
         ("Deployment", "api"), ("Deployment", "scheduler"), ("Deployment", "panel"),
         ("Deployment", "zeppelin"), ("StatefulSet", "postgres"), ("StatefulSet", "kafka"),
         ("StatefulSet", "minio"), ("Service", "api"), ("Service", "minio"),
+        ("Deployment", "avip-warm"), ("Service", "avip-warm"),
     ]:  # fmt: skip
         assert (kind, component) in names
     platform = [o for o in objects if o["metadata"].get("name") in {"api", "minio", "kafka"}]
@@ -179,7 +181,7 @@ def test_jobs_and_the_api_share_one_space(overlay):
         assert pv["claimRef"] == {"namespace": ns, "name": space["metadata"]["name"]}
         assert pv["nfs"] == {"server": data["nfs"]["server"],
                              "path": f"{data['nfs']['path']}/space/{user}"}
-    for name in ("api", "scheduler"):
+    for name in ("api", "scheduler", "avip-warm"):  # the warm lane writes job folders too
         pod = next(o for o in objects if o["kind"] == "Deployment"
                    and o["metadata"]["name"] == name)["spec"]["template"]["spec"]
         mounts = {m["mountPath"]: m["name"] for m in pod["containers"][0]["volumeMounts"]}
@@ -262,8 +264,8 @@ def test_platform_pods_are_locked_down(overlay):
                and p["spec"]["policyTypes"] == ["Ingress"] for p in policies)
     ours = [o for o in objects if o["kind"] == "Deployment"
             and o["metadata"]["name"] in ("api", "scheduler", "panel", "events-relay",
-                                          "alert-stream")]
-    assert len(ours) == 5
+                                          "alert-stream", "avip-warm")]
+    assert len(ours) == 6
     for deployment in ours:
         pod = deployment["spec"]["template"]["spec"]
         volumes = {v["name"] for v in pod.get("volumes", [])}
@@ -271,6 +273,111 @@ def test_platform_pods_are_locked_down(overlay):
             assert container["securityContext"]["readOnlyRootFilesystem"] is True
             mounts = {m["mountPath"]: m["name"] for m in container.get("volumeMounts", [])}
             assert "/tmp" in mounts and set(mounts.values()) <= volumes
+
+
+def _admitted(objects: list[dict], pod_labels: dict[str, str], port: int,
+              source: dict[str, str], namespace: dict[str, str] | None = None) -> bool:
+    """Whether the platform namespace's policies let a pod labelled ``source`` reach
+    ``port`` of a pod labelled ``pod_labels``: from the platform namespace itself
+    (``namespace`` None) or from a namespace labelled ``namespace``."""
+    for policy in objects:
+        if policy["kind"] != "NetworkPolicy" or policy["metadata"].get("namespace") != "avip":
+            continue
+        if not _selects(policy["spec"]["podSelector"], pod_labels):
+            continue
+        for rule in policy["spec"].get("ingress", []):
+            if rule.get("ports") and port not in {p["port"] for p in rule["ports"]}:
+                continue
+            for peer in rule.get("from") or [{}]:
+                if peer == {}:  # no `from`: everyone
+                    return True
+                ns_sel, pod_sel = peer.get("namespaceSelector"), peer.get("podSelector")
+                if namespace is None and ns_sel is None and _selects(pod_sel, source):
+                    return True
+                if namespace is not None and ns_sel is not None and _selects(ns_sel, namespace) \
+                        and (pod_sel is None or _selects(pod_sel, source)):
+                    return True
+    return False
+
+
+def test_the_warm_lane_is_wired_for_the_scheduler_only(overlay):
+    """The warm lane (`avip warm`): the API and the scheduler find it at AVIP_WARM_LANE_URL
+    (its Service), the scheduler and it share the token of avip-secrets, only the scheduler
+    and Prometheus reach its port, and it holds neither the store's URL nor a Kubernetes
+    token; its pod is sized for the workers it runs."""
+    from urllib.parse import urlsplit
+
+    name, objects = overlay
+
+    def deployment(n: str) -> dict:
+        return next(o for o in objects if o["kind"] == "Deployment"
+                    and o["metadata"]["name"] == n and o["metadata"]["namespace"] == "avip")
+
+    warm = deployment("avip-warm")
+    pod = warm["spec"]["template"]["spec"]
+    container = pod["containers"][0]
+    assert warm["spec"]["replicas"] == 1 and warm["spec"]["strategy"]["type"] == "Recreate"
+    assert pod["automountServiceAccountToken"] is False and "serviceAccountName" not in pod
+    command = container["command"]
+    assert command[:2] == ["avip", "warm"]
+    port = int(command[command.index("--port") + 1])
+    assert container["ports"] == [{"name": "http", "containerPort": port}]
+    assert warm["spec"]["template"]["metadata"]["annotations"]["prometheus.io/port"] == str(port)
+    assert "startupProbe" in container  # the workers' warm-up is not a hung process
+
+    settings = next(o for o in objects if o["kind"] == "ConfigMap"
+                    and o["metadata"]["name"].startswith("avip-settings"))
+    url = urlsplit(settings["data"]["AVIP_WARM_LANE_URL"])
+    service = next(o for o in objects if o["kind"] == "Service"
+                   and o["metadata"]["name"] == url.hostname.split(".")[0])
+    assert url.hostname in (service["metadata"]["name"],
+                            f"{service['metadata']['name']}.avip.svc")
+    assert _selects(service["spec"]["selector"], warm["spec"]["template"]["metadata"]["labels"])
+    assert {"port": url.port, "targetPort": "http"} in [
+        {k: p[k] for k in ("port", "targetPort")} for p in service["spec"]["ports"]]
+    # No other pod runs warm workers of its own (the scheduler's is not sized for them).
+    assert settings["data"]["AVIP_WARM_WORKERS"] == "0"
+    for client in ("api", "scheduler"):  # the API routes jobs to it, the scheduler calls it
+        sources = deployment(client)["spec"]["template"]["spec"]["containers"][0]["envFrom"]
+        assert {"configMapRef": {"name": settings["metadata"]["name"]}} in sources, client
+
+    # The token: one key of avip-secrets, the scheduler's (envFrom) and the lane's.
+    scheduler = deployment("scheduler")["spec"]["template"]["spec"]["containers"][0]
+    secret_refs = {s["secretRef"]["name"] for s in scheduler["envFrom"] if "secretRef" in s}
+    env = {e["name"]: e for e in container["env"]}
+    token = env["AVIP_WARM_LANE_TOKEN"]["valueFrom"]["secretKeyRef"]
+    assert token["key"] == "AVIP_WARM_LANE_TOKEN" and token["name"] in secret_refs
+    assert token["name"].startswith("avip-secrets")
+    if name == "dev":  # prod creates it out of band (docs/deploy.md; test_manifests_run)
+        import base64
+
+        secret = next(o for o in objects if o["kind"] == "Secret"
+                      and o["metadata"]["name"] == token["name"])
+        assert base64.b64decode(secret["data"]["AVIP_WARM_LANE_TOKEN"]).decode()
+    # Only what it needs of the Secrets: no store URL, no password, no Kafka principal.
+    assert not [s for s in container.get("envFrom", []) if "secretRef" in s]
+    assert {e["valueFrom"]["secretKeyRef"]["key"] for e in env.values() if "valueFrom" in e} \
+        == {"AVIP_WARM_LANE_TOKEN", "AVIP_S3_ACCESS_KEY", "AVIP_S3_SECRET_KEY"}
+
+    # Ingress to its port: the scheduler and Prometheus; not the API, not a user's pods.
+    labels = warm["spec"]["template"]["metadata"]["labels"]
+
+    def component(c: str) -> dict[str, str]:
+        return {"avip.io/component": c}
+    assert _admitted(objects, labels, port, component("scheduler"))
+    assert _admitted(objects, labels, port, {}, {"avip.io/monitoring": "true"})
+    for other in ("api", "panel", "events-relay", "alert-stream", "kafka", "minio"):
+        assert not _admitted(objects, labels, port, component(other)), other
+    for ns in user_namespaces(objects).values():
+        assert not _admitted(objects, labels, port, {}, ns["metadata"]["labels"])
+
+    # Sized for its workers: a core each, and each one's heap plus its job's budget.
+    workers = int(env["AVIP_WARM_WORKERS"]["value"])
+    heap = parse_quantity(env["AVIP_WARM_WORKER_MEMORY"]["value"].upper().rstrip("B") + "i")
+    budget = int(settings["data"]["AVIP_WARM_JOB_MEMORY_MB"]) * 2**20
+    resources = container["resources"]
+    assert parse_quantity(resources["requests"]["cpu"]) >= workers >= 1
+    assert parse_quantity(resources["limits"]["memory"]) >= workers * (heap + budget)
 
 
 def test_one_zeppelin_version_everywhere(overlay):

@@ -1,23 +1,25 @@
 """The rendered manifests, run (issue 15): what `kubectl apply -k` would start, started here.
 
-For each overlay (dev, prod) the kustomize output is rendered and every workload of
-ours (the platform image: the Kafka grants Job first, to completion, then the API,
-scheduler, dashboards, events relay and alert stream Deployments) is started as a
-local process exactly as its container would be: its ``command``/``args`` (``$(VAR)``
-expanded as the kubelet does), the environment built from the rendered ConfigMaps and
-Secrets it names (prod's Secrets are created out of band, as docs/deploy.md says: the
-test makes them with the keys the docs list), each volume a directory at its
-``mountPath`` — a claim is
-one directory whoever mounts it (so the API and the scheduler share ``avip-data`` as
-they do on the cluster), an emptyDir one per pod. Only the endpoints are overridden, to
-the devstack's (PostgreSQL, MinIO, Kafka, the standalone Spark master) — and each
+For each overlay (dev, prod) the kustomize output is rendered and every workload of ours
+(the platform image: the Kafka grants Job first, to completion, then the API, scheduler,
+warm lane, dashboards, events relay and alert stream Deployments) is started as a local
+process exactly as its container would be: its ``command``/``args`` (``$(VAR)`` expanded
+as the kubelet does), the environment built from the rendered ConfigMaps and Secrets it
+names (prod's Secrets are created out of band, as docs/deploy.md says: the test makes
+them with the keys the docs list), each volume a directory at its ``mountPath`` — a
+claim is one directory whoever mounts it (so the API, the scheduler and the warm lane
+share ``avip-data`` as they do on the cluster), an emptyDir one per pod. Only the
+endpoints are overridden, to the devstack's (PostgreSQL, MinIO, Kafka, the standalone
+Spark master) and the warm lane's port to a free loopback one (its ``--port`` and the
+``AVIP_WARM_LANE_URL`` the API and the scheduler read: a developer's own ``avip warm``
+may hold 8769), besides the number of warm workers (``WARM_OVERRIDES``) — and each
 overridden key must be one the manifests set; each Kafka principal (admin, avip-relay,
-avip-stream) keeps its name and gets the devstack broker's password for it, so the
-relay and the stream run with exactly the ACLs the grants Job gave them. Then every
-container's liveness and readiness probes must answer on their declared ports, every
-scrape annotation must lead to Prometheus text, and a job submitted through the API
-must succeed and its result read back through the API must equal a brute-force cone
-on the catalogue.
+avip-stream) keeps its name and gets the devstack broker's password for it, so the relay
+and the stream run with exactly the ACLs the grants Job gave them. Then every
+container's start-up, liveness and readiness probes must answer on their declared ports,
+every scrape annotation must lead to Prometheus text, and a job submitted through the
+API must succeed in the warm lane's process (not in workers of the scheduler's own) and
+its result read back through the API must equal a brute-force cone on the catalogue.
 
 No Kubernetes cluster runs here: the job backend is overridden to the devstack's
 standalone Spark (``AVIP_JOB_BACKEND=standalone``), and the stores (PostgreSQL, Kafka,
@@ -48,7 +50,7 @@ import pyarrow.parquet as pq
 import pytest
 from k8s_helpers import render
 from prometheus_client.parser import text_string_to_metric_families
-from testing_utils import kafka_auth, new_user, postgres_schema
+from testing_utils import free_port, kafka_auth, new_user, postgres_schema
 
 REPO = Path(__file__).resolve().parents[2]
 K8S = REPO / "k8s"
@@ -56,11 +58,15 @@ PLATFORM_IMAGE = "avip/platform"
 #: The Secrets docs/deploy.md has the operator create for production, and their keys.
 OUT_OF_BAND_SECRETS = {
     "avip-secrets": ("POSTGRES_PASSWORD", "AVIP_DATABASE_URL", "AVIP_S3_ACCESS_KEY",
-                     "AVIP_S3_SECRET_KEY"),
+                     "AVIP_S3_SECRET_KEY", "AVIP_METRICS_TOKEN", "AVIP_WARM_LANE_TOKEN"),
     "avip-kafka-admin": ("KAFKA_ADMIN_PASSWORD",),
     "avip-kafka-relay": ("AVIP_KAFKA_USERNAME", "AVIP_KAFKA_PASSWORD"),
     "avip-kafka-stream": ("AVIP_KAFKA_USERNAME", "AVIP_KAFKA_PASSWORD"),
 }
+#: What the warm lane's process gets beyond the endpoints: one warm worker instead of the
+#: manifest's two. Each is a JVM warming up (two jobs) at nice 10; on this 2-core machine,
+#: next to the other processes' JVMs, a second one only delays the first one's readiness.
+WARM_OVERRIDES = {"AVIP_WARM_WORKERS": "1"}
 KAFKA_PRINCIPALS = {"avip-kafka-admin": "admin", "avip-kafka-relay": "avip-relay",
                     "avip-kafka-stream": "avip-stream"}
 
@@ -77,9 +83,29 @@ class Container:
     log: Path
     process: subprocess.Popen[bytes] | None = None
     ports: dict[str, int] = field(default_factory=dict)
+    #: container port → the loopback port it listens on here (absent: the same)
+    moved: dict[int, int] = field(default_factory=dict)
 
     def port(self, ref: int | str) -> int:
-        return ref if isinstance(ref, int) else self.ports[ref]
+        """The loopback port of a container port (by number or name)."""
+        number = ref if isinstance(ref, int) else self.ports[ref]
+        return self.moved.get(number, number)
+
+    def move_port(self, name: str, to: int) -> None:
+        """Listen on ``to`` instead of the named container port: its ``--...port`` argument
+        is rewritten when the process starts, probes and scrapes follow."""
+        self.moved[self.ports[name]] = to
+
+    def argv(self, env: dict[str, str]) -> list[str]:
+        """``command`` + ``args`` as the kubelet runs them, with moved ports and container
+        paths under a mount moved to the mount's directory."""
+        argv = [self.local_path(_expand(a, env)) for a in
+                [*self.spec.get("command", []), *self.spec.get("args", [])]]
+        for i in range(1, len(argv)):
+            if argv[i - 1].startswith("--") and argv[i - 1].endswith("port") \
+                    and argv[i].isdigit() and int(argv[i]) in self.moved:
+                argv[i] = str(self.moved[int(argv[i])])
+        return argv
 
     def local_path(self, value: str) -> str:
         """``value`` with a container path under a mount moved to the mount's directory."""
@@ -184,7 +210,7 @@ def _our_containers(objects: list[dict[str, Any]], work: Path,
     return found
 
 
-def _devstack_endpoints(lake: str, store_url: str) -> dict[str, str]:
+def _devstack_endpoints(lake: str, store_url: str, warm_port: int) -> dict[str, str]:
     names = {"AVIP_S3_ENDPOINT": "AVIP_TEST_S3_ENDPOINT",
              "AVIP_S3_ACCESS_KEY": "AVIP_TEST_S3_ACCESS_KEY",
              "AVIP_S3_SECRET_KEY": "AVIP_TEST_S3_SECRET_KEY",
@@ -198,6 +224,7 @@ def _devstack_endpoints(lake: str, store_url: str) -> dict[str, str]:
     run = uuid.uuid4().hex[:8]
     return {**endpoints, "AVIP_DATABASE_URL": store_url, "AVIP_LAKEHOUSE_URI": lake,
             "AVIP_JOB_BACKEND": "standalone",  # no Kubernetes here (see the module docstring)
+            "AVIP_WARM_LANE_URL": f"http://127.0.0.1:{warm_port}",
             "AVIP_ALERTS_CHECKPOINT":
                 f"s3a://{endpoints['AVIP_S3_BUCKET']}/manifest-run-{run}/alert-stream",
             "AVIP_SCHEDULER_INTERVAL_S": "0.5"}
@@ -206,7 +233,9 @@ def _devstack_endpoints(lake: str, store_url: str) -> dict[str, str]:
 def _process_env(container: Container, endpoints: dict[str, str], work: Path) -> dict[str, str]:
     """The container's environment on this machine: the image's ENV (Dockerfile), the
     rendered env with its container paths moved to the mounts' directories, the
-    devstack's endpoints, and nothing inherited from the test process besides Java."""
+    devstack's endpoints, and nothing inherited from the test process besides Java (so
+    not the suite's ``AVIP_WARM_WORKERS=0`` of tests/conftest.py either: the warm lane
+    runs the workers its manifest asks for, the API and the scheduler get none)."""
     image = {"PATH": f"{Path(sys.executable).parent}:/usr/local/bin:/usr/bin:/bin",
              "HOME": str(work / "home" / container.workload), "LANG": "C.UTF-8",
              "PYTHONUNBUFFERED": "1", "AVIP_JARS_DIR": str(REPO / ".jars" / "spark"),
@@ -224,8 +253,7 @@ def _process_env(container: Container, endpoints: dict[str, str], work: Path) ->
 
 @contextmanager
 def _started(container: Container, env: dict[str, str], cwd: Path) -> Iterator[Container]:
-    argv = [container.local_path(_expand(a, env)) for a in
-            [*container.spec.get("command", []), *container.spec.get("args", [])]]
+    argv = container.argv(env)
     with container.log.open("wb") as log:
         container.process = subprocess.Popen(argv, env=env, cwd=cwd, stdout=log,
                                              stderr=subprocess.STDOUT,
@@ -240,6 +268,9 @@ def _started(container: Container, env: dict[str, str], cwd: Path) -> Iterator[C
             except subprocess.TimeoutExpired:
                 os.killpg(container.process.pid, signal.SIGKILL)
                 container.process.wait()
+
+
+PROBES = ("startupProbe", "livenessProbe", "readinessProbe")
 
 
 def _probe_url(container: Container, probe: str) -> str:
@@ -257,11 +288,11 @@ def _wait_ready(containers: list[Container], timeout_s: float) -> None:
                 pytest.fail(f"{name} exited with {c.process.returncode}:\n"
                             f"{c.log.read_text()[-3000:]}")
             try:
-                answers = [httpx.get(_probe_url(c, p), timeout=5).status_code
-                           for p in ("livenessProbe", "readinessProbe")]
+                answers = {httpx.get(_probe_url(c, p), timeout=5).status_code
+                           for p in PROBES if p in c.spec}
             except httpx.HTTPError:
                 continue
-            if answers == [200, 200]:
+            if answers == {200}:
                 del waiting[name]
         if waiting and time.monotonic() > deadline:
             detail = {n: c.log.read_text()[-1500:] for n, c in waiting.items()}
@@ -271,7 +302,7 @@ def _wait_ready(containers: list[Container], timeout_s: float) -> None:
 
 def _scraped(container: Container, pod_annotations: dict[str, str],
              headers: dict[str, str]) -> set[str]:
-    url = (f"http://127.0.0.1:{pod_annotations['prometheus.io/port']}"
+    url = (f"http://127.0.0.1:{container.port(int(pod_annotations['prometheus.io/port']))}"
            f"{pod_annotations.get('prometheus.io/path', '/metrics')}")
     r = httpx.get(url, headers=headers, timeout=10)
     assert r.status_code == 200, f"{container.workload}: {url} → {r.status_code} {r.text[:200]}"
@@ -294,6 +325,15 @@ def _cone_and_brute_force(lake: str) -> tuple[dict[str, float], set[int]]:
     return cone, set(np.asarray(table["source_id"])[inside].tolist())
 
 
+def test_the_out_of_band_secrets_are_the_ones_the_docs_list() -> None:
+    """What the prod run below creates is what docs/deploy.md has the operator create."""
+    docs = (REPO / "docs" / "deploy.md").read_text().replace("\\\n", " ")
+    listed: dict[str, tuple[str, ...]] = {}
+    for command in re.findall(r"kubectl -n avip create secret generic (\S+)([^\n]*)", docs):
+        listed[command[0]] = tuple(re.findall(r"--from-literal=([A-Z0-9_]+)=", command[1]))
+    assert listed == OUT_OF_BAND_SECRETS
+
+
 @pytest.fixture(scope="module")
 def lake(tmp_path_factory, ingest_synthetic_cli) -> str:
     return ingest_synthetic_cli(str(tmp_path_factory.mktemp("lake")), rows=4000, seed=5,
@@ -309,7 +349,8 @@ def test_the_rendered_deployments_run_and_answer(overlay: str, lake: str,
         pytest.skip("no PostgreSQL: AVIP_TEST_POSTGRES_URL is unset (run through `make test`)")
     objects = render(str(K8S / "overlays" / overlay))
     store_url, drop_store = postgres_schema(base_url)
-    endpoints = _devstack_endpoints(lake, store_url)
+    warm_port = free_port()
+    endpoints = _devstack_endpoints(lake, store_url, warm_port)
     secrets = {  # prod: the Secrets docs/deploy.md has the operator create
         name: {key: endpoints.get(key, KAFKA_PRINCIPALS.get(name, "set-by-the-operator"))
                for key in keys} for name, keys in OUT_OF_BAND_SECRETS.items()}
@@ -318,10 +359,18 @@ def test_the_rendered_deployments_run_and_answer(overlay: str, lake: str,
     containers = [c for c in workloads if c.kind != "Job"]
     assert [c.workload for c in jobs] == ["kafka-grants"]
     assert sorted(c.workload for c in containers) == [
-        "alert-stream", "api", "events-relay", "panel", "scheduler"]
+        "alert-stream", "api", "avip-warm", "events-relay", "panel", "scheduler"]
     api = next(c for c in containers if c.workload == "api")
+    scheduler = next(c for c in containers if c.workload == "scheduler")
+    warm = next(c for c in containers if c.workload == "avip-warm")
     overridden = {k for k in endpoints if k != "AVIP_SCHEDULER_INTERVAL_S"}
     assert overridden <= set(api.env), f"the manifests never set {overridden - set(api.env)}"
+    # The warm lane listens on a free port; the API and the scheduler are told so where
+    # the manifests tell them (AVIP_WARM_LANE_URL), and the scheduler has its token.
+    warm.move_port("http", warm_port)
+    assert set(WARM_OVERRIDES) <= set(warm.env)  # overrides, not additions
+    assert "AVIP_WARM_LANE_URL" in scheduler.env
+    assert scheduler.env["AVIP_WARM_LANE_TOKEN"] == warm.env["AVIP_WARM_LANE_TOKEN"] != ""
     root = tmp_path / "root"  # the image's WORKDIR: nothing of the repository
     root.mkdir()
     try:
@@ -331,20 +380,31 @@ def test_the_rendered_deployments_run_and_answer(overlay: str, lake: str,
                 assert job.process.wait(timeout=120) == 0, job.log.read_text()[-3000:]
         with ExitStack() as stack:
             for c in containers:
-                stack.enter_context(_started(c, _process_env(c, endpoints, tmp_path), root))
+                env = _process_env(c, endpoints, tmp_path)
+                if c is warm:
+                    env.update(WARM_OVERRIDES)
+                stack.enter_context(_started(c, env, root))
             _wait_ready(containers, timeout_s=240)
 
             # The operator token is on the shared data claim, where `avip api` wrote it.
             data = api.mounts["/data"]
-            scheduler = next(c for c in containers if c.workload == "scheduler")
-            assert scheduler.mounts["/data"] == data  # one claim, one directory
+            assert scheduler.mounts["/data"] == warm.mounts["/data"] == data  # one claim
+            # The warm lane's job API answers the scheduler's token only.
+            lane = f"http://127.0.0.1:{warm_port}"
+            assert httpx.get(f"{lane}/stats", timeout=10).status_code == 401
+            stats = httpx.get(f"{lane}/stats", timeout=10, headers={
+                "Authorization": f"Bearer {warm.env['AVIP_WARM_LANE_TOKEN']}"})
+            assert stats.status_code == 200, stats.text
             operator = {"Authorization":
                         f"Bearer {(data / 'operator.token').read_text().strip()}"}
             for c in containers:
                 annotations = next(o for o in objects if o["kind"] == "Deployment"
                                    and o["metadata"]["name"] == c.workload
                                    )["spec"]["template"]["metadata"]["annotations"]
-                assert _scraped(c, annotations, operator), c.workload
+                assert _scraped(c, annotations, _scrape_headers(c, operator)), c.workload
+                if c is warm:  # its metrics name no user: no token asked
+                    assert {"avip_warm_workers", "avip_warm_jobs"} <= _scraped(
+                        c, annotations, {})
 
             service = _by_name(objects, "Service", "api")
             assert service is not None
@@ -363,6 +423,10 @@ def test_the_rendered_deployments_run_and_answer(overlay: str, lake: str,
                     time.sleep(1)
                 assert job["state"] == "succeeded", client.get(
                     f"/jobs/{job_id}/logs", headers=alice).text[-3000:]
+                # A small cone: the API sent it to the warm lane, and the avip-warm process
+                # ran it (its counter), not workers the scheduler would start of its own.
+                assert (job["lane"], job["backend"]) == ("warm", "warm"), job
+                assert _warm_jobs(warm, "succeeded") == 1
                 listed = client.get(f"/jobs/{job_id}/results", headers=alice).json()
                 paths = [item["path"] for item in listed["data"]]
                 assert "sources.parquet" in paths, listed
@@ -375,15 +439,30 @@ def test_the_rendered_deployments_run_and_answer(overlay: str, lake: str,
                 # ...and the relay published the job's events (its counter, scraped).
                 relay = next(c for c in containers if c.workload == "events-relay")
                 deadline = time.monotonic() + 30
-                while _published(relay) == 0:
+                while _published(relay, _scrape_headers(relay, operator)) == 0:
                     assert time.monotonic() < deadline, "the relay published nothing"
                     time.sleep(0.5)
     finally:
         drop_store()
 
 
-def _published(relay: Container) -> float:
-    text = httpx.get(_probe_url(relay, "livenessProbe").replace("/healthz", "/metrics"),
+def _warm_jobs(warm: Container, outcome: str) -> float:
+    text = httpx.get(_probe_url(warm, "livenessProbe").replace("/healthz", "/metrics"),
                      timeout=10).text
+    return sum(sample.value for family in text_string_to_metric_families(text)
+               for sample in family.samples if sample.name.startswith("avip_warm_jobs")
+               and sample.labels.get("outcome") == outcome)
+
+
+def _scrape_headers(container: Container, operator: dict[str, str]) -> dict[str, str]:
+    """What Prometheus shows: the scrape token where the Secret has one, else (no scrape
+    token: metrics for operators only) an operator's token."""
+    token = container.env.get("AVIP_METRICS_TOKEN")
+    return {"Authorization": f"Bearer {token}"} if token else operator
+
+
+def _published(relay: Container, headers: dict[str, str]) -> float:
+    text = httpx.get(_probe_url(relay, "livenessProbe").replace("/healthz", "/metrics"),
+                     headers=headers, timeout=10).text
     return sum(sample.value for family in text_string_to_metric_families(text)
                for sample in family.samples if sample.name.startswith("avip_events_published"))
