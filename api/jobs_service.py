@@ -36,7 +36,7 @@ from lakehouse.counts import table_rows
 log = logging.getLogger("avip.jobs")
 #: How long a table's row count is trusted (a new version changes it rarely and a little).
 ROWS_TTL_S = 60.0
-_rows_seen: dict[tuple[str, str], tuple[float, int]] = {}
+_rows_seen: dict[tuple[str, str], tuple[float, int | None]] = {}
 _rows_lock = threading.Lock()
 
 
@@ -50,16 +50,17 @@ def catalogue_rows(settings: Settings, tables: Iterable[str]) -> dict[str, int]:
         with _rows_lock:
             hit = _rows_seen.get(key)
         if hit is not None and now - hit[0] < ROWS_TTL_S:
-            found[table] = hit[1]
+            if hit[1] is not None:
+                found[table] = hit[1]
             continue
         try:
             rows = table_rows(settings.catalogue_root, table, settings)
         except Exception as error:  # noqa: BLE001 — delta-rs has one error type for all
             log.warning("no row count for table %s: %s", table, error)
-            continue
+            rows = None  # not asked again before ROWS_TTL_S: every submission would wait
+        with _rows_lock:
+            _rows_seen[key] = (now, rows)
         if rows is not None:
-            with _rows_lock:
-                _rows_seen[key] = (now, rows)
             found[table] = rows
     return found
 
@@ -69,7 +70,11 @@ def lane_for(avi: AVI, params: Any, settings: Settings | None) -> Lane:
     the job is small by the AVI's own measure; otherwise its own Spark application."""
     if settings is None or not settings.warm_lane_enabled or "warm" not in avi.lanes:
         return "spark"
-    return avi.lane(params, catalogue_rows(settings, avi.tables()))
+    try:
+        return avi.lane(params, catalogue_rows(settings, avi.tables()))
+    except Exception:  # noqa: BLE001 — a plugin's broken estimate costs it the warm lane only
+        log.exception("%s: lane() failed; the job takes the Spark lane", avi.manifest.name)
+        return "spark"
 
 
 def submit(

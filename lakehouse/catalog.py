@@ -85,6 +85,13 @@ def _data_schema(spark: SparkSession, path: str, version: int) -> T.StructType:
     return pinned_table(spark, path, version).drop(PARTITION_COLUMN).schema
 
 
+def clear_session_caches() -> None:
+    """Forget the reads cached per Spark session (a warm worker does after each job: the
+    next job has a session of its own, and the entries would keep the old one alive)."""
+    for cached in (pinned_table, _data_schema, files_scan):
+        cached.cache_clear()
+
+
 @lru_cache(maxsize=16)
 def pinned_files(info: TableInfo) -> DataFiles | None:
     """The data files of one version with their source_id ranges, read from the log once."""

@@ -156,17 +156,19 @@ def cancel_job(
     operator = "operator" in user.roles
     job = _any_job(session, job_id) if operator else _own_job(session, user, job_id)
     by = "its owner" if job.owner_id == user.id else f"operator {user.name}"
+    wake = False
     with http_errors():
         if job.state == "queued":
             if not job_store.transition(session, job=job, to="cancelled",
                                         reason=f"cancelled by {by}"):
                 job = _any_job(session, job_id) if operator else _own_job(session, user, job_id)
         if job.state == "running":
+            wake = not job.cancel_requested  # asked once: later asks add no round
             job.cancel_requested = True
         elif job.state != "cancelled":
             job_store.transition(session, job=job, to="cancelled")  # raises Conflict
     session.commit()
-    if job.cancel_requested:
+    if job.cancel_requested and wake:
         request.app.state.dispatcher.wake()  # stopped now, not at the next round
     owner = (user if job.owner_id == user.id
              else user_store.user_by_id(session, user_id=job.owner_id))

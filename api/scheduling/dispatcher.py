@@ -61,6 +61,8 @@ from spark_jobs.progress import read_progress
 log = logging.getLogger("avip.dispatcher")
 #: The warm lane is bounded by its workers, one job each; each job by its own memory budget.
 WARM_LANE_MEMORY_MB = 1 << 40
+#: Rounds woken by submissions and cancels are at least this far apart.
+MIN_ROUND_GAP_S = 0.02
 
 
 @dataclass
@@ -254,9 +256,12 @@ class Dispatcher:
         started = time.perf_counter()
         slots = self.warm.slots() if self.warm is not None else 0
         # while no warm worker is up yet (they warm up for ~20-40 s after a start), a warm
-        # job runs as its own application rather than wait for one
+        # job runs as its own local application rather than wait for one: local[1] with
+        # the 1 core and memory it is charged (a cluster backend would launch the AVI's
+        # full request, more than the job is charged, so there it waits)
         self._warm_open = slots > 0
-        lanes = {"warm": Capacity(slots, WARM_LANE_MEMORY_MB)} if slots else None
+        lanes = ({"warm": Capacity(slots, WARM_LANE_MEMORY_MB)}
+                 if slots or (self.warm is not None and self.backend.name != "local") else None)
         decision = decide(capacity=self.capacity, running=running, queued=queued, pools=pools,
                           lanes=lanes)
         self.on_decision(time.perf_counter() - started)
@@ -361,6 +366,7 @@ class Dispatcher:
                 self._wake.clear()
                 if self._stop.is_set():
                     return
+                self._stop.wait(MIN_ROUND_GAP_S)  # a burst of wakes makes one round
                 try:
                     self.tick()
                 except Exception:  # noqa: BLE001 — keep scheduling; the error is logged

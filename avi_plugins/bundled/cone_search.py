@@ -23,6 +23,9 @@ from avi_plugins.sdk import AVI, WARM_ROWS, Lane, Manifest, Task, TaskContext
 from lakehouse.schema import COLUMN_NAMES
 
 Format = Literal["parquet", "csv", "votable", "fits"]
+#: The densest sky over the mean, for sizing a region: Gaia's bulge fields hold 20-50
+#: times the all-sky mean (Gaia DR3 documentation, source density maps).
+DENSITY_CONTRAST = 50
 OPERATORS = {"<": "__lt__", "<=": "__le__", ">": "__gt__", ">=": "__ge__", "=": "__eq__",
              "!=": "__ne__"}
 
@@ -128,10 +131,11 @@ class ConeSearch(AVI):
     lanes: ClassVar[tuple[Lane, ...]] = ("spark", "warm")
 
     def small(self, params: Any, table_rows: Mapping[str, int]) -> bool:
-        """Warm when the region holds at most :data:`~avi_plugins.sdk.WARM_ROWS` rows at the
-        catalogue's mean density."""
+        """Warm when the region would hold at most :data:`~avi_plugins.sdk.WARM_ROWS` rows
+        even at :data:`DENSITY_CONTRAST` times the catalogue's mean density (a cone on the
+        Galactic bulge must not pass for a small one)."""
         rows = table_rows.get("gaia_source")
-        return rows is not None and rows * sky_fraction(params) <= WARM_ROWS
+        return rows is not None and rows * sky_fraction(params) * DENSITY_CONTRAST <= WARM_ROWS
 
     def tasks(self) -> list[Task]:
         region = ("shape", "ra", "dec", "radius_deg", "ra_min", "ra_max", "dec_min", "dec_max",

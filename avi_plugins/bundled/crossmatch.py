@@ -8,6 +8,7 @@ includes a digest of the file's bytes, so a changed upload is matched anew.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, ClassVar
@@ -104,10 +105,15 @@ class Crossmatch(AVI):
         table at most :data:`WARM_TABLE_BYTES` (about 100,000 rows of CSV)."""
         rows = table_rows.get("gaia_source")
         try:
-            size = Path(params.table_path).stat().st_size
+            with Path(params.table_path).open("rb") as table:
+                head = table.read(6)
+                size = os.fstat(table.fileno()).st_size
         except OSError:
             return False
-        return rows is not None and rows <= WARM_ROWS and size <= WARM_TABLE_BYTES
+        # astropy opens a compressed table whatever its name: its size says nothing of its rows
+        compressed = head.startswith((b"\x1f\x8b", b"BZh", b"\xfd7zXZ"))
+        return (rows is not None and rows <= WARM_ROWS and size <= WARM_TABLE_BYTES
+                and not compressed)
 
     def tasks(self) -> list[Task]:
         return [Task("match", _match, tables=("gaia_source",),

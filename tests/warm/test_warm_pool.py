@@ -130,12 +130,15 @@ def test_cancel_stops_the_job_within_a_second(jobs: Jobs) -> None:
     ref = jobs.start(mode="sleep", seconds=120)
     time.sleep(1.0)
     assert not jobs.lane.poll(ref).finished
+    pool: WarmPool = jobs.lane.lane  # type: ignore[assignment]
     asked = time.monotonic()
-    jobs.lane.cancel(ref)
+    pool.cancel(ref.job_id)
     while group_alive(ref.handle.pid):
         assert time.monotonic() - asked < 1.0, "the job's worker still runs 1 s after cancel"
         time.sleep(0.01)
-    assert jobs.lane.poll(ref) == Status("failed", "cancelled")
+    assert pool.status(ref.job_id, ref.output_dir) == Status("failed", "cancelled")
+    jobs.lane.cancel(ref)  # the scheduler's call: cancelled again (a no-op), then forgotten
+    assert ref.job_id not in pool.runs
 
 
 def test_a_job_never_sees_what_the_previous_users_job_left(jobs: Jobs) -> None:
@@ -167,3 +170,17 @@ def test_a_second_job_waits_for_a_busy_worker_and_a_reservation_is_released(
     assert lost.outcome == "lost"
     assert pool.stats()["idle"] == 1  # the reservation went back
     assert not (tmp_path / "waiting").exists()
+
+
+def test_a_worker_that_cannot_start_is_started_again_ever_more_slowly(tmp_path: Path) -> None:
+    broken = dict(os.environ, PYTHONHOME=str(tmp_path / "no-python-here"))  # dies at once
+    pool = WarmPool(workers=1, env=broken, warm_up=False, log_dir=tmp_path / "logs")
+    pool.start()
+    try:
+        time.sleep(4.0)
+        assert 2 <= pool._spawned <= 4, pool._spawned  # at 0, ~1 and ~3 s; not every 50 ms
+        assert not pool.wait_ready(0.1)
+        assert pool.reserve(1) is not None  # nothing to run on: the job waits
+        assert len(list((tmp_path / "logs").glob("worker-*.log"))) == pool._spawned
+    finally:
+        pool.close()

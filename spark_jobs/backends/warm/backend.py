@@ -106,6 +106,7 @@ class WarmBackend:
 
     def cancel(self, ref: JobRef) -> None:
         self.lane.cancel(ref.job_id)
+        self.lane.forget(ref.job_id)  # the dispatcher records the cancel; it polls no more
 
     def adopt(self, ref: JobRef) -> Status:
         return self.poll(ref)

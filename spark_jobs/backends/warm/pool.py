@@ -26,9 +26,11 @@ import contextlib
 import json
 import logging
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -46,6 +48,13 @@ WorkerState = Literal["starting", "idle", "reserved", "busy", "cleaning", "dead"
 #: A reservation the scheduler did not follow with :meth:`WarmPool.run` lapses after this.
 RESERVATION_S = 30.0
 MONITOR_INTERVAL_S = 0.05
+#: A worker that has not come up, or not cleared a job's state, in this long is killed.
+STARTING_S, CLEANING_S = 300.0, 30.0
+#: A worker that died before it ever came up is started again after this (doubling, up to
+#: :data:`RESPAWN_MAX_S`): a broken setting must not start a JVM every 50 ms.
+RESPAWN_FIRST_S, RESPAWN_MAX_S = 1.0, 60.0
+#: Worker logs kept (the newest); older ones are removed as new workers start.
+LOGS_KEPT = 20
 
 
 @dataclass
@@ -61,6 +70,9 @@ class Worker:
     baseline_mb: float = 0.0
     jobs_run: int = 0
     started_at: float = field(default_factory=time.monotonic)
+    scratch: Path | None = None  # its TMPDIR and Spark local dir, removed when it ends
+    ready_mb: float = 0.0  # its resident memory when it first came up
+    came_up: bool = False
 
     @property
     def pid(self) -> int:
@@ -90,6 +102,7 @@ class WarmPool:
         driver_memory: str = "1g",
         time_budget_s: float = 120.0,
         recycle_after: int = 500,
+        recycle_mb: float = 512.0,
         env: Mapping[str, str] | None = None,
         log_dir: Path,
         warm_up: bool = True,
@@ -107,6 +120,7 @@ class WarmPool:
         self.driver_memory = driver_memory
         self.time_budget_s = time_budget_s
         self.recycle_after = recycle_after
+        self.recycle_mb = recycle_mb
         self.env = dict(env) if env is not None else dict(os.environ)
         self.log_dir = log_dir
         self.warm_up = warm_up
@@ -119,6 +133,8 @@ class WarmPool:
         self._changed = threading.Condition(self._lock)
         self._closed = threading.Event()
         self._spawned = 0
+        self._respawn_delay = 0.0
+        self._respawn_at = 0.0
         self._monitor: threading.Thread | None = None
         #: Called when a job ended or a worker came free (the scheduler's wake-up).
         self.on_change: Callable[[], None] = lambda: None
@@ -172,7 +188,7 @@ class WarmPool:
             if job_id in self.reserved:
                 return None
             for worker in self.workers:
-                if worker.state == "idle":
+                if worker.state == "idle" and worker.process.poll() is None:
                     worker.state, worker.job_id, worker.since = "reserved", job_id, time.monotonic()
                     self.reserved[job_id] = worker
                     return None
@@ -252,18 +268,27 @@ class WarmPool:
             command.append("--warm-up")
         if self.nice:
             command += ["--nice", str(self.nice)]
+        scratch = Path(tempfile.mkdtemp(prefix=f"avip-warm-{number}-"))
+        env = {**self.env, "TMPDIR": str(scratch), "SPARK_LOCAL_DIRS": str(scratch)}
+        self._drop_old_logs()
         with (self.log_dir / f"worker-{number}.log").open("ab") as output:
             process = subprocess.Popen(
                 command, stdin=subprocess.DEVNULL, stdout=output, stderr=subprocess.STDOUT,
-                pass_fds=(commands_read, events_write), start_new_session=True, env=self.env,
+                pass_fds=(commands_read, events_write), start_new_session=True, env=env,
             )
         os.close(commands_read)
         os.close(events_write)
-        worker = Worker(number, process, os.fdopen(commands_write, "w", encoding="utf-8"))
+        worker = Worker(number, process, os.fdopen(commands_write, "w", encoding="utf-8"),
+                        scratch=scratch)
         threading.Thread(target=self._listen, args=(worker, os.fdopen(events_read, "r")),
                          name=f"avip-warm-events-{number}", daemon=True).start()
         log.info("warm worker %d started (pid %d)", number, process.pid)
         return worker
+
+    def _drop_old_logs(self) -> None:
+        logs = sorted(self.log_dir.glob("worker-*.log"), key=lambda f: f.stat().st_mtime)
+        for old in logs[:-LOGS_KEPT]:
+            old.unlink(missing_ok=True)
 
     def _listen(self, worker: Worker, events: IO[str]) -> None:
         """Follow one worker's events until its pipe closes (it exited)."""
@@ -282,10 +307,20 @@ class WarmPool:
     def _on_event(self, worker: Worker, event: dict[str, Any]) -> None:
         kind = event.get("event")
         if kind == "ready" and worker.state in ("starting", "cleaning"):
-            if worker.state == "starting":
+            rss = float(event.get("rss_mb") or 0.0)
+            if not worker.came_up:
                 log.info("warm worker %d ready after %.1f s", worker.number,
                          time.monotonic() - worker.started_at)
-            worker.state, worker.since = "idle", time.monotonic()
+                worker.came_up, worker.ready_mb = True, rss
+                self._respawn_delay = 0.0
+            if rss - worker.ready_mb > self.recycle_mb:
+                # what earlier jobs left in the Python process is charged to no job: a
+                # worker that kept it after its clean-up is replaced before the next one
+                log.info("warm worker %d grew by %.0f MiB since it came up: replaced",
+                         worker.number, rss - worker.ready_mb)
+                self._kill(worker, "")
+            else:
+                worker.state, worker.since = "idle", time.monotonic()
         elif kind == "started":
             worker.baseline_mb = float(event.get("rss_mb") or worker.baseline_mb)
         elif kind == "finished":
@@ -309,6 +344,14 @@ class WarmPool:
         ran (if any) fails with how it died."""
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(worker.pid, signal.SIGKILL)
+        if worker.scratch is not None:
+            shutil.rmtree(worker.scratch, ignore_errors=True)  # a killed JVM cleans up nothing
+        if not worker.came_up and not self._closed.is_set():
+            self._respawn_delay = min(RESPAWN_MAX_S, max(RESPAWN_FIRST_S,
+                                                         2 * self._respawn_delay))
+            self._respawn_at = time.monotonic() + self._respawn_delay
+            log.warning("warm worker %d died before it came up; next start in %.0f s",
+                        worker.number, self._respawn_delay)
         code = worker.process.returncode
         how = f"was killed by signal {-code}" if code is not None and code < 0 else \
             f"exited with code {code}"
@@ -360,10 +403,18 @@ class WarmPool:
                         log.warning("reservation of job %s lapsed", job_id)
                         self.release(job_id)
                 for i, worker in enumerate(self.workers):
-                    if worker.state == "dead" and worker.process.poll() is not None:
+                    stuck = {"starting": STARTING_S, "cleaning": CLEANING_S}.get(worker.state)
+                    if stuck is not None and now - worker.since > stuck:
+                        log.warning("warm worker %d %s for over %.0f s: replaced",
+                                    worker.number, worker.state, stuck)
+                        self._kill(worker, "")
+                    if (worker.state == "dead" and worker.process.poll() is not None
+                            and now >= self._respawn_at):
                         self.workers[i] = self._spawn()
 
     def _enforce_budgets(self, run: Run, now: float) -> None:
+        if run.worker.state != "busy":  # it reported its end; the event is being handled
+            return
         elapsed = now - run.started
         if elapsed > self.time_budget_s:
             self._kill(run.worker, f"stopped after {elapsed:.0f} s: over the warm lane's time "

@@ -91,8 +91,11 @@ def clear_shared_state(spark: Any) -> None:
     global temporary views and tables in the session catalogue. Through the JVM's session
     catalogue: pyspark's ``spark.catalog`` takes ~0.2 s for the same listings (it builds
     a Python object per table), a tenth of a warm job."""
+    from lakehouse.catalog import clear_session_caches
+
     jsession = spark._jsparkSession
     spark.catalog.clearCache()
+    clear_session_caches()
     global_views = jsession.sharedState().globalTempViewManager()
     for name in _seq(global_views.listViewNames("*")):
         global_views.remove(name)
