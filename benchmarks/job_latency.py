@@ -27,9 +27,9 @@ Phases (``--phases``, any of them; they run in this order):
    jobs at a time back to back (``--concurrent-avis`` in turn) for ``--duration`` s, while
    the first of them also runs one large job (``--large-avi``, default ``cluster_finder``,
    always the Spark lane). The large job is first timed alone on the same server. Printed:
-   completed small jobs per user and the largest deviation from an equal share (users
-   without the large job; DRF rightly gives less to the user who holds it, whose share is
-   printed apart), the large job's time with the users over its time alone, and the small
+   completed small jobs per user and the largest deviation from an equal share over every
+   user (each lane is shared apart, so the large job costs its user no turn at small jobs),
+   the large job's time with the users over its time alone, and the small
    jobs' latency under load. The phase lasts ``--duration`` or until the large job ends,
    whichever is later; then no job is submitted any more, those under way finish and
    are not counted (cancelling one that just started would kill its warm worker). Users
@@ -799,7 +799,7 @@ def phase_concurrent(ctx: Context) -> None:
         describe(f"[concurrent] {avi}", [t for t in done if t.avi == avi])
     counts = {name: float(sum(1 for t in done if t.user == name)) for name in names}
     busy = {name: sum(t.run_s or 0.0 for t in done if t.user == name) for name in names}
-    others = {n: c for n, c in counts.items() if not (large and n == names[0])} or counts
+    others = counts  # every user: the warm lane's fair share does not count the large job
     deviation = share_deviation(others)
     print("[concurrent] completed small jobs per user: "
           + ", ".join(f"{n} {int(c)}" for n, c in counts.items()), flush=True)
@@ -809,7 +809,8 @@ def phase_concurrent(ctx: Context) -> None:
         for n, w in waits.items()), flush=True)
     print("[concurrent] warm-worker seconds per user: "
           + ", ".join(f"{n} {s:.0f}" for n, s in busy.items()), flush=True)
-    scope = f"the {len(others)} users without the large job" if large else "every user"
+    scope = f"all {len(others)} users, {names[0]} with the large job too" if large \
+        else "every user"
     print(f"[concurrent] share of completed small jobs, {scope}: min {min(others.values()):.0f}"
           f", max {max(others.values()):.0f}, mean {statistics.fmean(others.values()):.1f}; "
           f"largest deviation from equal {deviation:.1f} % (target <= {TARGETS['fairness']:.0f} "
@@ -819,10 +820,11 @@ def phase_concurrent(ctx: Context) -> None:
                               unit="%", target=TARGETS["fairness"],
                               note=f"{len(done)} jobs in {elapsed:.0f} s"))
     if large:
-        mean_others = statistics.fmean(others.values()) if others else float("nan")
+        rest = [c for n, c in counts.items() if n != names[0]]
+        mean_others = statistics.fmean(rest) if rest else float("nan")
         print(f"[concurrent] {names[0]} (who also ran {args.large_avi}): {counts[names[0]]:.0f}"
               f" small jobs, {counts[names[0]] / mean_others:.0%} of the others' mean "
-              "(DRF counts its large job's cores against it)", flush=True)
+              "(each lane is shared apart: its large job costs it no turn)", flush=True)
     all_lat = describe(f"[concurrent] small-job latency under {len(names)} users", done)
     run.figures.append(Figure(f"small jobs p50 under {len(names)} users", all_lat["p50"]))
     run.figures.append(Figure(f"small jobs p95 under {len(names)} users", all_lat["p95"]))
