@@ -219,14 +219,17 @@ def record_driver(session: Session, *, job: Job, pid: int | None, start: str | N
     session.flush()
 
 
+#: What the scheduler weighs of a job: (id, owner_id, cores, memory_mb, priority, lane,
+#: backend), one select for :func:`load` and :func:`load_ids`.
+_WEIGHED = select(Job.id, Job.owner_id, Job.cores, Job.memory_mb, Job.priority, Job.lane,
+                  Job.backend)
+#: Ids per IN list: under SQLite's default limit on bound parameters (999).
+_IDS_PER_QUERY = 900
+
+
 def load(session: Session, *, state: str) -> list[Row[Any]]:
-    """(id, owner_id, cores, memory_mb, priority, lane, backend) of every job in ``state``,
-    by id: what the scheduler weighs."""
-    return list(session.execute(
-        select(Job.id, Job.owner_id, Job.cores, Job.memory_mb, Job.priority, Job.lane,
-               Job.backend)
-        .where(Job.state == state).order_by(Job.id)
-    ))
+    """What the scheduler weighs (:data:`_WEIGHED`) of every job in ``state``, by id."""
+    return list(session.execute(_WEIGHED.where(Job.state == state).order_by(Job.id)))
 
 
 def ids_in_state(session: Session, *, state: str) -> set[int]:
@@ -235,13 +238,12 @@ def ids_in_state(session: Session, *, state: str) -> set[int]:
 
 
 def load_ids(session: Session, ids: Iterable[int]) -> list[Row[Any]]:
-    """:func:`load`'s columns for the jobs ``ids``, in chunks the databases' limits on bound
-    parameters allow."""
+    """What the scheduler weighs of the jobs ``ids``, in chunks the databases' limits on
+    bound parameters allow."""
     wanted, rows = sorted(ids), []
-    for start in range(0, len(wanted), 900):
-        rows += session.execute(
-            select(Job.id, Job.owner_id, Job.cores, Job.memory_mb, Job.priority, Job.lane,
-                   Job.backend).where(Job.id.in_(wanted[start:start + 900]))).all()
+    for start in range(0, len(wanted), _IDS_PER_QUERY):
+        chunk = wanted[start:start + _IDS_PER_QUERY]
+        rows += session.execute(_WEIGHED.where(Job.id.in_(chunk))).all()
     return rows
 
 
