@@ -121,7 +121,7 @@ class FilterError(ValueError):
     """A user filter that cannot be run; the message says what to fix."""
 
 
-def _paren_depth(sql: str) -> int:
+def paren_depth(sql: str) -> int:
     """The deepest parenthesis nesting of ``sql`` outside quoted strings and identifiers
     (checked before parsing: the parser recurses once per level)."""
     depth = deepest = 0
@@ -145,12 +145,13 @@ def _paren_depth(sql: str) -> int:
     return deepest
 
 
-def _tree_depth(tree: exp.Expression) -> int:
+def tree_depth(tree: exp.Expression, limit: int = MAX_DEPTH) -> int:
+    """The depth of ``tree``, counted until it passes ``limit``."""
     deepest, stack = 0, [(tree, 1)]
     while stack:
         node, depth = stack.pop()
         deepest = max(deepest, depth)
-        if depth > MAX_DEPTH:
+        if depth > limit:
             break
         stack.extend((child, depth + 1) for child in node.iter_expressions())
     return deepest
@@ -205,7 +206,7 @@ def check_filter(
     if not sql or not sql.strip():
         raise FilterError("the filter is empty: give a condition such as 'phot_g_mean_mag < 12'")
     canonical = {(c if case_sensitive else c.lower()): c for c in allowed_columns}
-    if _paren_depth(sql) > MAX_DEPTH:
+    if paren_depth(sql) > MAX_DEPTH:
         raise FilterError(f"the filter nests parentheses deeper than {MAX_DEPTH} levels; "
                           "write it with fewer")
     try:
@@ -227,7 +228,7 @@ def check_filter(
             "(no ';'-separated statements)"
         )
     tree = statements[0]
-    if _tree_depth(tree) > MAX_DEPTH:
+    if tree_depth(tree) > MAX_DEPTH:
         raise FilterError(f"the filter nests deeper than {MAX_DEPTH} levels (operators chain "
                           "into a tree); split a long chain with IN, BETWEEN or fewer terms")
     if isinstance(tree, _STATEMENTS):

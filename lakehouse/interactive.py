@@ -32,6 +32,7 @@ from functools import cached_property, lru_cache
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute  # noqa: F401 — pa.compute.sum in total_rows
 import pyarrow.dataset as ds
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
@@ -215,6 +216,14 @@ class InteractiveCatalog:
     @property
     def pinned_version(self) -> int:
         return self._table.version()
+
+    @cached_property
+    def total_rows(self) -> int | None:
+        """Rows of the pinned version, from the log's per-file counts (None if one lacks it)."""
+        actions = pa.table(self._table.get_add_actions(flatten=True))
+        if "num_records" not in actions.column_names or actions["num_records"].null_count:
+            return None
+        return int(pa.compute.sum(actions["num_records"]).as_py() or 0)
 
     @cached_property
     def columns(self) -> tuple[str, ...]:

@@ -1,0 +1,135 @@
+"""Running a plan in-process: the interactive reader for the catalogue, DuckDB for the SQL.
+
+Each catalogue table is read through :class:`~lakehouse.interactive.InteractiveCatalog`
+restricted to the plan's regions (HEALPix coverage → files → row groups, then
+the exact geometry), so a cone reads a few row groups; DuckDB then runs the
+checked query over those rows, the uploads and TAP_SCHEMA. This is TAP's sync
+path: a query that would read more than ``scan_rows`` catalogue rows is refused
+with :class:`NeedsAsync` before anything is read.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+
+import numpy as np
+import pyarrow as pa
+
+from lakehouse import healpix
+from lakehouse.adql.errors import AdqlError
+from lakehouse.adql.parse import Plan, PositionalJoin
+from lakehouse.interactive import InteractiveCatalog
+from lakehouse.regions import PixelSearch, Region
+
+ALL_SKY = PixelSearch(0, tuple(range(12)))
+SKY_CELLS = 12 * 4**healpix.INDEX_ORDER
+
+
+class NeedsAsync(AdqlError):
+    """A query too large for the sync path; the message says to run it async."""
+
+
+@dataclass(frozen=True)
+class Result:
+    """A query's rows, and whether MAXREC cut them short."""
+
+    table: pa.Table
+    overflow: bool
+
+
+@dataclass(frozen=True)
+class NearPositions:
+    """The cells within ``radius_deg`` of some positions: what a crossmatch can reach.
+
+    The positions' cells grown by the radius (:func:`lakehouse.healpix.dilate`) hold
+    every point within it; the exact match is the query's own DISTANCE condition.
+    """
+
+    ra_deg: np.ndarray
+    dec_deg: np.ndarray
+    radius_deg: float
+
+    def coverage(self) -> np.ndarray:
+        ok = np.isfinite(self.ra_deg) & np.isfinite(self.dec_deg) & (np.abs(self.dec_deg) <= 90)
+        if not ok.any():
+            return np.empty((0, 2), dtype=np.int64)
+        cells = np.unique(healpix.healpix_index(self.ra_deg[ok] % 360.0, self.dec_deg[ok],
+                                                healpix.INDEX_ORDER))
+        return healpix.dilate(healpix.pixel_ranges(healpix.INDEX_ORDER, cells), self.radius_deg)
+
+    def mask(self, ra: np.ndarray, dec: np.ndarray) -> np.ndarray:
+        return np.ones(len(ra), dtype=bool)
+
+
+def run_local(plan: Plan, *, catalogue: Callable[[str], InteractiveCatalog],
+              uploads: Mapping[str, pa.Table], tap_schema: Mapping[str, pa.Table],
+              maxrec: int, scan_rows: int) -> Result:
+    """Run ``plan`` in this process; at most ``maxrec`` rows (``overflow`` says if cut)."""
+    import duckdb
+
+    tables = {}
+    for alias, binding in plan.bindings.items():
+        kind, key = binding.source.kind, binding.source.key
+        if kind == "catalogue":
+            tables[binding.view] = _read_catalogue(plan, alias, catalogue(key), uploads,
+                                                   scan_rows)
+        elif kind == "upload":
+            tables[binding.view] = uploads[key]
+        else:
+            tables[binding.view] = tap_schema[key]
+    cap, may_overflow = plan.row_cap(maxrec)
+    with duckdb.connect() as con:
+        for view, table in tables.items():
+            con.register(view, table)
+        try:
+            table = con.sql(plan.sql("duckdb", limit=cap)).to_arrow_table()
+        except duckdb.Error as err:
+            raise AdqlError(f"the query could not run: {_first_line(err)}") from None
+    overflow = may_overflow and table.num_rows > maxrec
+    return Result(table.slice(0, maxrec) if overflow else table, overflow)
+
+
+def _first_line(err: Exception) -> str:
+    return str(err).strip().splitlines()[0][:300]
+
+
+def _read_catalogue(plan: Plan, alias: str, reader: InteractiveCatalog,
+                    uploads: Mapping[str, pa.Table], scan_rows: int) -> pa.Table:
+    """The catalogue rows the query can touch: its regions (or what an upload's positions
+    reach), with the columns it reads."""
+    regions: list[Region] = list(plan.regions.get(alias, []))
+    if not regions and plan.join is not None and plan.join.left == alias:
+        regions = [_near(plan, plan.join, uploads)]
+    region = min(regions, key=_cells) if regions else ALL_SKY
+    total = reader.total_rows
+    estimate = total * _cells(region) / SKY_CELLS if total is not None else None
+    if estimate is None or estimate > scan_rows:
+        where = "its sky regions hold" if regions else "it has no CONTAINS/DISTANCE region"
+        raise NeedsAsync(
+            f"this query would read ~{int(estimate or 0):,} rows of {plan.bindings[alias].source.name}"
+            f" ({where}; sync queries read at most {scan_rows:,}): submit it to /tap/async, "
+            "or narrow it with 1 = CONTAINS(POINT(ra, dec), CIRCLE(ra0, dec0, radius))")
+    needed = list(dict.fromkeys([*plan.bindings[alias].columns, "ra", "dec"]))
+    table = reader.search(region, columns=needed)
+    for other in regions:
+        if other is not region:
+            table = table.filter(pa.array(other.mask(table["ra"].to_numpy(),
+                                                     table["dec"].to_numpy())))
+    return table
+
+
+def _cells(region: Region) -> int:
+    ranges = region.coverage()
+    return int((ranges[:, 1] - ranges[:, 0]).sum()) if len(ranges) else 0
+
+
+def _near(plan: Plan, join: PositionalJoin, uploads: Mapping[str, pa.Table]) -> NearPositions:
+    other = plan.bindings[join.right]
+    if other.source.kind != "upload":
+        raise NeedsAsync("a positional join between two catalogue tables runs async only: "
+                         "submit it to /tap/async")
+    table = uploads[other.source.key]
+    ra, dec = (np.asarray(table[c].to_numpy(zero_copy_only=False), dtype=float)
+               for c in join.right_position)
+    return NearPositions(ra, dec, join.radius_deg)
