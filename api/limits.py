@@ -10,7 +10,7 @@ own (uvicorn neither), hence these lines.
 from __future__ import annotations
 
 import json
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import Awaitable, Callable, Mapping, MutableMapping
 from typing import Any
 
 Scope = MutableMapping[str, Any]
@@ -32,11 +32,19 @@ class BodyLimit:
     """Refuse request bodies over ``max_bytes`` (413, with the limit in the message)."""
 
     def __init__(self, app: ASGIApp, max_bytes: int,
-                 exempt: Callable[[Scope], bool] = is_space_upload) -> None:
+                 exempt: Callable[[Scope], bool] = is_space_upload,
+                 larger: Mapping[str, int] | None = None) -> None:
+        """``larger``: path prefix → its own cap (TAP's UPLOAD tables)."""
         self.app, self.max_bytes, self.exempt = app, max_bytes, exempt
+        self.larger = dict(larger or {})
 
-    async def _refuse(self, send: Send) -> None:
-        body = json.dumps({"detail": f"the request body is over {self.max_bytes} bytes, the "
+    def _cap(self, scope: Scope) -> int:
+        path = str(scope.get("path", ""))
+        return next((cap for prefix, cap in self.larger.items() if path.startswith(prefix)),
+                    self.max_bytes)
+
+    async def _refuse(self, send: Send, cap: int) -> None:
+        body = json.dumps({"detail": f"the request body is over {cap} bytes, the "
                                      "most this API reads; send less (upload large tables "
                                      "to your space and name them)"}).encode()
         await send({"type": "http.response.start", "status": 413,
@@ -49,9 +57,10 @@ class BodyLimit:
         if scope["type"] != "http" or self.exempt(scope):
             await self.app(scope, receive, send)
             return
+        cap = self._cap(scope)
         declared = dict(scope.get("headers") or []).get(b"content-length")
-        if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
-            await self._refuse(send)
+        if declared is not None and declared.isdigit() and int(declared) > cap:
+            await self._refuse(send, cap)
             return
         received = 0
         started = False
@@ -61,7 +70,7 @@ class BodyLimit:
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
-                if received > self.max_bytes:
+                if received > cap:
                     raise _TooLarge
             return message
 
@@ -74,4 +83,4 @@ class BodyLimit:
             await self.app(scope, counted, watched)
         except _TooLarge:
             if not started:
-                await self._refuse(send)
+                await self._refuse(send, cap)

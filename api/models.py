@@ -128,6 +128,25 @@ class Job(Base):
     finished_at: Mapped[datetime | None] = mapped_column(default=None)
 
 
+class TapJob(Base):
+    """An async TAP (UWS) job: its request, kept while PENDING; from PHASE=RUN on, the
+    platform job that runs it (whose state gives the UWS phase)."""
+
+    __tablename__ = "tap_jobs"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)  # random: not guessable
+    owner_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    run_id: Mapped[str] = mapped_column(String(64), default="")
+    query: Mapped[str] = mapped_column(Text)
+    params: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)  # format, maxrec, upload
+    phase: Mapped[str] = mapped_column(String(16), default="PENDING")
+    error: Mapped[str | None] = mapped_column(Text, default=None)
+    job_id: Mapped[int | None] = mapped_column(Integer, default=None)
+    execution_duration_s: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    destruction_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
 class Event(Base):
     """Outbox row: written with the change it describes; a relay sets published_at."""
 

@@ -101,15 +101,16 @@ def _read_catalogue(plan: Plan, alias: str, reader: InteractiveCatalog,
     regions: list[Region] = list(plan.regions.get(alias, []))
     if not regions and plan.join is not None and plan.join.left == alias:
         regions = [_near(plan, plan.join, uploads)]
-    region = min(regions, key=_cells) if regions else ALL_SKY
+    region = min(regions, key=region_cells) if regions else ALL_SKY
     total = reader.total_rows
-    estimate = total * _cells(region) / SKY_CELLS if total is not None else None
+    estimate = total * region_cells(region) / SKY_CELLS if total is not None else None
     if estimate is None or estimate > scan_rows:
         where = "its sky regions hold" if regions else "it has no CONTAINS/DISTANCE region"
+        table = plan.bindings[alias].source.name
         raise NeedsAsync(
-            f"this query would read ~{int(estimate or 0):,} rows of {plan.bindings[alias].source.name}"
-            f" ({where}; sync queries read at most {scan_rows:,}): submit it to /tap/async, "
-            "or narrow it with 1 = CONTAINS(POINT(ra, dec), CIRCLE(ra0, dec0, radius))")
+            f"this query would read ~{int(estimate or 0):,} rows of {table} ({where}; sync "
+            f"queries read at most {scan_rows:,}): submit it to /tap/async, or narrow it "
+            "with 1 = CONTAINS(POINT(ra, dec), CIRCLE(ra0, dec0, radius))")
     needed = list(dict.fromkeys([*plan.bindings[alias].columns, "ra", "dec"]))
     table = reader.search(region, columns=needed)
     for other in regions:
@@ -119,7 +120,7 @@ def _read_catalogue(plan: Plan, alias: str, reader: InteractiveCatalog,
     return table
 
 
-def _cells(region: Region) -> int:
+def region_cells(region: Region) -> int:
     ranges = region.coverage()
     return int((ranges[:, 1] - ranges[:, 0]).sum()) if len(ranges) else 0
 

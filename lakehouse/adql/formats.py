@@ -1,0 +1,96 @@
+"""A query result in the formats TAP clients ask for (``FORMAT`` / ``RESPONSEFORMAT``).
+
+VOTable (BINARY2 by default, TABLEDATA on request) carries each column's unit,
+UCD and description when it is a plain reference to a catalogue column, the
+query, and TAP's overflow marker; CSV, Parquet and FITS carry the rows (FITS
+and Parquet the units too).
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Mapping
+
+import pyarrow as pa
+import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
+
+from lakehouse.adql.errors import AdqlError
+from lakehouse.adql.local import Result
+from lakehouse.votable import ColumnMeta, column_meta, votable_bytes
+
+#: format → (media type, file suffix)
+FORMATS: dict[str, tuple[str, str]] = {
+    "votable": ("application/x-votable+xml", "vot"),
+    "votable/td": ("application/x-votable+xml;serialization=tabledata", "vot"),
+    "csv": ("text/csv", "csv"),
+    "parquet": ("application/vnd.apache.parquet", "parquet"),
+    "fits": ("application/fits", "fits"),
+}
+_SPELLINGS = {
+    "votable": "votable", "votable/b2": "votable", "vot": "votable", "xml": "votable",
+    "application/x-votable+xml": "votable", "text/xml": "votable",
+    "application/x-votable+xml;serialization=binary2": "votable",
+    "application/x-votable+xml;serialization=tabledata": "votable/td",
+    "votable/td": "votable/td", "votable_plain": "votable/td", "votable/tabledata": "votable/td",
+    "csv": "csv", "text/csv": "csv", "text/csv;header=present": "csv",
+    "parquet": "parquet", "application/vnd.apache.parquet": "parquet",
+    "application/x-parquet": "parquet",
+    "fits": "fits", "application/fits": "fits", "image/fits": "fits",
+}
+
+
+def result_format(requested: str | None) -> str:
+    """Our name of a TAP FORMAT value (default VOTable BINARY2); AdqlError if unknown."""
+    if not requested:
+        return "votable"
+    key = requested.strip().lower().replace(" ", "")
+    if key in _SPELLINGS:
+        return _SPELLINGS[key]
+    raise AdqlError(f"unknown FORMAT {requested!r}; use votable (BINARY2), votable/td "
+                    "(TABLEDATA), csv, parquet or fits")
+
+
+def metadata(origins: Mapping[str, tuple[str, str]],
+             kinds: Mapping[str, str]) -> dict[str, ColumnMeta]:
+    """Output column → metadata, for outputs that are plain references to catalogue columns
+    (``kinds``: alias → source kind)."""
+    found = {}
+    for name, (alias, column) in origins.items():
+        meta = column_meta(column) if kinds.get(alias) == "catalogue" else None
+        if meta is not None:
+            found[name] = meta
+    return found
+
+
+def serialize(result: Result, fmt: str, *, query: str | None = None,
+              meta: Mapping[str, ColumnMeta] | None = None) -> bytes:
+    """The result's bytes in ``fmt`` (a key of :data:`FORMATS`)."""
+    table = result.table
+    if fmt in ("votable", "votable/td"):
+        return votable_bytes(table, serialization="binary2" if fmt == "votable" else "tabledata",
+                             overflow=result.overflow, query=query, metadata=meta)
+    buffer = io.BytesIO()
+    if fmt == "csv":
+        pacsv.write_csv(table, buffer)
+    elif fmt == "parquet":
+        pq.write_table(table, buffer)
+    else:
+        from lakehouse.export import write_fits
+
+        write_fits(table, buffer, meta)
+    return buffer.getvalue()
+
+
+def read_upload(data: bytes) -> pa.Table:
+    """A TAP UPLOAD table (a VOTable, as DALI sends it) as Arrow; ValueError saying what is
+    wrong with it."""
+    from astropy.io.votable import parse_single_table
+
+    try:
+        table = parse_single_table(io.BytesIO(data), verify="ignore").to_table(
+            use_names_over_ids=True)
+        return pa.Table.from_pandas(table.to_pandas(), preserve_index=False)
+    except Exception as err:  # noqa: BLE001 — astropy raises many kinds for a bad file
+        raise ValueError(f"not a readable VOTable ({str(err).splitlines()[0][:200]}): send "
+                         "a VOTable with one TABLE") from None
