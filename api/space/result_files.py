@@ -2,8 +2,10 @@
 
 Results are what the runner published in ``<job>/result/``. A Spark-written
 ``*.parquet`` folder counts as one table. Tables (Parquet files or folders,
-CSV) can be downloaded as Parquet, CSV, VOTable or FITS — converted with
-pyarrow and astropy on the fly; any other file is served as it is.
+CSV) can be downloaded as Parquet, CSV, VOTable or FITS — converted on the fly
+by pyarrow and the lakehouse's writers (the VOTable and FITS carry the Gaia
+schema's units, UCDs and descriptions, the VOTable its J2016.0 COOSYS); any
+other file is served as it is.
 """
 
 from __future__ import annotations
@@ -95,18 +97,12 @@ def convert(target: Path, fmt: str) -> tuple[bytes, str, str]:
         pq.write_table(table, buffer)
     elif fmt == "csv":
         pacsv.write_csv(table, buffer)
+    elif fmt == "votable":
+        from lakehouse.votable import votable_bytes
+
+        return votable_bytes(table), MEDIA_TYPES[fmt], name
     else:
-        from astropy.table import Table
+        from lakehouse.export import write_fits
 
-        astropy_table = Table.read(_arrow_to_parquet_bytes(table), format="parquet")
-        astropy_table.write(buffer, format="votable" if fmt == "votable" else "fits")
+        write_fits(table, buffer)
     return buffer.getvalue(), MEDIA_TYPES[fmt], name
-
-
-def _arrow_to_parquet_bytes(table: object) -> io.BytesIO:
-    import pyarrow.parquet as pq
-
-    buffer = io.BytesIO()
-    pq.write_table(table, buffer)  # type: ignore[arg-type]
-    buffer.seek(0)
-    return buffer
