@@ -37,6 +37,7 @@ from api.schemas import (
     PresetPublic,
     PresetsPublic,
     QuotaPublic,
+    ResultLink,
     ResultsPublic,
     SharePublic,
     SharesPublic,
@@ -167,6 +168,12 @@ class AvipClient:
                         fmt: str | None = None) -> Path:
         params = {"format": fmt} if fmt else None
         return self._download(f"/jobs/{job_id}/results/{path}", dest, params)
+
+    def result_link(self, job_id: int, path: str, fmt: str = "votable") -> ResultLink:
+        """A token-free URL of one result (yours or shared with you), for TOPCAT/Aladin."""
+        response = self._request("POST", f"/jobs/{job_id}/results/{path}/link",
+                                 params={"format": fmt})
+        return ResultLink.model_validate(response.json())
 
     def events(self, after: int = 0, limit: int = 100) -> EventsPublic:
         return self._get(EventsPublic, "/events", after=after, limit=limit)

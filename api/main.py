@@ -26,6 +26,7 @@ from api.headers import SecurityHeaders
 from api.limits import BodyLimit
 from api.metrics import Metrics, RequestTimer
 from api.routes import alert_filters, avis, events, health, jobs, presets, shares, space, users
+from api.routes.links import router as links_router
 from api.scheduling.dispatcher import Dispatcher
 from api.scheduling.drf import Capacity
 from api.space.published_results import RESULT_DIR
@@ -130,6 +131,7 @@ def create_app(
         app.include_router(users.pools_router)
         app.include_router(alert_filters.router)
         app.include_router(presets.router)
+        app.include_router(links_router)
     app.add_exception_handler(OperationalError, store_unreachable)
     app.add_exception_handler(InterfaceError, store_unreachable)
     app.add_middleware(BodyLimit, max_bytes=settings.max_request_bytes)

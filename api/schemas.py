@@ -210,6 +210,12 @@ class ResultsPublic(BaseModel):
     count: int
 
 
+class ResultLink(BaseModel):
+    url: str = Field(description="Fetch it without a token (TOPCAT, Aladin) until it expires.")
+    expires_at: datetime
+
+
+
 # --- events -----------------------------------------------------------------
 
 

@@ -18,6 +18,7 @@ from cli import (
     jobs,
     k8s,
     kafka,
+    samp,
     service,
     space,
     zeppelin,
@@ -45,4 +46,5 @@ app.add_typer(alerts.alerts_app, name="alerts")
 app.add_typer(alerts.events_app, name="events")
 app.add_typer(kafka.kafka_app, name="kafka")
 app.add_typer(zeppelin.zeppelin_app, name="zeppelin")
+app.add_typer(samp.samp_app, name="samp")
 app.command("dashboards")(dashboards.dashboards)

@@ -147,6 +147,15 @@ class Settings(BaseSettings):
         description="Seconds the API may reuse a token check in memory (0 = check the store on "
         "every request). Changes through this process apply at once; through another, after this.",
     )
+    link_secret: SecretStr | None = Field(
+        default=None, min_length=32,
+        description="Key signing the token-free result links TOPCAT and Aladin fetch (SAMP); "
+        "unset: one generated once into <data_dir>/link.secret. Set the same value on every "
+        "API replica that does not share data_dir.",
+    )
+    link_ttl_s: int = Field(
+        default=3600, ge=60, le=7 * 86400,
+        description="Seconds a result link works after it was made.")
 
     # --- S3-compatible object storage (lakehouse on s3a://, user space) ---
     s3_endpoint: str | None = Field(

@@ -4,12 +4,14 @@ The Panel server (never the browser) downloads a result once into a local
 cache (results of a finished job never change), then calls the AVI's
 ``view(result_dir)``. A view that raises becomes an error panel; tables are
 paged; large point sets are rasterized server-side (:mod:`panel_apps.plots`);
-downloads convert tables to CSV, Parquet, VOTable or FITS through the API.
+downloads convert tables to CSV, Parquet, VOTable or FITS through the API; a table
+goes to TOPCAT or Aladin over SAMP from the browser (:mod:`panel_apps.samp`).
 """
 
 from __future__ import annotations
 
 import hashlib
+import re
 import tempfile
 import traceback
 from collections.abc import Callable
@@ -21,10 +23,11 @@ import pandas as pd
 import panel as pn
 import param
 
-from api.client import ApiError, AvipClient
+from api.client import ApiError, AvipClient, format_detail
 from api.schemas import JobPublic, ResultFile
 from avi_plugins.registry import get_avi
 from panel_apps.plots import sky_density
+from panel_apps.samp import SampSender, outcome_text
 from panel_apps.session import PlatformSession, SignedOut
 
 FORMAT_LABELS = {"csv": "CSV", "parquet": "Parquet", "votable": "VOTable", "fits": "FITS",
@@ -123,6 +126,9 @@ class ResultView(pn.viewable.Viewer):
         self.session = session
         self.view_loader = view_loader
         self.body = pn.Column(css_classes=["avip-result"], sizing_mode="stretch_width")
+        self.samp_status = pn.pane.Alert("", visible=False, css_classes=["avip-samp-status"])
+        self.samp = SampSender(on_result=self._samp_done)
+        self._samp_name = ""
 
     def _root(self) -> Path:
         return Path(self.cache_root or Path(tempfile.gettempdir()) / "avip-panel-results")
@@ -157,6 +163,10 @@ class ResultView(pn.viewable.Viewer):
             + (f"\nparams: `{job.params}` · ran {job.run_seconds or 0:.1f} s" if job else ""))]
         if self.with_downloads and source.share_id is None:
             parts.append(self._downloads(job_id, files))
+        tables = [f.path for f in files
+                  if "votable" in f.formats or f.path.lower().endswith((".parquet", ".csv"))]
+        if self.with_downloads and tables:  # own or shared: the API checks either
+            parts.append(self._samp_section(job_id, tables))
         density = self._density(folder, files)
         if density is not None:
             parts.append(density)
@@ -189,6 +199,38 @@ class ResultView(pn.viewable.Viewer):
                                        label=f"{FORMAT_LABELS.get(fmt, fmt)}", width=90,
                                        button_type="light",
                                        css_classes=[f"avip-dl-{stem}-{fmt}"])
+
+    def _samp_section(self, job_id: int, tables: list[str]) -> pn.viewable.Viewable:
+        rows = []
+        for path in tables:
+            css = "avip-samp-" + re.sub(r"[^\w-]", "-", path)  # sources.csv: avip-samp-sources-csv
+            button = pn.widgets.Button(label="Send to TOPCAT / Aladin", button_type="primary",
+                                       css_classes=[css])
+            button.on_click(lambda _e, p=path: self.send_to_samp(job_id, p))
+            rows.append(pn.Row(pn.pane.Markdown(f"`{path}`", width=300), button))
+        return pn.Column("### Send to TOPCAT / Aladin (SAMP)", *rows, self.samp_status,
+                         self.samp, css_classes=["avip-samp"])
+
+    def send_to_samp(self, job_id: int, path: str) -> None:
+        """Ask the API for a link to ``path`` (the server side holds the token), then have
+        the page hand it to the SAMP hub on the user's machine."""
+        try:
+            link = self.session.call(lambda c: c.result_link(job_id, path, "votable"))
+        except SignedOut:
+            return
+        except ApiError as error:
+            self._samp_show(f"Cannot send {path}: {format_detail(error.detail)}", "danger")
+            return
+        self._samp_name = f"job{job_id}-{Path(path).stem}"
+        self._samp_show("Sending… if the SAMP hub asks whether to accept **avip**, allow it.",
+                        "info")
+        self.samp.send(link.url, self._samp_name)
+
+    def _samp_done(self, result: dict[str, Any]) -> None:
+        self._samp_show(*outcome_text(result, self._samp_name))
+
+    def _samp_show(self, text: str, kind: str) -> None:
+        self.samp_status.param.update(object=text, alert_type=kind, visible=True)
 
     def _density(self, folder: Path, files: list[ResultFile]) -> pn.viewable.Viewable | None:
         """A server-rasterized sky density of the first table with ra/dec columns."""
