@@ -33,6 +33,7 @@ from api.space.published_results import RESULT_DIR
 from api.space.published_results import publish as publish_results
 from api.space.user_space import sweep_crashed_uploads
 from api.store.loop import LoopStore
+from api.vo import scs, tap
 from config.s3 import check_s3
 from config.settings import Settings, get_settings
 from spark_jobs.backends import backend_for, warm_backend_for
@@ -132,9 +133,12 @@ def create_app(
         app.include_router(alert_filters.router)
         app.include_router(presets.router)
         app.include_router(links_router)
+        app.include_router(tap.router)
+        app.include_router(scs.router)
     app.add_exception_handler(OperationalError, store_unreachable)
     app.add_exception_handler(InterfaceError, store_unreachable)
-    app.add_middleware(BodyLimit, max_bytes=settings.max_request_bytes)
+    app.add_middleware(BodyLimit, max_bytes=settings.max_request_bytes,
+                       larger={"/tap/": settings.tap_upload_max_bytes})
     app.add_middleware(SecurityHeaders)
     app.add_middleware(RequestTimer, metrics=app.state.metrics)
     return app

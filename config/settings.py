@@ -157,6 +157,31 @@ class Settings(BaseSettings):
         default=3600, ge=60, le=7 * 86400,
         description="Seconds a result link works after it was made.")
 
+    # --- IVOA services: TAP, cone search ---
+    tap_anonymous: bool = Field(
+        default=False,
+        description="Let requests without a token read through TAP sync, cone search and "
+        "VOSI (async TAP always needs a token), under the anonymous limits below.")
+    tap_sync_max_rows: int = Field(
+        default=100_000, ge=1, description="Most rows a sync TAP query or cone search returns "
+        "(its MAXREC default and ceiling; more: async).")
+    tap_anonymous_max_rows: int = Field(
+        default=2_000, ge=1, description="The same ceiling for requests without a token.")
+    tap_sync_scan_rows: int = Field(
+        default=5_000_000, ge=1,
+        description="Most catalogue rows a sync query may read in the API process; a larger "
+        "one is refused with advice to run it async (on Spark, as a job).")
+    tap_async_max_rows: int = Field(
+        default=10_000_000, ge=1, description="MAXREC default and ceiling of async queries.")
+    tap_upload_max_bytes: int = Field(
+        default=64 << 20, ge=1024, description="Largest TAP request body (UPLOAD tables).")
+    tap_sync_upload_rows: int = Field(
+        default=10_000, ge=1, description="Most rows a sync query's UPLOAD may hold.")
+    tap_destruction_days: int = Field(
+        default=7, ge=1, le=365, description="Days an async TAP job is kept by default.")
+    tap_execution_duration_s: int = Field(
+        default=3600, ge=1, description="Longest run an async TAP job is allowed (UWS).")
+
     # --- S3-compatible object storage (lakehouse on s3a://, user space) ---
     s3_endpoint: str | None = Field(
         default=None,

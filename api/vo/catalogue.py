@@ -14,6 +14,7 @@ from collections.abc import Mapping
 
 import pyarrow as pa
 
+from api.vo.requests import VOError
 from config.settings import Settings
 from lakehouse.adql import Source
 from lakehouse.adql.tap_schema import (
@@ -44,8 +45,14 @@ class Readers:
             found = self._readers.get(table)
         if found is not None and now - found[0] < REFRESH_S:
             return found[1]
-        reader = open_interactive(self._settings.catalogue_root, table, settings=self._settings)
-        reader.pinned_version  # noqa: B018 — open the log now, not inside the first query
+        try:
+            reader = open_interactive(self._settings.catalogue_root, table,
+                                      settings=self._settings)
+            reader.pinned_version  # noqa: B018 — open the log now, not inside the first query
+        except OSError as err:  # FileNotFoundError: no table yet; others: storage down
+            raise VOError(503, f"the catalogue table {table} cannot be read now ({err}); an "
+                          "operator must ingest it (avip ingest) or bring its storage back"
+                          ) from None
         with self._lock:
             self._readers[table] = (now, reader)
         return reader

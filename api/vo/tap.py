@@ -124,7 +124,7 @@ async def tap_sync(request: Request) -> Response:
         return error_response(err)
     except AdqlError as err:
         return error_response(VOError(400, str(err)))
-    except (FileNotFoundError, OSError) as err:
+    except OSError as err:  # the storage failed mid-query
         return error_response(VOError(503, f"the catalogue cannot be read now ({err}); "
                                       "try again in a minute"))
     return Response(data, media_type=FORMATS[fmt][0])

@@ -22,14 +22,11 @@ class AdqlError(ValueError):
 
 
 def position_of(node: exp.Expression, text: str) -> tuple[int | None, int | None, str | None]:
-    """(line, column, token) of the first identifier of ``node`` in ``text``; for a function
+    """(line, column, token) of the earliest identifier of ``node`` in ``text``; for a function
     call, of the function's name. sqlglot keeps positions on identifiers only."""
-    start = None
-    for child in node.walk():
-        meta = getattr(child, "_meta", None) or {}
-        if "start" in meta:
-            start = meta["start"]
-            break
+    starts = [meta["start"] for child in node.walk()
+              if "start" in (meta := getattr(child, "_meta", None) or {})]
+    start = min(starts) if starts else None
     if start is None:
         return None, None, None
     name = node.name if isinstance(node, exp.Anonymous) else (

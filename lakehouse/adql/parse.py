@@ -223,7 +223,8 @@ def _bind_tables(tree: exp.Select, by_name: Mapping[str, Source],
         source = by_name.get(written.lower())
         if source is None:
             close = difflib.get_close_matches(written.lower(), list(by_name), n=3, cutoff=0.5)
-            advice = (f"did you mean {', '.join(by_name[c].name for c in close)}?" if close
+            advice = (f"did you mean {', '.join(dict.fromkeys(by_name[c].name for c in close))}?"
+                      if close
                       else f"tables: {', '.join(sorted({s.name for s in by_name.values()}))}")
             raise AdqlError(f"unknown table {written!r}; {advice}", *position_of(table, text))
         alias = table.alias or source.key
