@@ -14,8 +14,10 @@ result short, a second one with ``value="OVERFLOW"`` after it.
 
 from __future__ import annotations
 
+import base64
 import io
-from collections.abc import Mapping
+import struct
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -258,11 +260,65 @@ class _TableThenInfos(tree.TableElement):
     only before its tables, but DALI puts ``QUERY_STATUS=OVERFLOW`` after the table."""
 
     trailing_infos: tuple[tree.Info, ...] = ()
+    #: The columns as :func:`_values` made them, for :func:`binary2_rows`.
+    columns: tuple[_Values, ...] = ()
 
     def to_xml(self, w, **kwargs):
         super().to_xml(w, **kwargs)
         for info in self.trailing_infos:
             info.to_xml(w, **kwargs)
+
+    def _write_binary(self, mode, w, **kwargs):
+        """BINARY2 rows encoded column by column with numpy (:func:`binary2_rows`): astropy's
+        writer converts value by value, 145 ms for 1,000 rows of gaia_source (27 columns)."""
+        if mode != 2 or len(self.columns) != len(self.fields):
+            return super()._write_binary(mode, w, **kwargs)
+        with w.tag("BINARY2"), w.tag("STREAM", encoding="base64"):
+            w._flush()
+            w.write(base64.b64encode(binary2_rows(self.columns)).decode("ascii"))
+        return None
+
+
+_BIG_ENDIAN = {"short": ">i2", "int": ">i4", "long": ">i8", "float": ">f4", "double": ">f8",
+               "unsignedByte": "u1"}
+
+
+def _cells(values: _Values) -> np.ndarray | list[bytes]:
+    """One column's BINARY2 cells: a (rows, width) byte array for fixed-size types, one
+    ``bytes`` per row (a 4-byte length, then the characters) for variable-length text."""
+    if values.datatype in _BIG_ENDIAN:
+        data = np.ascontiguousarray(values.data, dtype=_BIG_ENDIAN[values.datatype])
+        return data.view(np.uint8).reshape(len(data), data.dtype.itemsize)
+    if values.datatype == "boolean":
+        letters = np.where(values.mask, ord("?"), np.where(values.data.astype(bool), ord("T"),
+                                                            ord("F")))
+        return letters.astype(np.uint8).reshape(-1, 1)
+    codec, width = ("ascii", 1) if values.datatype == "char" else ("utf-16-be", 2)
+    cells = []
+    for text in values.data:
+        encoded = str(text).encode(codec)
+        cells.append(struct.pack(">i", len(encoded) // width) + encoded)
+    return cells
+
+
+def binary2_rows(columns: Sequence[_Values]) -> bytes:
+    """The rows of a BINARY2 stream (VOTable 1.4 §5.5): per row, the null flags (one bit per
+    field, first field in the highest bit) then each field's big-endian value; masked values
+    keep their filled bytes, as the flag says they are null."""
+    rows = len(columns[0].data) if columns else 0
+    flags = np.packbits(np.stack([np.asarray(c.mask, dtype=bool) for c in columns], axis=1),
+                        axis=1, bitorder="big") if columns else np.zeros((0, 0), np.uint8)
+    blocks: list[np.ndarray | list[bytes]] = [flags]
+    for column in columns:
+        cells = _cells(column)
+        if isinstance(cells, np.ndarray) and isinstance(blocks[-1], np.ndarray):
+            blocks[-1] = np.concatenate([blocks[-1], cells], axis=1)  # fixed runs stay arrays
+        else:
+            blocks.append(cells)
+    if len(blocks) == 1:
+        return np.ascontiguousarray(blocks[0]).tobytes()
+    parts = [[bytes(r) for r in b] if isinstance(b, np.ndarray) else b for b in blocks]
+    return b"".join(b"".join(row) for row in zip(*parts, strict=True)) if rows else b""
 
 
 def _info(name: str, value: str, content: str | None = None) -> tree.Info:
@@ -332,6 +388,7 @@ def _table_element(
     ids = _unique_ids(names, {COOSYS_ID})
     for name_, field_id, value, field in zip(names, ids, values, table.schema, strict=True):
         element.fields.append(_field(votable, name_, field_id, value, _meta_for(field, metadata)))
+    element.columns = tuple(values)
     element.create_arrays(table.num_rows)
     for field_id, value in zip(ids, values, strict=True):
         element.array[field_id] = value.data
