@@ -70,7 +70,7 @@ def create_filter(
 def get_filter(session: Session, *, owner: User, ref: str | int) -> AlertFilterRow:
     """One of ``owner``'s filters by id or by name."""
     query = select(AlertFilterRow).where(AlertFilterRow.owner_id == owner.id)
-    if isinstance(ref, int) or str(ref).isdigit():
+    if isinstance(ref, int) or (str(ref).isascii() and str(ref).isdigit()):  # not "²"
         query = query.where(AlertFilterRow.id == int(ref))
     else:
         query = query.where(AlertFilterRow.name == str(ref))

@@ -49,10 +49,12 @@ class Readers:
             reader = open_interactive(self._settings.catalogue_root, table,
                                       settings=self._settings)
             reader.pinned_version  # noqa: B018 — open the log now, not inside the first query
-        except OSError as err:  # FileNotFoundError: no table yet; others: storage down
-            raise VOError(503, f"the catalogue table {table} cannot be read now ({err}); an "
-                          "operator must ingest it (avip ingest) or bring its storage back"
-                          ) from None
+        except FileNotFoundError:
+            raise VOError(404, f"the catalogue holds no table {table} yet: an operator "
+                          "ingests it with `avip ingest`") from None
+        except OSError as err:  # the storage did not answer
+            raise VOError(503, f"the catalogue table {table} cannot be read now ({err}); "
+                          "try again in a minute") from None
         with self._lock:
             self._readers[table] = (now, reader)
         return reader

@@ -106,8 +106,10 @@ def _answer(readers: Readers, query: str, uploads: dict[str, Any], fmt: str, max
     return serialize(result, fmt, query=query, meta=metadata(checked.origins, kinds))
 
 
-@router.api_route("/sync", methods=["GET", "POST"], response_class=Response,
-                  summary="TAP sync query (ADQL)")
+@router.get("/sync", response_class=Response, summary="TAP sync query (ADQL)",
+            operation_id="tap_sync_get")
+@router.post("/sync", response_class=Response, summary="TAP sync query (ADQL)",
+             operation_id="tap_sync_post")
 async def tap_sync(request: Request) -> Response:
     settings = _settings(request)
     try:
