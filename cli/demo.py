@@ -13,6 +13,7 @@
 
 from __future__ import annotations
 
+import io
 import shutil
 import socket
 import threading
@@ -26,7 +27,7 @@ from rich.table import Table
 
 from api.client import AvipClient
 from cli.jobs import follow
-from cli.output import EXIT_FAILED, console, errors, report
+from cli.output import EXIT_FAILED, console, errors, fail, report
 from config.settings import get_settings
 
 
@@ -79,6 +80,34 @@ def small_jobs(scientist: AvipClient, centres: list[tuple[float, float]]) -> Tab
             "").rsplit(": ", 1)[-1]
         table.add_row(str(job.id), f"{ra:.1f}, {dec:+.1f}", f"{job.backend} ({job.state})",
                       rows, f"{seconds:.2f} s")
+    return table
+
+
+TAP_CONE = ("SELECT source_id, ra, dec, phot_g_mean_mag FROM gaiadr3.gaia_source WHERE "
+            "1 = CONTAINS(POINT('ICRS', ra, dec), CIRCLE('ICRS', {ra}, {dec}, 0.5))")
+
+
+def tap_queries(url: str, token: str, centres: list[tuple[float, float]]) -> Table:
+    """Sync ADQL cones through /tap over HTTP, as TOPCAT or pyvo send them (VOTable
+    BINARY2 back): the time from request to the last byte."""
+    import httpx
+
+    table = Table("cone (ra, dec)", "rows", "request → VOTable",
+                  title="TAP sync ADQL: 0.5° CONTAINS cones, in-process")
+    with httpx.Client(base_url=url, headers={"Authorization": f"Bearer {token}"},
+                      timeout=60) as http:
+        for ra, dec in centres:
+            started = time.perf_counter()
+            answer = http.post("/tap/sync", data={"LANG": "ADQL", "REQUEST": "doQuery",
+                                                  "QUERY": TAP_CONE.format(ra=ra, dec=dec)})
+            seconds = time.perf_counter() - started
+            if answer.status_code != 200:
+                raise typer.Exit(fail(f"TAP answered {answer.status_code}: {answer.text[:300]}",
+                                      EXIT_FAILED))
+            from astropy.io.votable import parse_single_table
+
+            rows = len(parse_single_table(io.BytesIO(answer.content)).array)
+            table.add_row(f"{ra:.1f}, {dec:+.1f}", str(rows), f"{seconds * 1000:.0f} ms")
     return table
 
 
@@ -152,6 +181,9 @@ def demo(
         with AvipClient(url, token) as scientist:
             console.print(small_jobs(scientist, [(56.75, 24.12), (83.8, -5.4), (10.7, 41.3),
                                                  (201.4, -47.5), (266.4, -29.0)]))
+        console.print(tap_queries(url, token, [(56.75, 24.12), (83.8, -5.4), (10.7, 41.3),
+                                               (201.4, -47.5), (266.4, -29.0)]))
+        console.print(f"TAP for TOPCAT / pyvo / astroquery: {url}/tap (token: Bearer)")
     finally:
         dashboards.stop()
         server.should_exit = True
