@@ -171,6 +171,13 @@ class Settings(BaseSettings):
         default=5_000_000, ge=1,
         description="Most catalogue rows a sync query may read in the API process; a larger "
         "one is refused with advice to run it async (on Spark, as a job).")
+    tap_sync_join_rows: int = Field(
+        default=50_000_000, ge=1,
+        description="Most row combinations a sync join of several tables may form (DuckDB "
+        "joins on a condition row by row); more: async.")
+    tap_sync_timeout_s: float = Field(
+        default=30.0, gt=0, description="Longest a sync query runs before it is stopped and "
+        "refused with advice to run it async.")
     tap_async_max_rows: int = Field(
         default=10_000_000, ge=1, description="MAXREC default and ceiling of async queries.")
     tap_upload_max_bytes: int = Field(

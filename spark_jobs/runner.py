@@ -215,6 +215,11 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _first_line(error: BaseException) -> str:
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    return lines[0][:400] if lines else "(no message)"
+
+
 def _write_error(job_dir: Path, text: str) -> None:
     job_dir.mkdir(parents=True, exist_ok=True)
     (job_dir / "error.txt").write_text(text, encoding="utf-8")
@@ -276,8 +281,10 @@ def execute(
             spark_conf=spark_conf_redacted(spark),
         )
         code = EXIT_OK
-    except Exception:
-        text = traceback.format_exc()
+    except Exception as error:
+        # the traceback, then one line saying what went wrong: the job's reason (a Spark
+        # error's own last line is often the "^^^^" under its query)
+        text = traceback.format_exc() + f"{type(error).__name__}: {_first_line(error)}\n"
         _write_error(job_dir, text)
         log.error("job failed:\n%s", text)
         last = read_progress(job_dir / "progress.json")

@@ -29,10 +29,11 @@ def count(session: Session, *, owner: User) -> int:
     return len(session.scalars(select(TapJob.id).where(TapJob.owner_id == owner.id)).all())
 
 
-def get(session: Session, *, owner: User, job_id: str) -> TapJob | None:
-    """The owner's job, or None (another user's job is as absent as a missing one)."""
-    return session.scalars(select(TapJob).where(TapJob.id == job_id,
-                                                TapJob.owner_id == owner.id)).first()
+def get(session: Session, *, owner: User, job_id: str, lock: bool = False) -> TapJob | None:
+    """The owner's job, or None (another user's job is as absent as a missing one);
+    ``lock``: held until the transaction ends (PostgreSQL; SQLite writes one at a time)."""
+    query = select(TapJob).where(TapJob.id == job_id, TapJob.owner_id == owner.id)
+    return session.scalars(query.with_for_update() if lock else query).first()
 
 
 def listing(session: Session, *, owner: User, after: datetime | None = None,

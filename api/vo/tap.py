@@ -16,6 +16,8 @@ missing one does. Errors are VOTable error documents (4xx), never a 500.
 
 from __future__ import annotations
 
+import contextlib
+import logging
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -31,6 +33,7 @@ from api.models import Job, TapJob, User, utcnow
 from api.routes.jobs import _results, serve_result
 from api.scheduling.drf import Capacity
 from api.space.selection import user_space
+from api.space.user_space import SpaceError
 from api.store import jobs as job_store
 from api.store import tap_jobs as tap_store
 from api.store import users as user_store
@@ -53,6 +56,7 @@ from lakehouse.adql.formats import FORMATS, metadata, read_upload, result_format
 from lakehouse.adql.local import run_local
 
 router = APIRouter(prefix="/tap", tags=["vo"])
+log = logging.getLogger("avip.vo")
 LANGS = {"ADQL", "ADQL-2.0", "ADQL-2.1"}
 UPLOAD_DIR = "tap_uploads"
 AVI = "adql_query"
@@ -96,12 +100,17 @@ def _uploads(params: Params, max_rows: int | None) -> dict[str, Any]:
     return tables
 
 
-def _answer(readers: Readers, query: str, uploads: dict[str, Any], fmt: str, maxrec: int,
-            scan_rows: int) -> bytes:
-    """Plan and run a sync query; the result's bytes in ``fmt``."""
+def _answer(readers: Readers, settings: Settings, params: Params, query: str, fmt: str,
+            maxrec: int) -> bytes:
+    """Read the uploads, plan and run a sync query (in a worker thread: parsing a large
+    UPLOAD takes seconds); the result's bytes in ``fmt``."""
+    uploads = _uploads(params, settings.tap_sync_upload_rows)
     checked = plan(query, readers.sources(uploads))
     result = run_local(checked, catalogue=readers.reader, uploads=uploads,
-                       tap_schema=readers.tap_schema(), maxrec=maxrec, scan_rows=scan_rows)
+                       tap_schema=readers.tap_schema(), maxrec=maxrec,
+                       scan_rows=settings.tap_sync_scan_rows,
+                       join_rows=settings.tap_sync_join_rows,
+                       timeout_s=settings.tap_sync_timeout_s)
     kinds = {alias: b.source.kind for alias, b in checked.bindings.items()}
     return serialize(result, fmt, query=query, meta=metadata(checked.origins, kinds))
 
@@ -118,13 +127,12 @@ async def tap_sync(request: Request) -> Response:
         query, fmt = _query_of(params)
         limit = row_limit(settings, user)
         maxrec = min(params.integer("MAXREC") if params.get("MAXREC") else limit, limit)
-        uploads = _uploads(params, settings.tap_sync_upload_rows)
         readers = readers_of(request.app.state, settings)
-        data = await anyio.to_thread.run_sync(
-            _answer, readers, query, uploads, fmt, maxrec, settings.tap_sync_scan_rows)
+        data = await anyio.to_thread.run_sync(_answer, readers, settings, params, query, fmt,
+                                              maxrec)
     except VOError as err:
         return error_response(err)
-    except AdqlError as err:
+    except (AdqlError, ValueError) as err:  # ValueError: a region the libraries refuse
         return error_response(VOError(400, str(err)))
     except OSError as err:  # the storage failed mid-query
         return error_response(VOError(503, f"the catalogue cannot be read now ({err}); "
@@ -134,8 +142,10 @@ async def tap_sync(request: Request) -> Response:
 
 # ---- async (UWS) -----------------------------------------------------------------------
 
-def _own(session: Session, user: User, job_id: str) -> TapJob:
-    tap = tap_store.get(session, owner=user, job_id=job_id[:64])
+def _own(session: Session, user: User, job_id: str, lock: bool = False) -> TapJob:
+    """The caller's job (locked for the transaction when it may change: two PHASE=RUN at
+    once start one platform job)."""
+    tap = tap_store.get(session, owner=user, job_id=job_id[:64], lock=lock)
     if tap is None:
         raise VOError(404, f"no async job {job_id[:64]!r} of yours (jobs are kept until "
                       "their destruction time)")
@@ -164,6 +174,8 @@ def _start(request: Request, session: Session, user: User, tap: TapJob) -> None:
         tap.job_id, tap.phase = job.id, "QUEUED"
     except (AdqlError, AvipError, ValueError) as err:
         tap.phase, tap.error = "ERROR", str(err)
+    except VOError as err:  # the catalogue could not be read: the job says so, not the call
+        tap.phase, tap.error = "ERROR", err.message
     session.commit()
 
 
@@ -173,15 +185,15 @@ def _create(request: Request, user: User, params: Params, query: str, fmt: str
     maxrec = params.integer("MAXREC") if params.get("MAXREC") else settings.tap_async_max_rows
     maxrec = min(maxrec, settings.tap_async_max_rows)  # type: ignore[type-var]
     upload = first(uploads_of(params, None))
-    if upload is not None:
-        try:
-            read_upload(upload[1])
-        except ValueError as err:
-            raise VOError(400, f"UPLOAD {upload[0]}: {err}") from None
     duration = min(params.integer("EXECUTIONDURATION") or settings.tap_execution_duration_s,
                    settings.tap_execution_duration_s)
 
-    def work(session: Session) -> tuple[str, bool]:
+    def work(session: Session) -> tuple[str, bool]:  # in a worker thread (slow=True)
+        if upload is not None:
+            try:
+                read_upload(upload[1])
+            except ValueError as err:
+                raise VOError(400, f"UPLOAD {upload[0]}: {err}") from None
         if tap_store.count(session, owner=user) >= tap_store.MAX_JOBS_PER_USER:
             raise VOError(429, f"you keep {tap_store.MAX_JOBS_PER_USER} async jobs, the most "
                           "one user may: DELETE some first")
@@ -234,7 +246,7 @@ async def list_async(request: Request) -> Response:
         return error_response(err)
 
     def work(session: Session) -> list[tuple[TapJob, Job | None]]:
-        _expire(session, user)
+        _expire(session, _settings(request), user)
         return tap_store.listing(session, owner=user, after=after, last=last)
 
     rows = await run_store(request, work, writes=True)
@@ -253,12 +265,25 @@ def _moment(text: str | None, name: str) -> datetime:
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
-def _expire(session: Session, user: User) -> None:
+def _expire(session: Session, settings: Settings, user: User) -> None:
     """Jobs past their destruction time go (their platform job is cancelled if active)."""
     for tap in tap_store.expired(session, owner=user, now=utcnow()):
-        _cancel(session, tap)
-        tap_store.remove(session, tap)
+        _remove(session, settings, user, tap)
     session.commit()
+
+
+def _remove(session: Session, settings: Settings, user: User, tap: TapJob) -> bool:
+    """Stop a job, delete its upload from the owner's space, forget it (not committed).
+    Whether the dispatcher should look now."""
+    wake = _cancel(session, tap)
+    upload = tap.params.get("upload")
+    if upload:
+        quota = user_store.quota_of(session, user=user)
+        space = user_space(settings, user.name, quota.space_bytes)
+        with contextlib.suppress(FileNotFoundError, SpaceError):
+            space.delete(upload)
+    tap_store.remove(session, tap)
+    return wake
 
 
 def _cancel(session: Session, tap: TapJob) -> bool:
@@ -287,21 +312,20 @@ def _overdue(session: Session, tap: TapJob, job: Job | None) -> bool:
     return _cancel(session, tap)
 
 
-async def _with_job(request: Request, job_id: str, action: Any = None, *,
-                    writes: bool = False) -> tuple[User, Any]:
+async def _with_job(request: Request, job_id: str, action: Any = None) -> tuple[User, Any]:
     """The caller and ``action(session, user, tap, job)`` on their job (404 otherwise)."""
     user = await caller(request, anonymous_ok=False)
     wake = []
 
     def work(session: Session) -> Any:
-        tap = _own(session, user, job_id)
+        tap = _own(session, user, job_id, lock=action is not None)
         job = tap_store.platform_job(session, tap)
         if _overdue(session, tap, job):
             wake.append(True)
             session.commit()
         return action(session, user, tap, job) if action else (tap, job)
 
-    found = await run_store(request, work, writes=writes or True, slow=True)
+    found = await run_store(request, work, writes=True, slow=True)
     if wake:
         request.app.state.dispatcher.wake()
     return user, found
@@ -333,13 +357,12 @@ async def delete_async(request: Request, job_id: str) -> Response:
 
 async def _delete(request: Request, job_id: str) -> Response:
     def action(session: Session, user: User, tap: TapJob, job: Job | None) -> bool:
-        wake = _cancel(session, tap)
-        tap_store.remove(session, tap)
+        wake = _remove(session, _settings(request), user, tap)
         session.commit()
         return wake
 
     try:
-        _, wake = await _with_job(request, job_id, action, writes=True)
+        _, wake = await _with_job(request, job_id, action)
     except VOError as err:
         return error_response(err)
     if wake:
@@ -386,7 +409,7 @@ async def change_phase(request: Request, job_id: str) -> Response:
             session.commit()
             return wake
 
-        _, wake = await _with_job(request, job_id, action, writes=True)
+        _, wake = await _with_job(request, job_id, action)
     except VOError as err:
         return error_response(err)
     if wake:
@@ -451,7 +474,7 @@ async def change_field(request: Request, job_id: str, field: str) -> Response:
                 setattr(tap, name, value)
             session.commit()
 
-        await _with_job(request, job_id, action, writes=True)
+        await _with_job(request, job_id, action)
     except VOError as err:
         return error_response(err)
     return RedirectResponse(_url(request, f"/tap/async/{job_id[:64]}"), status_code=303)
@@ -490,8 +513,9 @@ async def availability(request: Request) -> Response:
     try:
         readers_of(request.app.state, settings).columns()
         up, note = True, "the catalogue is readable; queries are served"
-    except Exception as err:  # noqa: BLE001 — any failure to read is "not available"
-        up, note = False, f"the catalogue cannot be read: {str(err)[:200]}"
+    except Exception:  # noqa: BLE001 — any failure to read is "not available"
+        up, note = False, "the catalogue cannot be read now (operators: see the API's log)"
+        log.exception("VOSI availability: the catalogue cannot be read")
     return Response(vosi.availability(up, note), media_type="text/xml")
 
 

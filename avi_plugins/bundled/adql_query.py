@@ -83,8 +83,9 @@ class AdqlQuery(AVI):
     lanes: ClassVar[tuple[Lane, ...]] = ("spark", "warm")
 
     def small(self, params: Any, table_rows: Mapping[str, int]) -> bool:
-        """Warm when the query has no upload and its regions hold at most
-        :data:`~avi_plugins.sdk.WARM_ROWS` catalogue rows at the mean density."""
+        """Warm when the query reads one table, with no upload, and its regions hold at most
+        :data:`~avi_plugins.sdk.WARM_ROWS` catalogue rows at the mean density (a join
+        multiplies rows: never small)."""
         from lakehouse.adql import AdqlError, plan
         from lakehouse.adql.local import SKY_CELLS, region_cells
         from lakehouse.schema import COLUMN_NAMES
@@ -95,6 +96,8 @@ class AdqlQuery(AVI):
         try:
             checked = plan(params.query, sources({"gaia_source": COLUMN_NAMES}, {}))
         except AdqlError:
+            return False
+        if len(checked.bindings) != 1:
             return False
         estimate = 0.0
         for alias in checked.catalogue_aliases:

@@ -27,6 +27,8 @@ FORMATS: dict[str, tuple[str, str]] = {
     "parquet": ("application/vnd.apache.parquet", "parquet"),
     "fits": ("application/fits", "fits"),
 }
+#: Longest column name a FITS table holds (TTYPEn fits in one 80-character card).
+FITS_NAME_CHARS = 68
 _SPELLINGS = {
     "votable": "votable", "votable/b2": "votable", "vot": "votable", "xml": "votable",
     "application/x-votable+xml": "votable", "text/xml": "votable",
@@ -67,19 +69,30 @@ def serialize(result: Result, fmt: str, *, query: str | None = None,
               meta: Mapping[str, ColumnMeta] | None = None) -> bytes:
     """The result's bytes in ``fmt`` (a key of :data:`FORMATS`)."""
     table = result.table
-    if fmt in ("votable", "votable/td"):
-        return votable_bytes(table, serialization="binary2" if fmt == "votable" else "tabledata",
-                             overflow=result.overflow, query=query, metadata=meta)
-    buffer = io.BytesIO()
-    if fmt == "csv":
-        pacsv.write_csv(table, buffer)
-    elif fmt == "parquet":
-        pq.write_table(table, buffer)
-    else:
-        from lakehouse.export import write_fits
+    if fmt == "fits":
+        for name in table.column_names:
+            if not name.isascii() or len(name) > FITS_NAME_CHARS:
+                raise AdqlError(f"FITS column names are ASCII of {FITS_NAME_CHARS} characters "
+                                f"at most, not {name[:80]!r}: rename it with AS, or ask for "
+                                "FORMAT=votable")
+    try:
+        if fmt in ("votable", "votable/td"):
+            return votable_bytes(table, overflow=result.overflow, query=query, metadata=meta,
+                                 serialization="binary2" if fmt == "votable" else "tabledata")
+        buffer = io.BytesIO()
+        if fmt == "csv":
+            pacsv.write_csv(table, buffer)
+        elif fmt == "parquet":
+            pq.write_table(table, buffer)
+        else:
+            from lakehouse.export import write_fits
 
-        write_fits(table, buffer, meta)
-    return buffer.getvalue()
+            write_fits(table, buffer, meta)
+        return buffer.getvalue()
+    except (ValueError, TypeError, UnicodeError, KeyError, pa.ArrowException) as err:
+        # FITS holds ASCII names of 68 characters at most and ASCII text; CSV no arrays
+        raise AdqlError(f"the result cannot be written as {fmt} ({str(err)[:200]}): ask for "
+                        "FORMAT=votable, which holds any table") from None
 
 
 def read_upload(data: bytes) -> pa.Table:
@@ -90,7 +103,14 @@ def read_upload(data: bytes) -> pa.Table:
     try:
         table = parse_single_table(io.BytesIO(data), verify="ignore").to_table(
             use_names_over_ids=True)
-        return pa.Table.from_pandas(table.to_pandas(), preserve_index=False)
+        arrow = pa.Table.from_pandas(table.to_pandas(), preserve_index=False)
     except Exception as err:  # noqa: BLE001 — astropy raises many kinds for a bad file
         raise ValueError(f"not a readable VOTable ({str(err).splitlines()[0][:200]}): send "
                          "a VOTable with one TABLE") from None
+    seen: dict[str, str] = {}
+    for name in arrow.column_names:  # ADQL names are case-blind unless quoted: one per name
+        if name.lower() in seen:
+            raise ValueError(f"columns {seen[name.lower()]!r} and {name!r} differ only in "
+                             "case, which ADQL cannot tell apart: rename one")
+        seen[name.lower()] = name
+    return arrow

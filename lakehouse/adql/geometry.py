@@ -33,6 +33,8 @@ if TYPE_CHECKING:
     from lakehouse.adql.parse import Binding, PositionalJoin
 
 SYSTEMS = {"", "ICRS"}
+#: Widest separation a join runs as the lakehouse crossmatch (its own limit, 3600").
+MAX_JOIN_RADIUS_DEG = 1.0
 _HAVERSINE = sqlglot.parse_one(
     "DEGREES(2 * ASIN(SQRT(LEAST(1.0, POWER(SIN((RADIANS(__d2) - RADIANS(__d1)) / 2), 2)"
     " + COS(RADIANS(__d1)) * COS(RADIANS(__d2)) * POWER(SIN((RADIANS(__a2) - RADIANS(__a1))"
@@ -41,12 +43,17 @@ _COMPARE = {exp.LT: "lt", exp.LTE: "le", exp.GT: "gt", exp.GTE: "ge"}
 
 
 def _call(node: exp.Expression) -> tuple[str, list[exp.Expression]] | None:
-    """(NAME, arguments) of an ADQL geometry call, else None."""
+    """(NAME, arguments) of an ADQL geometry call, else None; CONTAINS and INTERSECTS
+    are checked to have their two arguments."""
     node = _bare(node)
     if isinstance(node, exp.Contains):
         return "CONTAINS", [node.this, node.expression]
     if isinstance(node, exp.Anonymous):
-        return node.name.upper(), list(node.expressions)
+        name, args = node.name.upper(), list(node.expressions)
+        if name in ("CONTAINS", "INTERSECTS") and len(args) != 2:
+            raise AdqlError(f"{name} takes two regions, e.g. {name}(POINT('ICRS', ra, dec), "
+                            "CIRCLE('ICRS', 10, 20, 0.5))")
+        return name, args
     return None
 
 
@@ -267,8 +274,11 @@ def _constant_region(found: tuple[str, list[exp.Expression]] | None, text: str,
             return BoxSearch((ra - width / 2) % 360.0, (ra + width / 2) % 360.0,
                              max(dec - height / 2, -90.0), min(dec + height / 2, 90.0))
         if kind == "polygon":
-            pairs = list(zip(values[::2], values[1::2], strict=True))
-            return PolygonSearch(tuple((ra % 360.0, dec) for ra, dec in pairs))  # type: ignore[operator]
+            pairs = [(ra % 360.0, dec) for ra, dec in  # type: ignore[operator]
+                     zip(values[::2], values[1::2], strict=True)]
+            if len(set(pairs)) < 3:
+                raise ValueError("a POLYGON needs three distinct vertices or more")
+            return PolygonSearch(tuple(pairs))
     except ValueError as err:
         raise AdqlError(str(err), *position_of(node, text)) from None
     return None
@@ -289,8 +299,8 @@ def positional_join(tree: exp.Select, bindings: Mapping[str, Binding],
             continue
         first, second, radius = found
         owners = _owner(first), _owner(second)
-        if None in owners or owners[0] == owners[1] or radius <= 0:
-            continue
+        if None in owners or owners[0] == owners[1] or not 0 < radius <= MAX_JOIN_RADIUS_DEG:
+            continue  # beyond the crossmatch's reach, the join runs as SQL
         for (left, own), (right, other) in (((owners[0], first), (owners[1], second)),
                                             ((owners[1], second), (owners[0], first))):
             if bindings[left].source.kind == "catalogue" and _names(own) == ("ra", "dec"):
@@ -336,8 +346,19 @@ def translate(tree: exp.Select, text: str) -> None:
             continue  # replaced with an ancestor
         pair = _contains(term, text)
         if pair is not None:
-            term.replace(_inside(pair[0], pair[1], text))
+            term.replace(_overlap(pair[0], pair[1], text) or _inside(pair[0], pair[1], text))
     tree.transform(lambda node: _value(node, text), copy=False)
+
+
+def _overlap(first: exp.Expression, second: exp.Expression,
+             text: str) -> exp.Expression | None:
+    """Two circles meet (INTERSECTS of circles) as a SQL condition, else None."""
+    a, b = shape(first, text), shape(second, text)
+    if not (a and b and a[0] == "circle" and b[0] == "circle"):
+        return None
+    (ra1, dec1, r1), (ra2, dec2, r2) = a[1], b[1]
+    return exp.LTE(this=distance(ra1, dec1, ra2, dec2),
+                   expression=exp.Add(this=exp.paren(r1.copy()), expression=exp.paren(r2.copy())))
 
 
 def _inside(p: exp.Expression, region: exp.Expression, text: str) -> exp.Expression:
@@ -396,17 +417,10 @@ def _value(node: exp.Expression, text: str) -> exp.Expression:
         return exp.Literal.string("ICRS")
     if name in ("CONTAINS", "INTERSECTS"):
         first, second = args
-        if name == "INTERSECTS":
-            if point(second, text):
-                first, second = second, first
-            elif shape(first, text) and shape(first, text)[0] == "circle" and \
-                    shape(second, text) and shape(second, text)[0] == "circle":
-                a, b = shape(first, text)[1], shape(second, text)[1]  # type: ignore[index]
-                near = exp.LTE(this=distance(a[0], a[1], b[0], b[1]),
-                               expression=exp.Add(this=exp.paren(a[2]), expression=exp.paren(b[2])))
-                return exp.Case(ifs=[exp.If(this=near, true=exp.Literal.number(1))],
-                                default=exp.Literal.number(0))
-        condition = _inside(first, second, text)
+        if name == "INTERSECTS" and point(second, text):
+            first, second = second, first
+        condition = (_overlap(first, second, text) if name == "INTERSECTS" else None) or \
+            _inside(first, second, text)
         return exp.Case(ifs=[exp.If(this=condition, true=exp.Literal.number(1))],
                         default=exp.Literal.number(0))
     if name in ("POINT", "CIRCLE", "BOX", "POLYGON"):

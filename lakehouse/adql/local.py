@@ -10,6 +10,8 @@ with :class:`NeedsAsync` before anything is read.
 
 from __future__ import annotations
 
+import math
+import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
@@ -64,8 +66,14 @@ class NearPositions:
 
 def run_local(plan: Plan, *, catalogue: Callable[[str], InteractiveCatalog],
               uploads: Mapping[str, pa.Table], tap_schema: Mapping[str, pa.Table],
-              maxrec: int, scan_rows: int) -> Result:
-    """Run ``plan`` in this process; at most ``maxrec`` rows (``overflow`` says if cut)."""
+              maxrec: int, scan_rows: int, join_rows: int = 50_000_000,
+              timeout_s: float = 30.0) -> Result:
+    """Run ``plan`` in this process; at most ``maxrec`` rows (``overflow`` says if cut).
+
+    Sync work is bounded three ways, each refused with advice to go async: a catalogue
+    table's rows read (``scan_rows``), the row combinations a join of several tables may
+    form (``join_rows``: DuckDB joins on a condition by nested loops), and the time DuckDB
+    runs (``timeout_s``, then interrupted)."""
     import duckdb
 
     tables = {}
@@ -78,14 +86,25 @@ def run_local(plan: Plan, *, catalogue: Callable[[str], InteractiveCatalog],
             tables[binding.view] = uploads[key]
         else:
             tables[binding.view] = tap_schema[key]
+    combinations = math.prod(max(t.num_rows, 1) for t in tables.values())
+    if len(tables) > 1 and combinations > join_rows:
+        raise NeedsAsync(f"this join pairs up to {combinations:,} rows, more than a sync query "
+                         f"may ({join_rows:,}): submit it to /tap/async")
     cap, may_overflow = plan.row_cap(maxrec)
     with duckdb.connect() as con:
         for view, table in tables.items():
             con.register(view, table)
+        stop = threading.Timer(timeout_s, con.interrupt)
+        stop.start()
         try:
             table = con.sql(plan.sql("duckdb", limit=cap)).to_arrow_table()
+        except duckdb.InterruptException:
+            raise NeedsAsync(f"the query ran past {timeout_s:.0f} s, the most a sync query may: "
+                             "submit it to /tap/async") from None
         except duckdb.Error as err:
             raise AdqlError(f"the query could not run: {_first_line(err)}") from None
+        finally:
+            stop.cancel()
     overflow = may_overflow and table.num_rows > maxrec
     return Result(table.slice(0, maxrec) if overflow else table, overflow)
 
@@ -128,9 +147,14 @@ def region_cells(region: Region) -> int:
 def _near(plan: Plan, join: PositionalJoin, uploads: Mapping[str, pa.Table]) -> NearPositions:
     other = plan.bindings[join.right]
     if other.source.kind != "upload":
-        raise NeedsAsync("a positional join between two catalogue tables runs async only: "
+        raise NeedsAsync(f"a positional join with {other.source.name} runs async only: "
                          "submit it to /tap/async")
     table = uploads[other.source.key]
+    for column in join.right_position:
+        kind = table.schema.field(column).type
+        if not (pa.types.is_floating(kind) or pa.types.is_integer(kind)):
+            raise AdqlError(f"{other.source.name}.{column} holds {kind}, not numbers: positions "
+                            "are decimal degrees (convert sexagesimal ones before uploading)")
     ra, dec = (np.asarray(table[c].to_numpy(zero_copy_only=False), dtype=float)
                for c in join.right_position)
     return NearPositions(ra, dec, join.radius_deg)

@@ -44,7 +44,11 @@ Kind = Literal["catalogue", "tap_schema", "upload"]
 
 
 class ADQL(TSQL):
-    """ADQL 2.1 as sqlglot reads it: T-SQL's grammar (TOP, "quoted" identifiers, ||)."""
+    """ADQL 2.1 as sqlglot reads it: T-SQL's grammar (TOP, "quoted" identifiers, ||), with
+    NULLs sorting as the archives' PostgreSQL sorts them: last when ascending, first when
+    descending (T-SQL's are the other way round, and 98% of DR3 has no radial velocity)."""
+
+    NULL_ORDERING = "nulls_are_large"
 
 
 @dataclass(frozen=True)

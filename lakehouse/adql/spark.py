@@ -18,9 +18,10 @@ from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 
 import pyarrow as pa
+from py4j.protocol import Py4JJavaError
+from pyspark.errors import PySparkException
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
-from pyspark.sql.utils import AnalysisException
 from sqlglot import exp
 
 from lakehouse.adql.errors import AdqlError
@@ -41,11 +42,15 @@ def run_spark(plan: Plan, *, spark: SparkSession, catalogue: Callable[[str], Cat
     with _views(frames) as views:
         try:
             table = spark.sql(plan.sql("spark", views, cap, tree)).toArrow()
-        except AnalysisException as err:
-            raise AdqlError(f"the query could not run: {str(err).splitlines()[0][:300]}") \
-                from None
+        except (PySparkException, Py4JJavaError) as err:  # analysis, ANSI arithmetic, casts
+            raise AdqlError(f"the query failed on Spark: {_first_line(err)}") from None
     overflow = may_overflow and table.num_rows > maxrec
     return Result(table.slice(0, maxrec) if overflow else table, overflow)
+
+
+def _first_line(err: Exception) -> str:
+    lines = [line.strip() for line in str(err).splitlines() if line.strip()]
+    return lines[0][:300] if lines else type(err).__name__
 
 
 def spark_sql(plan: Plan, *, spark: SparkSession, catalogue: Callable[[str], Catalog],
