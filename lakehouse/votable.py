@@ -19,7 +19,7 @@ import io
 import struct
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 import astropy.units as u
 import numpy as np
@@ -396,27 +396,10 @@ def _table_element(
     return element
 
 
-def votable_bytes(
-    table: pa.Table,
-    *,
-    serialization: Serialization = "binary2",
-    overflow: bool = False,
-    query: str | None = None,
-    description: str | None = None,
-    metadata: Mapping[str, ColumnMeta] | None = None,
-    resource_name: str = "result",
-) -> bytes:
-    """:func:`to_votable` serialised: the bytes a file or an HTTP response carries."""
-    votable = to_votable(
-        table,
-        serialization=serialization,
-        overflow=overflow,
-        query=query,
-        description=description,
-        metadata=metadata,
-        resource_name=resource_name,
-    )
-    return _serialise(votable)
+def votable_bytes(table: pa.Table, **options: Any) -> bytes:
+    """:func:`to_votable` (same keyword options) serialised: the bytes a file or an HTTP
+    response carries."""
+    return _serialise(to_votable(table, **options))
 
 
 def _serialise(votable: tree.VOTableFile) -> bytes:

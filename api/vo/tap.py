@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -179,8 +180,9 @@ def _start(request: Request, session: Session, user: User, tap: TapJob) -> None:
     session.commit()
 
 
-def _create(request: Request, user: User, params: Params, query: str, fmt: str
-            ) -> tuple[str, bool]:
+def _creating(request: Request, user: User, params: Params, query: str, fmt: str
+              ) -> Callable[[Session], tuple[str, bool]]:
+    """The store work that creates the job (and runs it, with PHASE=RUN)."""
     settings = _settings(request)
     maxrec = params.integer("MAXREC") if params.get("MAXREC") else settings.tap_async_max_rows
     maxrec = min(maxrec, settings.tap_async_max_rows)  # type: ignore[type-var]
@@ -213,7 +215,7 @@ def _create(request: Request, user: User, params: Params, query: str, fmt: str
             _start(request, session, user, tap)
         return tap.id, run
 
-    return work  # type: ignore[return-value]
+    return work
 
 
 @router.post("/async", response_class=Response, summary="Create an async TAP job (UWS)")
@@ -223,8 +225,8 @@ async def create_async(request: Request) -> Response:
         user = await caller(request, anonymous_ok=False)
         params = await read_params(request, settings.tap_upload_max_bytes)
         query, fmt = _query_of(params)
-        work = _create(request, user, params, query, fmt)  # type: ignore[arg-type]
-        job_id, run = await run_store(request, work, writes=True, slow=True)  # type: ignore[arg-type]
+        work = _creating(request, user, params, query, fmt)
+        job_id, run = await run_store(request, work, writes=True, slow=True)
     except VOError as err:
         return error_response(err)
     except AvipError as err:

@@ -1,6 +1,7 @@
-"""A hostile review of TAP / ADQL / UWS: each test here reproduces a defect found by attacking
-the VO layer as a hostile user and as a careful astronomer. Each one fails today and passes
-once the defect its docstring names is fixed.
+"""TAP / ADQL / UWS under attack: each test reproduces a defect a hostile review found by
+attacking the VO layer as a hostile user and as a careful astronomer (its docstring says
+what was wrong and where it was mended; the assertions say what is right). All were
+failing when written and pass since the mending commit.
 
 The fast tests run on a small sky written with delta-rs (no Spark): a uniform background
 plus a dense patch around the Galactic centre, with radial velocities on a few rows only
@@ -46,7 +47,7 @@ def lake(tmp_path_factory: pytest.TempPathFactory) -> str:
     from lakehouse.layout import MARGIN_PROPERTY, ORDER_PROPERTY
     from lakehouse.schema import PARTITION_COLUMN, arrow_schema
 
-    sky = load_module("hostile_review_sky", HERE.parent / "lakehouse" / "conftest.py")
+    sky = load_module("tap_hostile_sky", HERE.parent / "lakehouse" / "conftest.py")
     rng = np.random.default_rng(7)
     ra = rng.uniform(0, 360, 30_000)
     dec = np.degrees(np.arcsin(rng.uniform(-1, 1, 30_000)))
