@@ -69,10 +69,14 @@ class Readers:
             self._schema = (now, tap_schema_tables(self.columns()))
         return self._schema[1]
 
-    def sources(self, uploads: Mapping[str, pa.Table]) -> list[Source]:
-        """Every table a query may name: the catalogue, TAP_SCHEMA, the request's uploads."""
+    def sources(self, uploads: Mapping[str, pa.Table],
+                upload_columns: Mapping[str, list[str]] | None = None) -> list[Source]:
+        """Every table a query may name: the catalogue, TAP_SCHEMA, the request's uploads
+        (read, or only their column names)."""
+        named = {name: table.column_names for name, table in uploads.items()}
+        named.update(upload_columns or {})
         return [*catalogue_sources(self.columns()), *tap_schema_sources(),
-                *(upload_source(name, table.column_names) for name, table in uploads.items())]
+                *(upload_source(name, columns) for name, columns in named.items())]
 
 
 def readers_of(app_state: object, settings: Settings) -> Readers:

@@ -53,7 +53,14 @@ from api.vo.requests import (
 )
 from config.settings import Settings
 from lakehouse.adql import AdqlError, plan
-from lakehouse.adql.formats import FORMATS, metadata, read_upload, result_format, serialize
+from lakehouse.adql.formats import (
+    FORMATS,
+    metadata,
+    read_upload,
+    result_format,
+    serialize,
+    upload_columns,
+)
 from lakehouse.adql.local import run_local
 
 router = APIRouter(prefix="/tap", tags=["vo"])
@@ -159,12 +166,12 @@ def _start(request: Request, session: Session, user: User, tap: TapJob) -> None:
     readers = readers_of(request.app.state, settings)
     upload = tap.params.get("upload")
     try:
-        uploads = {}
-        if upload:
+        columns = {}
+        if upload:  # planning needs the upload's column names only; the job reads its rows
             quota = user_store.quota_of(session, user=user)
             with user_space(settings, user.name, quota.space_bytes).open_read(upload) as handle:
-                uploads = {tap.params["upload_name"]: read_upload(handle.read())}
-        plan(tap.query, readers.sources(uploads))
+                columns = {tap.params["upload_name"]: upload_columns(handle.read())}
+        plan(tap.query, readers.sources({}, columns))
         job = jobs_service.submit(
             session, user=user, catalogue=request.app.state.catalogue,
             capacity=Capacity(cores=settings.cluster_cores, memory_mb=settings.cluster_memory_mb),
@@ -193,7 +200,7 @@ def _creating(request: Request, user: User, params: Params, query: str, fmt: str
     def work(session: Session) -> tuple[str, bool]:  # in a worker thread (slow=True)
         if upload is not None:
             try:
-                read_upload(upload[1])
+                upload_columns(upload[1])  # a readable header; the job reads the rows
             except ValueError as err:
                 raise VOError(400, f"UPLOAD {upload[0]}: {err}") from None
         if tap_store.count(session, owner=user) >= tap_store.MAX_JOBS_PER_USER:
