@@ -17,12 +17,7 @@ import pyarrow as pa
 from api.vo.requests import VOError
 from config.settings import Settings
 from lakehouse.adql import Source
-from lakehouse.adql.tap_schema import (
-    catalogue_sources,
-    tap_schema_sources,
-    tap_schema_tables,
-    upload_source,
-)
+from lakehouse.adql.tap_schema import query_sources, tap_schema_tables
 from lakehouse.interactive import InteractiveCatalog, open_interactive
 
 REFRESH_S = 60.0
@@ -74,9 +69,7 @@ class Readers:
         """Every table a query may name: the catalogue, TAP_SCHEMA, the request's uploads
         (read, or only their column names)."""
         named = {name: table.column_names for name, table in uploads.items()}
-        named.update(upload_columns or {})
-        return [*catalogue_sources(self.columns()), *tap_schema_sources(),
-                *(upload_source(name, columns) for name, columns in named.items())]
+        return query_sources(self.columns(), {**named, **(upload_columns or {})})
 
 
 def readers_of(app_state: object, settings: Settings) -> Readers:

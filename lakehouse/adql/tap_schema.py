@@ -71,6 +71,14 @@ def upload_source(name: str, columns: Sequence[str]) -> Source:
     return Source(f"{UPLOAD_SCHEMA}.{name}", "upload", name, tuple(columns))
 
 
+def query_sources(catalogue: Mapping[str, Sequence[str]],
+                  uploads: Mapping[str, Sequence[str]] | None = None) -> list[Source]:
+    """Every table a query may name: the catalogue tables, TAP_SCHEMA and the uploads
+    (each given as name → its columns)."""
+    return [*catalogue_sources(catalogue), *tap_schema_sources(),
+            *(upload_source(name, columns) for name, columns in (uploads or {}).items())]
+
+
 def tap_schema_sources() -> list[Source]:
     return [Source(f"TAP_SCHEMA.{name}", "tap_schema", name, tuple(c[0] for c in columns))
             for name, columns in _TAP_SCHEMA_COLUMNS.items()]

@@ -159,3 +159,33 @@ def test_a_huge_top_is_capped_by_maxrec_not_refused() -> None:
     assert checked.row_cap(2000) == (2001, True)  # one past MAXREC: the overflow marker
     assert "LIMIT 2001" in checked.sql("spark", limit=2001)
     assert plan("SELECT TOP 5 ra FROM gaia_source", SOURCES).row_cap(2000) == (5, False)
+
+
+def test_the_warm_lane_takes_scans_a_worker_answers_in_seconds(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """An async query goes warm when it reads one table of at most WARM_SCAN_ROWS rows (its
+    regions' share) and returns few rows; the seed query on 10M rows does, on DR3 it does
+    not; an upload joined by position does when small, a large one or a row dump does not."""
+    from astropy.table import Table
+    from vo_support import SEED_QUERY
+
+    from avi_plugins.bundled.adql_query import WARM_SCAN_ROWS, AdqlParams, AdqlQuery
+
+    avi = AdqlQuery()
+    assert avi.small(AdqlParams(query=SEED_QUERY), {"gaia_source": 10_000_000})
+    assert not avi.small(AdqlParams(query=SEED_QUERY), {"gaia_source": 1_811_709_771})
+    dump = "SELECT * FROM gaia_source WHERE parallax > 1"
+    assert not avi.small(AdqlParams(query=dump), {"gaia_source": 10_000_000})  # 10M rows back
+    assert avi.small(AdqlParams(query=dump, maxrec=1000), {"gaia_source": 10_000_000})
+    cone = ("SELECT * FROM gaia_source WHERE 1 = CONTAINS(POINT(ra, dec), "
+            "CIRCLE(266.4, -29, 0.5))")
+    assert avi.small(AdqlParams(query=cone), {"gaia_source": 1_811_709_771})
+    upload = tmp_path / "mine.vot"
+    Table({"id": [1, 2], "ra": [10.0, 11.0], "dec": [0.0, 1.0]}).write(upload, format="votable")
+    match = ("SELECT u.id, g.source_id FROM TAP_UPLOAD.t1 AS u JOIN gaia_source AS g ON "
+             "DISTANCE(POINT(u.ra, u.dec), POINT(g.ra, g.dec)) < 1.0/3600")
+    assert avi.small(AdqlParams(query=match, upload=str(upload)),
+                     {"gaia_source": WARM_SCAN_ROWS})
+    assert not avi.small(AdqlParams(query=match, upload=str(upload)),
+                         {"gaia_source": WARM_SCAN_ROWS + 1})
+    upload.write_bytes(upload.read_bytes() + b" " * (16 << 20))  # past WARM_TABLE_BYTES
+    assert not avi.small(AdqlParams(query=match, upload=str(upload)), {"gaia_source": 1000})

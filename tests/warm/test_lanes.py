@@ -19,6 +19,7 @@ import pytest
 from deltalake import DeltaTable
 from fastapi.testclient import TestClient
 from testing_utils import new_user
+from vo_support import SEED_QUERY
 
 from api.avis import RegistryCatalogue
 from api.bootstrap import ensure_operator
@@ -106,6 +107,7 @@ def _a_star(lake: str) -> tuple[float, float]:
 @pytest.mark.parametrize(("avi", "params"), [
     ("cone_search", {"radius_deg": 8.0, "formats": ["parquet", "csv", "votable", "fits"]}),
     ("sky_counts", {"order": 3, "g_max": 19.5}),
+    ("adql_query", {"query": SEED_QUERY, "format": "votable"}),
 ])
 def test_a_small_job_runs_warm_and_its_results_equal_the_spark_lanes_byte_for_byte(
         platforms: tuple[Platform, Platform], lake: str, avi: str, params: dict) -> None:  # type: ignore[type-arg]
