@@ -20,8 +20,9 @@ serves ``/tap`` on that sky, and one scientist queries it over HTTP. Then:
    ``read_parquet([...])``) and the sync path with the plan's regions removed (the reader
    reads the whole table, DuckDB filters). Every peer's source_ids are compared with
    ours, centre by centre. Targets: ours p50 <= 50 ms; >= 10x faster than naive.
-2. **Seed query async** (a COUNT(*) over the whole table, no region: the Spark lane at
-   10M rows): ours through ``/tap/async`` with pyvo (``submit_job``, ``run``, the phase
+2. **Seed query async** (a COUNT(*) over the whole table, no region: the warm lane at
+   10M rows, the Spark lane past 20M; the lane each job took is printed): ours through
+   ``/tap/async`` with pyvo (``submit_job``, ``run``, the phase
    polled every ``--poll-ms``, ``fetch_result``), end to end; and inside the job: the
    platform job's started→finished and, from its provenance, the session plus task
    (``wall_seconds``) and the query task alone. Peer: the same query in Spark SQL on the
@@ -583,7 +584,7 @@ def report(f: dict) -> list[str]:
     """Print every part; returns the problems (mismatches, failed jobs) that make exit 1."""
     problems: list[str] = list(f["notes"])
     print(f"\nTAP benchmark: {f['rows']:,}-row synthetic sky (seed {f['seed']}); avip serve with "
-          f"{f['warm_workers']} warm workers; async Spark-lane jobs local[{JOB_CORES}], "
+          f"{f['warm_workers']} warm workers; async jobs on the Spark lane local[{JOB_CORES}], "
           f"{JOB_DRIVER_MEMORY} driver; Spark peers the same, each in a fresh process; "
           f"{load_average()}")
     if "cone" in f:
