@@ -33,7 +33,7 @@ from api.space.published_results import RESULT_DIR
 from api.space.published_results import publish as publish_results
 from api.space.user_space import sweep_crashed_uploads
 from api.store.loop import LoopStore
-from api.vo import scs, tap
+from api.vo import scs, tap, uws_jobs
 from config.s3 import check_s3
 from config.settings import Settings, get_settings
 from spark_jobs.backends import backend_for, warm_backend_for
@@ -134,6 +134,7 @@ def create_app(
         app.include_router(presets.router)
         app.include_router(links_router)
         app.include_router(tap.router)
+        app.include_router(uws_jobs.router)
         app.include_router(scs.router)
     app.add_exception_handler(OperationalError, store_unreachable)
     app.add_exception_handler(InterfaceError, store_unreachable)

@@ -18,9 +18,12 @@ from starlette.datastructures import UploadFile
 from api.deps import get_current_user
 from api.models import User
 from config.settings import Settings
+from lakehouse.adql import AdqlError
+from lakehouse.adql.formats import result_format
 from lakehouse.votable import error_votable
 
 VOTABLE = "application/x-votable+xml"
+LANGS = {"ADQL", "ADQL-2.0", "ADQL-2.1"}
 #: Longest parameter value read (a query is far shorter; UPLOAD tables are files).
 MAX_VALUE_CHARS = 200_000
 
@@ -153,3 +156,30 @@ def uploads_of(params: Params, max_rows: int | None) -> dict[str, bytes]:
 
 def first(mapping: Mapping[str, bytes]) -> tuple[str, bytes] | None:
     return next(iter(mapping.items()), None)
+
+
+def settings_of(request: Request) -> Settings:
+    """The app's settings (only the faces read settings; the app holds them)."""
+    return request.app.state.settings
+
+
+def absolute_url(request: Request, path: str) -> str:
+    """``path`` on the address the request came to (what clients follow: UWS links)."""
+    return str(request.base_url).rstrip("/") + path
+
+
+def query_of(params: Params) -> tuple[str, str]:
+    """(QUERY, our format name) of a TAP request, checked for REQUEST and LANG."""
+    request = params.get("REQUEST")
+    if request is not None and request.lower() != "doquery":
+        raise VOError(400, f"REQUEST={request[:40]!r} is not served: use REQUEST=doQuery")
+    lang = params.get("LANG")
+    if lang is not None and lang.upper() not in LANGS:
+        raise VOError(400, f"LANG={lang[:40]!r} is not served: use LANG=ADQL")
+    query = params.get("QUERY")
+    if not query or not query.strip():
+        raise VOError(400, "QUERY is missing: send QUERY=<an ADQL SELECT>")
+    try:
+        return query, result_format(params.get("RESPONSEFORMAT") or params.get("FORMAT"))
+    except AdqlError as err:
+        raise VOError(400, str(err)) from None

@@ -173,7 +173,7 @@ def test_parsing_an_upload_does_not_stall_other_users(tmp_path: Path, serve_api:
     loop ~4.5 s: every other request of every user — /healthz included, so a liveness probe
     fails — waits, and the request is refused anyway (too many rows). Right: parse in a
     worker thread (``anyio.to_thread``), and stop reading past ``tap_sync_upload_rows``.
-    Fix: ``api.vo.tap.tap_sync`` / ``_uploads`` and ``api.vo.tap._create``."""
+    Fix: ``api.vo.tap.tap_sync`` / ``_uploads`` and ``api.vo.uws_jobs._creating``."""
     import requests
 
     head = ('<?xml version="1.0"?><VOTABLE version="1.4" '
@@ -318,7 +318,7 @@ def test_deleting_an_async_job_removes_its_upload(api: Any) -> None:
     owner's space (counted in their quota, up to 64 MB each), but neither DELETE nor the
     destruction time removes it: after deleting every job the user still carries every
     upload, until their quota refuses new work with no job left to delete. Right: a job's
-    upload goes with the job. Fix: ``api.vo.tap._delete`` and ``_expire`` — remove
+    upload goes with the job. Fix: ``api.vo.uws_jobs._delete`` and ``_expire`` — remove
     ``tap.params["upload"]`` from the user's space with the row."""
     upload = votable(Table({"id": [1, 2], "ra": [10.0, 11.0], "dec": [1.0, 2.0]}))
     before = api.get("/space", headers=api.alice).json()["used_bytes"]
