@@ -178,6 +178,9 @@ class Settings(BaseSettings):
     tap_sync_timeout_s: float = Field(
         default=30.0, gt=0, description="Longest a sync query runs before it is stopped and "
         "refused with advice to run it async.")
+    tap_sync_per_caller: int = Field(
+        default=2, ge=1, description="Sync TAP and cone-search requests one caller may have "
+        "running at once; one more is 429.")
     tap_async_max_rows: int = Field(
         default=10_000_000, ge=1, description="MAXREC default and ceiling of async queries.")
     tap_upload_max_bytes: int = Field(

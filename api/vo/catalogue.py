@@ -8,6 +8,7 @@ within that), so a query never mixes versions.
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Mapping
@@ -21,6 +22,7 @@ from lakehouse.adql.tap_schema import query_sources, tap_schema_tables
 from lakehouse.interactive import InteractiveCatalog, open_interactive
 
 REFRESH_S = 60.0
+log = logging.getLogger("avip.vo")
 #: The catalogue tables the VO services publish.
 TABLES = ("gaia_source",)
 
@@ -47,9 +49,10 @@ class Readers:
         except FileNotFoundError:
             raise VOError(404, f"the catalogue holds no table {table} yet: an operator "
                           "ingests it with `avip ingest`") from None
-        except OSError as err:  # the storage did not answer
-            raise VOError(503, f"the catalogue table {table} cannot be read now ({err}); "
-                          "try again in a minute") from None
+        except OSError:  # the storage did not answer
+            log.exception("the catalogue table %s cannot be read", table)
+            raise VOError(503, f"the catalogue table {table} cannot be read now; try again "
+                          "in a minute") from None
         with self._lock:
             self._readers[table] = (now, reader)
         return reader

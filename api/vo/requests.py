@@ -8,7 +8,10 @@ pyvo, astroquery and TOPCAT show the message.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import threading
+from collections import Counter
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 from fastapi import Request
@@ -183,3 +186,40 @@ def query_of(params: Params) -> tuple[str, str]:
         return query, result_format(params.get("RESPONSEFORMAT") or params.get("FORMAT"))
     except AdqlError as err:
         raise VOError(400, str(err)) from None
+
+
+class InFlight:
+    """The sync requests each caller has running, at most ``per_caller`` at once: one user's
+    burst of heavy queries cannot take every worker thread and core from the others (a
+    caller without a token is told apart by address)."""
+
+    def __init__(self, per_caller: int) -> None:
+        self.per_caller = per_caller
+        self._running: Counter[str] = Counter()
+        self._lock = threading.Lock()
+
+    @contextmanager
+    def hold(self, request: Request, user: User | None) -> Iterator[None]:
+        key = user.name if user is not None else f"anonymous@{getattr(request.client, 'host', '')}"
+        with self._lock:
+            if self._running[key] >= self.per_caller:
+                raise VOError(429, f"you have {self.per_caller} sync requests running, the most "
+                              "one caller may: wait for them, or submit long queries to "
+                              "/tap/async")
+            self._running[key] += 1
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._running[key] -= 1
+                if not self._running[key]:
+                    del self._running[key]
+
+
+def in_flight(request: Request) -> InFlight:
+    """The app's one :class:`InFlight` (made on first use)."""
+    state = request.app.state
+    found = getattr(state, "vo_in_flight", None)
+    if found is None:
+        found = state.vo_in_flight = InFlight(settings_of(request).tap_sync_per_caller)
+    return found

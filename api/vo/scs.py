@@ -16,7 +16,15 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
 from api.vo.catalogue import TABLES, readers_of
-from api.vo.requests import VOTABLE, VOError, caller, error_response, read_params, row_limit
+from api.vo.requests import (
+    VOTABLE,
+    VOError,
+    caller,
+    error_response,
+    in_flight,
+    read_params,
+    row_limit,
+)
 from lakehouse.adql.local import SKY_CELLS, NeedsAsync, region_cells
 from lakehouse.regions import ConeSearch
 from lakehouse.schema import COLUMNS_BY_NAME
@@ -54,8 +62,9 @@ async def cone_search(request: Request, table: str) -> Response:
             raise VOError(400, "VERB is 1, 2 or 3")
         limit = row_limit(settings, user)
         reader = readers_of(request.app.state, settings).reader(table)
-        data = await anyio.to_thread.run_sync(_answer, reader, ra % 360.0, dec, radius, verb,
-                                              limit, settings.tap_sync_scan_rows)
+        with in_flight(request).hold(request, user):
+            data = await anyio.to_thread.run_sync(_answer, reader, ra % 360.0, dec, radius,
+                                                  verb, limit, settings.tap_sync_scan_rows)
     except VOError as err:
         return error_response(err)
     except (ValueError, NeedsAsync) as err:

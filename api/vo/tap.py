@@ -27,6 +27,7 @@ from api.vo.requests import (
     absolute_url,
     caller,
     error_response,
+    in_flight,
     query_of,
     read_params,
     row_limit,
@@ -83,15 +84,17 @@ async def tap_sync(request: Request) -> Response:
         limit = row_limit(settings, user)
         maxrec = min(params.integer("MAXREC") if params.get("MAXREC") else limit, limit)
         readers = readers_of(request.app.state, settings)
-        data = await anyio.to_thread.run_sync(_answer, readers, settings, params, query, fmt,
-                                              maxrec)
+        with in_flight(request).hold(request, user):
+            data = await anyio.to_thread.run_sync(_answer, readers, settings, params, query,
+                                                  fmt, maxrec)
     except VOError as err:
         return error_response(err)
     except (AdqlError, ValueError) as err:  # ValueError: a region the libraries refuse
         return error_response(VOError(400, str(err)))
-    except OSError as err:  # the storage failed mid-query
-        return error_response(VOError(503, f"the catalogue cannot be read now ({err}); "
-                                      "try again in a minute"))
+    except OSError:  # the storage failed mid-query
+        log.exception("TAP sync: the catalogue could not be read")
+        return error_response(VOError(503, "the catalogue cannot be read now; try again in "
+                                      "a minute"))
     return Response(data, media_type=FORMATS[fmt][0])
 
 

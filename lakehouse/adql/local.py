@@ -91,7 +91,7 @@ def run_local(plan: Plan, *, catalogue: Callable[[str], InteractiveCatalog],
         raise NeedsAsync(f"this join pairs up to {combinations:,} rows, more than a sync query "
                          f"may ({join_rows:,}): submit it to /tap/async")
     cap, may_overflow = plan.row_cap(maxrec)
-    with duckdb.connect() as con:
+    with duckdb.connect(config={"threads": 1}) as con:  # one core a query: fair to others
         for view, table in tables.items():
             con.register(view, table)
         stop = threading.Timer(timeout_s, con.interrupt)
