@@ -37,6 +37,9 @@ from lakehouse.regions import Region
 
 #: Longest query text accepted (a query is a few lines; this bounds parser work).
 MAX_QUERY_CHARS = 100_000
+#: Longest string literal (a name or a LIKE pattern is short; a long one repeated in every
+#: row of a result is memory, not a question).
+MAX_TEXT_CHARS = 1_000
 #: Deepest nesting of parentheses or operators (far beyond real queries, far below recursion).
 MAX_DEPTH = 120
 
@@ -344,6 +347,10 @@ def _spelling(name: str, columns: Iterable[str]) -> str | None:
 
 def _check_nodes(tree: exp.Select, text: str) -> None:
     for node in tree.walk():
+        if isinstance(node, exp.Literal) and node.is_string and len(node.this) > MAX_TEXT_CHARS:
+            raise AdqlError(f"a string of {len(node.this):,} characters: at most "
+                            f"{MAX_TEXT_CHARS:,} (each result row would carry it)",
+                            *position_of(node, text))
         if isinstance(node, exp.Anonymous):
             raise AdqlError(f"unknown function {node.name}(): ADQL's math, string and "
                             "geometry functions are available (no user-defined functions)",

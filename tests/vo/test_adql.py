@@ -142,6 +142,7 @@ def test_an_unknown_table_lists_the_tables() -> None:
     ("SELECT ra FROM gaia_source WHERE " + "(" * 500 + "ra > 1" + ")" * 500, "deeper"),
     ("SELECT ra FROM gaia_source WHERE " + " + ".join(["ra"] * 400) + " > 1", "deeper"),
     ("", "empty"),
+    ("SELECT '" + "x" * 5000 + "' AS s FROM gaia_source", "at most 1,000"),
 ])
 def test_hostile_queries_get_clear_errors(query: str, says: str) -> None:
     assert says.lower() in str(error_of(query)).lower()
