@@ -33,6 +33,9 @@ if TYPE_CHECKING:
 # commands that use them: ~0.35 s that `avip --help` and every other command would pay.
 
 log = logging.getLogger(__name__)
+#: How long the stream waits at start for the job store to answer with its tables (the API
+#: migrates it as it starts; in a deployment both start together).
+STORE_WAIT_S = 120.0
 
 alerts_app = typer.Typer(
     help="Alert streams: simulate, filter, consume, run the stream.", no_args_is_help=True
@@ -227,11 +230,18 @@ def _store_filters(
             log.error("filter %s/%s (id %d) cannot run; disabled in the job store: %s",
                       f.owner, f.name, f.filter_id, reason)  # fmt: skip
 
-    try:
-        load()
-    except SQLAlchemyError as err:
-        message = str(err).splitlines()[0]
-        raise fail(f"cannot read the alert filters from the job store: {message}", 1) from None
+    deadline = time.monotonic() + STORE_WAIT_S
+    while True:  # started with the API, the stream may come up before the store is migrated
+        try:
+            load()
+            break
+        except SQLAlchemyError as err:
+            message = str(err).splitlines()[0]
+            if time.monotonic() > deadline:
+                raise fail(f"cannot read the alert filters from the job store: {message}",
+                           1) from None
+            log.warning("the job store is not ready (%s); trying again", message)
+            time.sleep(2.0)
     return load, on_disabled
 
 
