@@ -39,3 +39,10 @@ def position_of(node: exp.Expression, text: str) -> tuple[int | None, int | None
     column = start - (text.rfind("\n", 0, start) + 1) + 1
     token = text[start:].split(None, 1)[0][:40] if text[start:].strip() else ""
     return line, column, token
+
+
+def first_line(error: BaseException) -> str:
+    """An engine error's first non-blank line, shortened: what a user is told (Spark's and
+    DuckDB's messages go on with plans, hints and carets)."""
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    return lines[0][:300] if lines else type(error).__name__

@@ -19,7 +19,7 @@ import numpy as np
 import pyarrow as pa
 
 from lakehouse import healpix
-from lakehouse.adql.errors import AdqlError
+from lakehouse.adql.errors import AdqlError, first_line
 from lakehouse.adql.parse import Plan, PositionalJoin
 from lakehouse.interactive import InteractiveCatalog
 from lakehouse.regions import PixelSearch, Region
@@ -102,15 +102,11 @@ def run_local(plan: Plan, *, catalogue: Callable[[str], InteractiveCatalog],
             raise NeedsAsync(f"the query ran past {timeout_s:.0f} s, the most a sync query may: "
                              "submit it to /tap/async") from None
         except duckdb.Error as err:
-            raise AdqlError(f"the query could not run: {_first_line(err)}") from None
+            raise AdqlError(f"the query could not run: {first_line(err)}") from None
         finally:
             stop.cancel()
     overflow = may_overflow and table.num_rows > maxrec
     return Result(table.slice(0, maxrec) if overflow else table, overflow)
-
-
-def _first_line(err: Exception) -> str:
-    return str(err).strip().splitlines()[0][:300]
 
 
 def _read_catalogue(plan: Plan, alias: str, reader: InteractiveCatalog,

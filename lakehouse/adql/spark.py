@@ -24,7 +24,7 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from sqlglot import exp
 
-from lakehouse.adql.errors import AdqlError
+from lakehouse.adql.errors import AdqlError, first_line
 from lakehouse.adql.local import Result
 from lakehouse.adql.parse import Plan, PositionalJoin
 from lakehouse.catalog import Catalog
@@ -43,21 +43,9 @@ def run_spark(plan: Plan, *, spark: SparkSession, catalogue: Callable[[str], Cat
         try:
             table = spark.sql(plan.sql("spark", views, cap, tree)).toArrow()
         except (PySparkException, Py4JJavaError) as err:  # analysis, ANSI arithmetic, casts
-            raise AdqlError(f"the query failed on Spark: {_first_line(err)}") from None
+            raise AdqlError(f"the query failed on Spark: {first_line(err)}") from None
     overflow = may_overflow and table.num_rows > maxrec
     return Result(table.slice(0, maxrec) if overflow else table, overflow)
-
-
-def _first_line(err: Exception) -> str:
-    lines = [line.strip() for line in str(err).splitlines() if line.strip()]
-    return lines[0][:300] if lines else type(err).__name__
-
-
-def spark_sql(plan: Plan, *, spark: SparkSession, catalogue: Callable[[str], Catalog],
-              uploads: Mapping[str, pa.Table], tap_schema: Mapping[str, pa.Table]) -> DataFrame:
-    """The plan as one lazy DataFrame (views stay registered for the session's life)."""
-    frames, tree = _prepared(plan, spark, catalogue, uploads, tap_schema)
-    return spark.sql(plan.sql("spark", _register(frames), None, tree))
 
 
 def _prepared(plan: Plan, spark: SparkSession, catalogue: Callable[[str], Catalog],
