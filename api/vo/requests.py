@@ -134,7 +134,7 @@ def row_limit(settings: Settings, user: User | None) -> int:
     return settings.tap_sync_max_rows if user is not None else settings.tap_anonymous_max_rows
 
 
-def uploads_of(params: Params, max_rows: int | None) -> dict[str, bytes]:
+def uploads_of(params: Params) -> dict[str, bytes]:
     """``UPLOAD=name,param:part`` pairs (DALI) → table name → the VOTable bytes sent."""
     found: dict[str, bytes] = {}
     for spec in params.all("UPLOAD"):

@@ -25,7 +25,7 @@ from api.vo.requests import (
     read_params,
     row_limit,
 )
-from lakehouse.adql.local import SKY_CELLS, NeedsAsync, region_cells
+from lakehouse.adql.local import NeedsAsync, smallest
 from lakehouse.regions import ConeSearch
 from lakehouse.schema import COLUMNS_BY_NAME
 from lakehouse.votable import votable_bytes
@@ -79,7 +79,7 @@ def _answer(reader, ra: float, dec: float, radius: float, verb: int, limit: int,
         rows = reader.cone(ra, dec, 1e-9, columns=columns).slice(0, 0)
         return votable_bytes(rows, resource_name="cone")
     region = ConeSearch(ra, dec, radius)
-    estimate = (reader.total_rows or 0) * region_cells(region) / SKY_CELLS
+    estimate = (reader.total_rows or 0) * smallest([region])[1]
     if estimate > scan_rows:
         raise NeedsAsync(f"a cone of {radius} degrees holds ~{int(estimate):,} rows, more than "
                          f"a cone search reads ({scan_rows:,}): use a smaller SR, or TAP async")

@@ -45,7 +45,7 @@ log = logging.getLogger("avip.vo")
 
 def _uploads(params: Params, max_rows: int | None) -> dict[str, Any]:
     tables = {}
-    for name, data in uploads_of(params, max_rows).items():
+    for name, data in uploads_of(params).items():
         try:
             tables[name] = read_upload(data)
         except ValueError as err:

@@ -97,7 +97,7 @@ def _creating(request: Request, user: User, params: Params, query: str, fmt: str
     settings = settings_of(request)
     maxrec = params.integer("MAXREC") if params.get("MAXREC") else settings.tap_async_max_rows
     maxrec = min(maxrec, settings.tap_async_max_rows)  # type: ignore[type-var]
-    upload = first(uploads_of(params, None))
+    upload = first(uploads_of(params))
     duration = min(params.integer("EXECUTIONDURATION") or settings.tap_execution_duration_s,
                    settings.tap_execution_duration_s)
 

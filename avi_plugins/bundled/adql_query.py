@@ -103,7 +103,7 @@ class AdqlQuery(AVI):
         :data:`~avi_plugins.sdk.WARM_ROWS` rows come back. Any other join multiplies rows:
         never small."""
         from lakehouse.adql import AdqlError, plan
-        from lakehouse.adql.local import SKY_CELLS, region_cells
+        from lakehouse.adql.local import smallest
         from lakehouse.adql.parse import aggregates
         from lakehouse.adql.tap_schema import query_sources
         from lakehouse.schema import COLUMN_NAMES
@@ -121,8 +121,7 @@ class AdqlQuery(AVI):
             return False
         scanned = 0.0
         for alias in checked.catalogue_aliases:
-            regions = checked.regions.get(alias)
-            scanned += rows * (min(map(region_cells, regions)) / SKY_CELLS if regions else 1.0)
+            scanned += rows * smallest(checked.regions.get(alias, []))[1]
         whole = aggregates(checked.tree) and not checked.tree.args.get("group")
         # a match within an arcminute returns about the (small) upload's rows
         matched = checked.join is not None and checked.join.radius_deg <= 1 / 60

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -116,9 +116,9 @@ def _read_catalogue(plan: Plan, alias: str, reader: InteractiveCatalog,
     regions: list[Region] = list(plan.regions.get(alias, []))
     if not regions and plan.join is not None and plan.join.left == alias:
         regions = [_near(plan, plan.join, uploads)]
-    region = min(regions, key=region_cells) if regions else ALL_SKY
+    region, share = smallest(regions)
     total = reader.total_rows
-    estimate = total * region_cells(region) / SKY_CELLS if total is not None else None
+    estimate = total * share if total is not None else None
     if estimate is None or estimate > scan_rows:
         where = "its sky regions hold" if regions else "it has no CONTAINS/DISTANCE region"
         table = plan.bindings[alias].source.name
@@ -135,9 +135,18 @@ def _read_catalogue(plan: Plan, alias: str, reader: InteractiveCatalog,
     return table
 
 
-def region_cells(region: Region) -> int:
-    ranges = region.coverage()
-    return int((ranges[:, 1] - ranges[:, 0]).sum()) if len(ranges) else 0
+def smallest(regions: Sequence[Region]) -> tuple[Region, float]:
+    """The region that covers least (the whole sky without one) and its share of the sky,
+    from its HEALPix coverage: what reading all of ``regions`` costs at the mean density."""
+    if not regions:
+        return ALL_SKY, 1.0
+    shares = []
+    for region in regions:
+        ranges = region.coverage()
+        cells = int((ranges[:, 1] - ranges[:, 0]).sum()) if len(ranges) else 0
+        shares.append((cells / SKY_CELLS, region))
+    share, region = min(shares, key=lambda pair: pair[0])
+    return region, share
 
 
 def _near(plan: Plan, join: PositionalJoin, uploads: Mapping[str, pa.Table]) -> NearPositions:
