@@ -408,3 +408,31 @@ def test_an_async_crossmatch_beyond_one_degree_runs_as_sync_does(vo_platform: An
     job = re.search(r'xlink:href="([^"]+/results/result)"', document)
     assert job is not None
     assert sorted(csv_rows(alice.get(job.group(1)).text)[1:]) == expected
+
+
+def test_uws_fields_are_the_owners_and_bad_values_are_refused(api: Any) -> None:
+    """EXECUTIONDURATION and DESTRUCTION: another user's POST or GET answers 404 and changes
+    nothing; a value that is no number or no time is a 400 naming the field; a duration
+    past the service's is cut to it."""
+    r = api.post("/tap/async", data={"QUERY": "SELECT TOP 1 source_id FROM gaia_source"},
+                 headers=api.alice, follow_redirects=False)
+    assert r.status_code == 303, r.text
+    job = r.headers["location"].removeprefix("http://testserver")
+    before = api.get(job + "/executionduration", headers=api.alice).text
+    for field, value in (("executionduration", "5"), ("destruction", "2030-01-01T00:00:00Z")):
+        assert api.post(f"{job}/{field}", data={field.upper(): value}, headers=api.bob,
+                        follow_redirects=False).status_code == 404
+        assert api.get(f"{job}/{field}", headers=api.bob).status_code == 404
+    assert api.get(job + "/executionduration", headers=api.alice).text == before
+    for field, value in (("executionduration", "soon"), ("executionduration", "-3"),
+                         ("destruction", "tomorrow")):
+        bad = api.post(f"{job}/{field}", data={field.upper(): value}, headers=api.alice,
+                       follow_redirects=False)
+        assert bad.status_code == 400 and field.upper() in bad.text, (field, value, bad.text)
+    assert api.post(job + "/nonsense", data={"X": "1"}, headers=api.alice,
+                    follow_redirects=False).status_code == 404
+    ok = api.post(job + "/executionduration", data={"EXECUTIONDURATION": str(10**9)},
+                  headers=api.alice, follow_redirects=False)
+    assert ok.status_code == 303
+    assert int(api.get(job + "/executionduration", headers=api.alice).text) == int(before)
+    assert api.delete(job, headers=api.alice, follow_redirects=False).status_code == 303
